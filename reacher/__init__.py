@@ -1,0 +1,1 @@
+"""Reacher: the shared pieces of the package (CLI, demo bringup, config and path helpers)."""
