@@ -18,25 +18,29 @@ from typing import Any, TypeVar
 T = TypeVar('T')
 
 
-@functools.cache
 def field_docs(cls: type) -> dict[str, str]:
     """Return the docstring written under each field of a dataclass.
 
     :param cls: a dataclass defined in a source file.
     :return: field name -> one-line docstring (fields without one are absent).
     """
+    return dict(_field_docs(cls))
+
+
+@functools.cache
+def _field_docs(cls: Any) -> tuple[tuple[str, str], ...]:
     try:
         source = textwrap.dedent(inspect.getsource(cls))
     except (OSError, TypeError):
-        return {}
+        return ()
     body = ast.parse(source).body[0].body  # type: ignore[attr-defined]
     docs: dict[str, str] = {}
-    for node, nxt in zip(body, body[1:]):
+    for node, nxt in zip(body, body[1:], strict=False):
         if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
                 and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
                 and isinstance(nxt.value.value, str)):
             docs[node.target.id] = ' '.join(nxt.value.value.split())
-    return docs
+    return tuple(docs.items())
 
 
 def check_fields(config: Any, checks: dict[str, bool]) -> None:

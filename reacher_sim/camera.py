@@ -41,7 +41,7 @@ class CameraModel:
 
     @property
     def principal_point(self) -> float:
-        """cx = cy, pixels: the shoulder's image position."""
+        """Cx = cy, pixels: the shoulder's image position."""
         return (self.image_size - 1) / 2.0
 
     def world_to_pixel(self, points: npt.ArrayLike) -> npt.NDArray[np.float64]:

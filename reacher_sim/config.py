@@ -80,3 +80,32 @@ class SimConfig:
         """Image scale, pixels per metre of arena."""
         return self.image_size / self.arena_size_m
 
+
+
+@dataclass(frozen=True)
+class SimNodeConfig:
+    """What the sim node adds to :class:`SimConfig`: the continuous task and its safety.
+
+    The node steps the physics every ``SimConfig.dt`` seconds and publishes a camera
+    frame every step.
+    """
+
+    seed: int = 0
+    """Seed of the goal and initial-pose sampling; >= 0."""
+    goal_timeout_s: float = 15.0
+    """A goal not reached within this time is counted as missed and replaced, seconds, > 0."""
+    command_timeout_s: float = 0.5
+    """With no valid command for this long the arm stops (zero velocity), seconds, > 0."""
+    warn_throttle_s: float = 5.0
+    """Minimum interval between repeated warnings about bad messages, seconds, >= 0."""
+    diagnostics_period_s: float = 1.0
+    """Period of /diagnostics, seconds, > 0."""
+
+    def __post_init__(self) -> None:
+        check_fields(self, {
+            'seed': self.seed >= 0,
+            'goal_timeout_s': self.goal_timeout_s > 0.0,
+            'command_timeout_s': self.command_timeout_s > 0.0,
+            'warn_throttle_s': self.warn_throttle_s >= 0.0,
+            'diagnostics_period_s': self.diagnostics_period_s > 0.0,
+        })

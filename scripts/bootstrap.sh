@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 VENV=${REACHER_VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 
-stamp_of() { cat requirements/*.txt setup.py setup.cfg package.xml | sha256sum | cut -d' ' -f1; }
+stamp_of() { { cat requirements/*.txt setup.py setup.cfg package.xml; ls -d */__init__.py; } | sha256sum | cut -d" " -f1; }
 
 if [ ! -x "$VENV/bin/python" ]; then
   echo "[bootstrap] creating $VENV with $($PYTHON --version)"

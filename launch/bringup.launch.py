@@ -1,0 +1,44 @@
+"""Bring up the camera-in-the-loop reacher: sim, perception and policy nodes.
+
+    ros2 launch reacher bringup.launch.py [estimator:=classical|slac] [controller:=ik|learned]
+
+The parameter files are the package's config/*.yaml, the same ones ``reacher demo`` uses.
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration
+from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+
+from launch import LaunchDescription
+
+
+def generate_launch_description():
+    config = os.path.join(get_package_share_directory('reacher'), 'config')
+    estimator = LaunchConfiguration('estimator')
+    controller = LaunchConfiguration('controller')
+    seed = LaunchConfiguration('seed')
+    return LaunchDescription([
+        DeclareLaunchArgument('estimator', default_value='classical',
+                              description='perception backend: classical or slac'),
+        DeclareLaunchArgument('controller', default_value='ik',
+                              description='policy controller: ik or learned'),
+        DeclareLaunchArgument('seed', default_value='0', description='goal sampling seed'),
+        # DDS stays on this machine unless the caller already chose a range.
+        SetEnvironmentVariable('ROS_AUTOMATIC_DISCOVERY_RANGE',
+                               EnvironmentVariable('ROS_AUTOMATIC_DISCOVERY_RANGE',
+                                                   default_value='LOCALHOST')),
+        Node(package='reacher', executable='sim_node', name='sim_node', output='screen',
+             parameters=[os.path.join(config, 'sim.yaml'),
+                         {'seed': ParameterValue(seed, value_type=int)}]),
+        Node(package='reacher', executable='perception_node', name='perception_node',
+             output='screen',
+             parameters=[os.path.join(config, 'perception.yaml'),
+                         {'estimator': ParameterValue(estimator, value_type=str)}]),
+        Node(package='reacher', executable='policy_node', name='policy_node', output='screen',
+             parameters=[os.path.join(config, 'policy.yaml'),
+                         {'controller': ParameterValue(controller, value_type=str)}]),
+    ])

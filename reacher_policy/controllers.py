@@ -1,0 +1,94 @@
+"""Controllers: map the perceived joint angles and goal to a joint-angle setpoint.
+
+A controller decides *where* the joints should go; ``reacher_policy.pid.PidSmoother``
+decides how fast to move them there. New controllers (e.g. a learned one reading
+``PolicyConfig.checkpoint``) register a factory in ``CONTROLLERS`` under the name that
+``PolicyConfig.controller`` selects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from reacher_policy.config import PolicyConfig
+from reacher_sim.kinematics import inverse_kinematics
+
+FloatArray = npt.NDArray[np.float64]
+
+
+class Controller(Protocol):
+    """What the policy loop needs from a controller.
+
+    A controller may keep state between calls (a recurrent policy's memory, say);
+    ``reset`` clears it when the loop restarts, e.g. after the estimate went stale.
+    """
+
+    def reset(self) -> None:
+        """Forget any state kept between calls."""
+        ...
+
+    def setpoint(self, joint_positions: FloatArray, goal: FloatArray) -> FloatArray:
+        """Joint angles the arm should move to.
+
+        :param joint_positions: (2,) float64 rad, the perceived (shoulder, elbow) angles.
+        :param goal: (2,) float64 metres, the perceived goal centre in ``world``.
+        :return: (2,) float64 rad, the joint-angle setpoint.
+        """
+        ...
+
+
+class IkController:
+    """Analytic inverse kinematics: put the fingertip on the goal centre.
+
+    Of the two elbow solutions, the one nearest the present pose (in wrapped joint
+    distance) is taken, so the arm does not swing across to the mirror pose; a goal
+    out of reach gives the pose pointing at it (``reacher_sim.kinematics``).
+
+    :param config: the policy config; only the link lengths are read.
+    """
+
+    upper_arm_length_m: float
+    forearm_length_m: float
+
+    def __init__(self, config: PolicyConfig) -> None:
+        self.upper_arm_length_m = config.upper_arm_length_m
+        self.forearm_length_m = config.forearm_length_m
+
+    def reset(self) -> None:
+        """Nothing to forget: the IK solution depends only on the present inputs."""
+
+    def setpoint(self, joint_positions: FloatArray, goal: FloatArray) -> FloatArray:
+        """Joint angles that put the fingertip on ``goal``, elbow nearest the present pose.
+
+        :param joint_positions: (2,) float64 rad, the perceived (shoulder, elbow) angles.
+        :param goal: (2,) float64 metres, the perceived goal centre in ``world``.
+        :return: (2,) float64 rad, each wrapped to [-pi, pi).
+        """
+        return inverse_kinematics(goal, self.upper_arm_length_m, self.forearm_length_m,
+                                  current=joint_positions)
+
+
+CONTROLLERS: dict[str, Callable[[PolicyConfig], Controller]] = {
+    'ik': IkController,
+}
+"""Controller name (``PolicyConfig.controller``) -> factory building it from the config."""
+
+
+def make_controller(config: PolicyConfig) -> Controller:
+    """Build the controller that ``config.controller`` names.
+
+    :param config: the policy config.
+    :return: a fresh controller.
+    :raises ValueError: if no controller of that name is registered in ``CONTROLLERS``.
+    """
+    try:
+        factory = CONTROLLERS[config.controller]
+    except KeyError:
+        raise ValueError(
+            f'unknown controller {config.controller!r}; known controllers: '
+            f'{sorted(CONTROLLERS)}. Set PolicyConfig.controller to one of them.') from None
+    return factory(config)

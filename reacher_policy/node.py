@@ -1,0 +1,164 @@
+"""policy_node: turns perception estimates into smoothed joint commands at a fixed rate.
+
+Subscribes /perception/joint_states (sensor_msgs/JointState) and /perception/goal
+(geometry_msgs/PointStamped); on a timer at ``control_rate_hz`` it runs the controller
+(``controller`` parameter: 'ik', or 'learned' with a checkpoint) and the per-joint PID
+smoother (``pid.*`` parameters, changeable at run time) and publishes /joint_commands
+(std_msgs/Float64MultiArray, joint velocities in rad/s). When the newest estimate is older
+than ``estimate_timeout_s`` it commands zero and says so once. /diagnostics reports the
+achieved rate, deadline misses and the camera-to-command latency.
+"""
+
+from __future__ import annotations
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from geometry_msgs.msg import PointStamped
+import numpy as np
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+
+from reacher.ros_utils import (
+    declare_config,
+    diagnostic_array,
+    diagnostic_status,
+    JOINT_NAMES,
+    ParameterError,
+    RateMeter,
+    run_node,
+    stamp_to_seconds,
+    updated_config,
+)
+from reacher_policy.config import PidConfig, PolicyConfig
+from reacher_policy.loop import PerceivedState, PolicyLoop
+
+PID_PREFIX = 'pid.'
+LATENCY_WINDOW = 2000
+
+
+class PolicyNode(Node):
+    """The rclpy shell over :class:`reacher_policy.loop.PolicyLoop`."""
+
+    def __init__(self) -> None:
+        super().__init__('policy_node')
+        self.config = declare_config(self, PolicyConfig)
+        self.pid_config = declare_config(self, PidConfig, prefix=PID_PREFIX)
+        self.loop = PolicyLoop(self.config, self.pid_config)
+        self.goal: np.ndarray | None = None
+        self.rate = RateMeter()
+        self.latencies_ms: list[float] = []
+        self.deadline_misses = 0
+        self.stale_stops = 0
+        self.dropped_estimates = 0
+
+        self.command_pub = self.create_publisher(Float64MultiArray, '/joint_commands', 10)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_subscription(JointState, '/perception/joint_states', self.joints_callback, 10)
+        self.create_subscription(PointStamped, '/perception/goal', self.goal_callback, 10)
+        self.period = 1.0 / self.config.control_rate_hz
+        self.create_timer(self.period, self.control_callback)
+        self.create_timer(1.0, self.publish_diagnostics)
+        self.add_on_set_parameters_callback(self.validate_parameters)
+        self.add_post_set_parameters_callback(self.apply_parameters)
+        self.get_logger().info(f'controller {self.config.controller!r} at '
+                               f'{self.config.control_rate_hz:.1f} Hz')
+
+    def goal_callback(self, msg: PointStamped) -> None:
+        """Keep the newest goal estimate."""
+        goal = np.array([msg.point.x, msg.point.y])
+        if not np.all(np.isfinite(goal)):
+            self.dropped_estimates += 1
+            self.get_logger().warning('dropped /perception/goal: non-finite point',
+                                      throttle_duration_sec=self.config.warn_throttle_s)
+            return
+        self.goal = goal
+
+    def joints_callback(self, msg: JointState) -> None:
+        """Combine the joint estimate with the newest goal into the loop's input."""
+        try:
+            positions = np.array([msg.position[msg.name.index(name)] for name in JOINT_NAMES])
+        except (ValueError, IndexError):
+            self.dropped_estimates += 1
+            self.get_logger().warning(
+                f'dropped /perception/joint_states: need positions for {list(JOINT_NAMES)}, '
+                f'got names {list(msg.name)} and {len(msg.position)} positions',
+                throttle_duration_sec=self.config.warn_throttle_s)
+            return
+        if self.goal is None:
+            return
+        try:
+            self.loop.update_estimate(PerceivedState(
+                stamp_s=stamp_to_seconds(msg.header.stamp), joint_positions=positions,
+                goal=self.goal))
+        except ValueError as error:
+            self.dropped_estimates += 1
+            self.get_logger().warning(f'dropped estimate: {error}',
+                                      throttle_duration_sec=self.config.warn_throttle_s)
+
+    def control_callback(self) -> None:
+        """One control step: controller, PID smoother, publish."""
+        period = self.rate.tick()
+        if period is not None and period > 1.5 * self.period:
+            self.deadline_misses += 1
+        now = self.get_clock().now().nanoseconds * 1e-9
+        output = self.loop.step(now)
+        self.command_pub.publish(Float64MultiArray(data=output.command.tolist()))
+        if output.became_stale:
+            self.stale_stops += 1
+            self.get_logger().warning(
+                f'perception estimate older than {self.config.estimate_timeout_s} s: '
+                'commanding zero velocity until fresh estimates arrive')
+        if not output.stale and output.estimate_age_s is not None:
+            self.latencies_ms.append(output.estimate_age_s * 1e3)
+            del self.latencies_ms[:-LATENCY_WINDOW]
+
+    def publish_diagnostics(self) -> None:
+        """Achieved rate, deadline misses, latency and stale stops on /diagnostics."""
+        latencies = np.asarray(self.latencies_ms or [np.nan])
+        values = {
+            'rate_hz': self.rate.rate_hz(),
+            'configured_rate_hz': self.config.control_rate_hz,
+            'commands': self.rate.count,
+            'deadline_misses': self.deadline_misses,
+            'latency_ms_p50': float(np.percentile(latencies, 50)),
+            'latency_ms_p99': float(np.percentile(latencies, 99)),
+            'latency_samples': len(self.latencies_ms),
+            'stale_stops': self.stale_stops,
+            'dropped_estimates': self.dropped_estimates,
+            'controller': self.config.controller,
+        }
+        stale = self.loop.stale
+        level = DiagnosticStatus.WARN if stale else DiagnosticStatus.OK
+        message = 'stale estimate: holding still' if stale else 'ok'
+        self.diagnostics_pub.publish(diagnostic_array(
+            self, [diagnostic_status(self, 'control', values, level, message)]))
+
+    def validate_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        """Accept valid ``pid.*`` updates; other parameters are fixed once started."""
+        for parameter in parameters:
+            if not parameter.name.startswith(PID_PREFIX):
+                return SetParametersResult(
+                    successful=False,
+                    reason=f'{parameter.name} is read at start-up: restart the node to change it')
+        try:
+            updated_config(self.pid_config, parameters, PID_PREFIX)
+        except ParameterError as error:
+            return SetParametersResult(successful=False, reason=str(error))
+        return SetParametersResult(successful=True)
+
+    def apply_parameters(self, parameters: list[Parameter]) -> None:
+        """Rebuild the PID smoother with the new gains."""
+        self.pid_config = updated_config(self.pid_config, parameters, PID_PREFIX)
+        self.loop.set_pid_config(self.pid_config)
+        self.get_logger().info(f'PID updated: {self.pid_config}')
+
+
+def main(args: list[str] | None = None) -> int:
+    """Console entry point ``policy_node``."""
+    return run_node(PolicyNode, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,176 @@
+"""sim_node: steps the arm at 1/dt Hz, publishes what the camera sees, obeys /joint_commands.
+
+Publishes /camera/image_raw (rgb8), /camera/camera_info, /joint_states and /goal (ground
+truth) every step and /diagnostics (goal counters, achieved rate) every
+``diagnostics_period_s``; subscribes /joint_commands (std_msgs/Float64MultiArray, joint
+velocities in rad/s, ros2_control forward-command convention); serves ~/reset and
+~/new_goal (std_srvs/Trigger). Parameters: every field of SimConfig and SimNodeConfig.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PointStamped
+import numpy as np
+from rclpy.node import Node
+from rclpy.qos import QoSProfile
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import Float64MultiArray, Header
+from std_srvs.srv import Trigger
+
+from reacher.ros_utils import (
+    array_to_image,
+    CAMERA_FRAME,
+    declare_config,
+    diagnostic_array,
+    diagnostic_status,
+    JOINT_NAMES,
+    point_stamped,
+    RateMeter,
+    run_node,
+    WORLD_FRAME,
+)
+from reacher_sim.camera import CameraModel
+from reacher_sim.config import SimConfig, SimNodeConfig
+from reacher_sim.render import ArmRenderer
+from reacher_sim.task import GoalEvent, ReachingTask
+
+
+class SimNode(Node):
+    """The rclpy shell over :class:`ReachingTask` and :class:`ArmRenderer`."""
+
+    def __init__(self) -> None:
+        super().__init__('sim_node')
+        self.sim_config = declare_config(self, SimConfig)
+        self.node_config = declare_config(self, SimNodeConfig)
+        self.task = ReachingTask(self.sim_config, self.node_config.goal_timeout_s,
+                                 self.node_config.seed)
+        self.renderer = ArmRenderer(self.sim_config)
+        self.camera_info = self._camera_info(CameraModel.from_config(self.sim_config))
+        self.command = np.zeros(2)
+        self.command_time = -math.inf
+        self.rate = RateMeter()
+        self.dropped_commands = 0
+        self.stopped_for_timeout = False
+
+        self.image_pub = self.create_publisher(Image, '/camera/image_raw', QoSProfile(depth=1))
+        self.info_pub = self.create_publisher(CameraInfo, '/camera/camera_info', 10)
+        self.joint_pub = self.create_publisher(JointState, '/joint_states', 10)
+        self.goal_pub = self.create_publisher(PointStamped, '/goal', 10)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_subscription(Float64MultiArray, '/joint_commands', self.command_callback, 10)
+        self.create_service(Trigger, '~/reset', self.reset_callback)
+        self.create_service(Trigger, '~/new_goal', self.new_goal_callback)
+        self.timer = self.create_timer(self.sim_config.dt, self.step_callback)
+        self.create_timer(self.node_config.diagnostics_period_s, self.publish_diagnostics)
+        self.get_logger().info(
+            f'simulating at {1.0 / self.sim_config.dt:.1f} Hz, '
+            f'{self.sim_config.image_size}x{self.sim_config.image_size} camera')
+
+    def _camera_info(self, camera: CameraModel) -> CameraInfo:
+        size = camera.image_size
+        intrinsics = camera.intrinsics()
+        projection = np.hstack([intrinsics, np.zeros((3, 1))])
+        return CameraInfo(
+            height=size, width=size, distortion_model='plumb_bob', d=[0.0] * 5,
+            k=intrinsics.ravel().tolist(), r=np.eye(3).ravel().tolist(),
+            p=projection.ravel().tolist())
+
+    def command_callback(self, msg: Float64MultiArray) -> None:
+        """Take a joint-velocity command; drop (with a throttled warning) a malformed one."""
+        values = np.asarray(msg.data, dtype=np.float64)
+        if values.shape != (2,) or not np.all(np.isfinite(values)):
+            self.dropped_commands += 1
+            self.get_logger().warning(
+                f'dropped /joint_commands: need 2 finite joint velocities (rad/s) for '
+                f'{list(JOINT_NAMES)}, got {list(msg.data)}',
+                throttle_duration_sec=self.node_config.warn_throttle_s)
+            return
+        self.command = values
+        self.command_time = time.monotonic()
+        if self.stopped_for_timeout:
+            self.stopped_for_timeout = False
+            self.get_logger().info('commands resumed')
+
+    def step_callback(self) -> None:
+        """One physics step, then publish the camera frame and the ground truth."""
+        self.rate.tick()
+        command = self.command
+        if time.monotonic() - self.command_time > self.node_config.command_timeout_s:
+            command = np.zeros(2)
+            if not self.stopped_for_timeout and math.isfinite(self.command_time):
+                self.get_logger().warning(
+                    f'no /joint_commands for {self.node_config.command_timeout_s} s: '
+                    'holding the arm still')
+                self.stopped_for_timeout = True
+        _, event = self.task.step(command)
+        if event is not None:
+            stats = self.task.stats()
+            self.get_logger().info(
+                f'goal {event.value}: {stats.goals_reached} reached, '
+                f'{stats.goals_timed_out} timed out')
+            if event is GoalEvent.REACHED:
+                self.publish_diagnostics()
+        self.publish_state()
+
+    def publish_state(self) -> None:
+        """Publish the camera frame, camera info, joint states and goal of this instant."""
+        arm = self.task.arm
+        stamp = self.get_clock().now().to_msg()
+        camera_header = Header(stamp=stamp, frame_id=CAMERA_FRAME)
+        frame = self.renderer.render(arm.joint_positions, arm.goal)
+        self.image_pub.publish(array_to_image(frame, camera_header))
+        self.camera_info.header = camera_header
+        self.info_pub.publish(self.camera_info)
+        joints = JointState(header=Header(stamp=stamp, frame_id=WORLD_FRAME),
+                            name=list(JOINT_NAMES),
+                            position=arm.joint_positions.tolist(),
+                            velocity=arm.joint_velocities.tolist())
+        self.joint_pub.publish(joints)
+        self.goal_pub.publish(point_stamped(arm.goal, Header(stamp=stamp, frame_id=WORLD_FRAME)))
+
+    def publish_diagnostics(self) -> None:
+        """Goal counters and the achieved simulation rate on /diagnostics."""
+        stats = self.task.stats()
+        values = {
+            'goals_reached': stats.goals_reached,
+            'goals_timed_out': stats.goals_timed_out,
+            'success_rate': stats.success_rate,
+            'mean_time_to_goal_s': stats.mean_time_to_goal_s,
+            'current_goal_age_s': stats.current_goal_age_s,
+            'task_time_s': self.task.time_s,
+            'rate_hz': self.rate.rate_hz(),
+            'configured_rate_hz': 1.0 / self.sim_config.dt,
+            'dropped_commands': self.dropped_commands,
+        }
+        self.diagnostics_pub.publish(diagnostic_array(
+            self, [diagnostic_status(self, 'task', values)]))
+
+    def reset_callback(self, request: Trigger.Request, response: Trigger.Response
+                       ) -> Trigger.Response:
+        """~/reset: new pose and goal, statistics cleared."""
+        self.task.reset()
+        response.success, response.message = True, 'arm, goal and statistics reset'
+        self.get_logger().info(response.message)
+        return response
+
+    def new_goal_callback(self, request: Trigger.Request, response: Trigger.Response
+                          ) -> Trigger.Response:
+        """~/new_goal: replace the goal now (not counted as missed)."""
+        self.task.new_goal()
+        goal = self.task.arm.goal
+        response.success = True
+        response.message = f'new goal at ({goal[0]:.3f}, {goal[1]:.3f}) m'
+        return response
+
+
+def main(args: list[str] | None = None) -> int:
+    """Console entry point ``sim_node``."""
+    return run_node(SimNode, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,103 @@
+"""Helpers for tests that run the node executables as real processes over DDS."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+import contextlib
+import os
+from pathlib import Path
+import subprocess
+import sys
+import time
+from typing import Any
+
+import rclpy
+from rclpy.node import Node
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / 'config'
+
+
+def executable(name: str) -> str:
+    """The console script installed beside this Python (the venv's bin/)."""
+    path = Path(sys.executable).parent / name
+    assert path.exists(), f'{path} missing: run scripts/bootstrap.sh (make venv)'
+    return str(path)
+
+
+class NodeProcess:
+    """A node executable running as a child process, its output captured to a file."""
+
+    def __init__(self, name: str, log_dir: Path, params_file: str | None = None,
+                 params: dict[str, Any] | None = None) -> None:
+        command = [executable(name), '--ros-args']
+        if params_file:
+            command += ['--params-file', str(CONFIG / params_file)]
+        for key, value in (params or {}).items():
+            command += ['-p', f'{key}:={value}']
+        self.log_path = log_dir / f'{name}.log'
+        self._log = open(self.log_path, 'wb')
+        env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST', PYTHONUNBUFFERED='1')
+        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
+                                        env=env)
+
+    def output(self) -> str:
+        """Everything the process printed so far."""
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors='replace')
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def wait(self, timeout: float) -> int:
+        return self.process.wait(timeout)
+
+    def stop(self) -> int | None:
+        """SIGINT, then SIGKILL after 10 s; returns the exit code."""
+        if self.alive():
+            self.process.send_signal(2)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+
+@contextlib.contextmanager
+def running(*processes: NodeProcess) -> Iterator[tuple[NodeProcess, ...]]:
+    """Stop the processes on exit, whatever happens."""
+    try:
+        yield processes
+    finally:
+        for process in processes:
+            process.stop()
+
+
+class Collector:
+    """A test node that keeps every message received on chosen topics."""
+
+    def __init__(self, name: str = 'test_collector') -> None:
+        self.node = Node(name)
+        self.messages: dict[str, list[Any]] = {}
+
+    def listen(self, topic: str, msg_type: type, depth: int = 100) -> None:
+        self.messages[topic] = []
+        self.node.create_subscription(msg_type, topic, self.messages[topic].append, depth)
+
+    def spin_until(self, condition: Callable[[], bool], timeout: float) -> bool:
+        """Spin until ``condition()`` holds or ``timeout`` seconds pass; return whether it held."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return True
+            rclpy.spin_once(self.node, timeout_sec=0.05)
+        return condition()
+
+    def spin_for(self, seconds: float) -> None:
+        self.spin_until(lambda: False, seconds)
+
+    def close(self) -> None:
+        self.node.destroy_node()

@@ -1,0 +1,96 @@
+"""The closed loop: the three node executables as separate processes over real DDS."""
+
+import json
+import math
+import os
+from pathlib import Path
+import subprocess
+import sys
+
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PointStamped
+import numpy as np
+import pytest
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import Float64MultiArray
+
+from ros_support import NodeProcess, running
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+TOPICS = {
+    '/camera/image_raw': Image, '/camera/camera_info': CameraInfo,
+    '/joint_states': JointState, '/goal': PointStamped,
+    '/perception/joint_states': JointState, '/perception/fingertip': PointStamped,
+    '/perception/goal': PointStamped, '/joint_commands': Float64MultiArray,
+    '/diagnostics': DiagnosticArray,
+}
+
+
+def goals_reached(collector):
+    for array in reversed(collector.messages['/diagnostics']):
+        for status in array.status:
+            if status.name.startswith('sim_node'):
+                values = {kv.key: kv.value for kv in status.values}
+                return int(values['goals_reached']), int(values['goals_timed_out'])
+    return 0, 0
+
+
+def test_arm_reaches_goals_from_pixels(tmp_path, collector):
+    for topic, msg_type in TOPICS.items():
+        collector.listen(topic, msg_type, depth=200)
+    nodes = [NodeProcess(name, tmp_path, f'{file}.yaml') for name, file in
+             [('sim_node', 'sim'), ('perception_node', 'perception'), ('policy_node', 'policy')]]
+    with running(*nodes):
+        reached = collector.spin_until(lambda: goals_reached(collector)[0] >= 4, timeout=90)
+        logs = '\n'.join(node.output()[-2000:] for node in nodes)
+        assert reached, f'goals (reached, timed out) = {goals_reached(collector)}\n{logs}'
+        assert all(node.alive() for node in nodes), logs
+    assert goals_reached(collector)[1] == 0
+
+    messages = collector.messages
+    for topic in TOPICS:
+        assert len(messages[topic]) > 5, f'too few messages on {topic}'
+    for command in messages['/joint_commands']:
+        assert len(command.data) == 2 and all(math.isfinite(v) for v in command.data)
+        assert max(abs(v) for v in command.data) <= 1.0 + 1e-9
+    for image in messages['/camera/image_raw'][-5:]:
+        assert image.encoding == 'rgb8' and len(image.data) == image.height * image.step
+    for topic in ('/perception/fingertip', '/perception/goal', '/goal'):
+        assert all(m.header.frame_id == 'world' for m in messages[topic])
+    reporters = {status.name.split(':')[0] for array in messages['/diagnostics']
+                 for status in array.status}
+    assert {'sim_node', 'perception_node', 'policy_node'} <= reporters
+
+    # Each estimate carries its image's stamp, and matches the ground truth of that instant.
+    truth = {(m.header.stamp.sec, m.header.stamp.nanosec): np.array(m.position)
+             for m in messages['/joint_states']}
+    errors = [np.angle(np.exp(1j * (np.array(m.position) - truth[key])))
+              for m in messages['/perception/joint_states']
+              if (key := (m.header.stamp.sec, m.header.stamp.nanosec)) in truth]
+    assert len(errors) > 20
+    assert np.degrees(np.abs(errors)).mean() < 3.0
+
+
+def test_demo_command_prints_a_json_summary(tmp_path):
+    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
+    reacher = str(Path(sys.executable).parent / 'reacher')
+    result = subprocess.run(
+        [reacher, 'demo', '--headless', '--duration', '20', '--json',
+         '--log-dir', str(tmp_path)],
+        capture_output=True, text=True, timeout=180, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary['estimator'] == 'classical' and summary['controller'] == 'ik'
+    assert summary['goals_reached'] >= 2
+    assert summary['success_rate'] >= 0.9
+    assert summary['achieved_control_rate_hz'] > 0.5 * summary['configured_control_rate_hz']
+    assert 0.0 < summary['latency_ms_p50'] <= summary['latency_ms_p99']
+    assert all(code == 0 for code in summary['nodes'].values()), summary['nodes']
+
+
+def test_demo_refuses_bad_arguments(tmp_path):
+    reacher = str(Path(sys.executable).parent / 'reacher')
+    result = subprocess.run([reacher, 'demo', '--headless', '--duration', '-1'],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and '--duration' in result.stderr

@@ -1,0 +1,95 @@
+"""sim_node as a real process: its topics, its services, and bad input."""
+
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PointStamped
+import numpy as np
+import pytest
+import rclpy
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
+
+from ros_support import NodeProcess, running
+
+pytestmark = pytest.mark.ros
+
+
+@pytest.fixture
+def sim(tmp_path):
+    process = NodeProcess('sim_node', tmp_path, 'sim.yaml', {'command_timeout_s': 5.0})
+    with running(process):
+        yield process
+
+
+def test_publishes_the_camera_and_ground_truth(sim, collector):
+    for topic, msg_type in [('/camera/image_raw', Image), ('/camera/camera_info', CameraInfo),
+                            ('/joint_states', JointState), ('/goal', PointStamped),
+                            ('/diagnostics', DiagnosticArray)]:
+        collector.listen(topic, msg_type)
+    assert collector.spin_until(
+        lambda: all(len(m) >= 3 for t, m in collector.messages.items() if t != '/diagnostics')
+        and collector.messages['/diagnostics'], timeout=20), sim.output()
+    image = collector.messages['/camera/image_raw'][-1]
+    assert (image.encoding, image.width, image.height, image.step) == ('rgb8', 64, 64, 192)
+    assert len(image.data) == 64 * 64 * 3 and image.header.frame_id == 'camera'
+    info = collector.messages['/camera/camera_info'][-1]
+    assert info.k[0] == pytest.approx(160.0) and info.width == 64
+    joints = collector.messages['/joint_states'][-1]
+    assert list(joints.name) == ['shoulder', 'elbow'] and len(joints.position) == 2
+    goal = collector.messages['/goal'][-1]
+    assert goal.header.frame_id == 'world' and np.hypot(goal.point.x, goal.point.y) < 0.2
+    # The image and the joint state of one step carry the same stamp.
+    stamps = {(m.header.stamp.sec, m.header.stamp.nanosec)
+              for m in collector.messages['/joint_states']}
+    assert (image.header.stamp.sec, image.header.stamp.nanosec) in stamps
+    status = collector.messages['/diagnostics'][-1].status[0]
+    assert status.name.startswith('sim_node') and 'goals_reached' in {v.key for v in status.values}
+
+
+def test_bad_commands_are_dropped_and_good_ones_obeyed(sim, collector):
+    collector.listen('/joint_states', JointState)
+    publisher = collector.node.create_publisher(Float64MultiArray, '/joint_commands', 10)
+    assert collector.spin_until(lambda: collector.messages['/joint_states'], 20), sim.output()
+    for bad in ([float('nan'), 0.0], [1.0], [1.0, 2.0, 3.0], [float('inf'), 1.0]):
+        publisher.publish(Float64MultiArray(data=bad))
+        collector.spin_for(0.2)
+    assert sim.alive()
+    still = collector.messages['/joint_states'][-1].position
+    collector.spin_for(0.3)
+    np.testing.assert_allclose(collector.messages['/joint_states'][-1].position, still)
+    assert 'dropped /joint_commands' in sim.output()
+    # Still alive and listening: a valid command moves the arm at the commanded velocity.
+    for _ in range(10):
+        publisher.publish(Float64MultiArray(data=[0.5, -0.5]))
+        collector.spin_for(0.1)
+    last = collector.messages['/joint_states'][-1]
+    assert last.velocity[0] == pytest.approx(0.5) and last.velocity[1] == pytest.approx(-0.5)
+    assert np.all(np.isfinite(last.position))
+
+
+def test_services_reset_and_new_goal(sim, collector):
+    collector.listen('/goal', PointStamped)
+    for service in ('/sim_node/new_goal', '/sim_node/reset'):
+        client = collector.node.create_client(Trigger, service)
+        assert client.wait_for_service(timeout_sec=20), sim.output()
+        collector.spin_until(lambda: collector.messages['/goal'], 10)
+        before = collector.messages['/goal'][-1].point
+        future = client.call_async(Trigger.Request())
+        rclpy.spin_until_future_complete(collector.node, future, timeout_sec=10)
+        assert future.result().success
+        collector.messages['/goal'].clear()
+        collector.spin_until(lambda: collector.messages['/goal'], 10)
+        after = collector.messages['/goal'][-1].point
+        assert (after.x, after.y) != (before.x, before.y)
+
+
+@pytest.mark.parametrize('params, named', [
+    ({'dt': 0.0}, 'dt'), ({'image_size': 4}, 'image_size'), ({'goal_sampling': 'far'},
+                                                           'goal_sampling'),
+    ({'goal_timeout_s': 'soon'}, 'goal_timeout_s'),
+])
+def test_bad_parameters_stop_the_start_and_name_the_parameter(tmp_path, params, named):
+    process = NodeProcess('sim_node', tmp_path, 'sim.yaml', params)
+    with running(process):
+        assert process.wait(30) == 2
+    assert f'parameter {named}' in process.output() or f"parameter '{named}'" in process.output()
