@@ -1,0 +1,460 @@
+"""The classical estimator: colour unmixing and a least-squares fit of the scene's model.
+
+No learning, and no memory but the last estimate: each frame is read on its own.
+
+1. **Colour unmixing.** ``ArmRenderer`` anti-aliases, so an edge pixel is a blend of the
+   scene colours of ``RenderStyle``. Away from the grey hub over the shoulder at most four
+   colours take part (background, goal, upper arm, forearm); with the blend weights summing
+   to one, the three channels give four linear equations for the four weights, solved for
+   every pixel by one affine map (``cv2.transform``). The weights are soft masks, "alphas",
+   whose edges keep their sub-pixel positions. Pixels on the hub are ignored.
+2. **Arm.** Each link is a capsule (a thick segment with round ends, as ``cv2.line`` draws
+   it) whose coverage of a pixel ramps from 1 to 0 across its edge (:func:`soft_ramp`).
+   The forearm is drawn over the upper arm, so the upper arm's visible alpha is
+   ``coverage_upper * (1 - coverage_forearm)``. The joint angles and the links' half-width
+   (anti-aliasing widens the drawn line by a fraction of a pixel) are fitted to the two
+   alphas by Levenberg-Marquardt with an analytic Jacobian. The fit starts from the
+   forearm's moments: its centroid is its middle and its principal axis its direction,
+   which give the elbow and so both angles. Fold-over poses, the forearm over the upper
+   arm, need no special case: the forearm alone fixes the elbow, and the model knows what
+   the forearm hides.
+3. **Goal.** A square of known size, whose coverage is separable,
+   ``soft_ramp(x - cx) * soft_ramp(y - cy)``. Whole and unoccluded, its centroid is its
+   centre. Otherwise, since the arm is drawn over it, the goal's alpha is modelled as
+   ``coverage * (1 - arm alpha)`` and the centre fitted, so that a goal partly under the
+   arm or the hub, or cut by the image's edge, is still centred to a fraction of a pixel.
+
+Fits run in pixel units, in the shoulder-centred frame ``world * pixels_per_metre``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import math
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from reacher_perception.config import PerceptionConfig
+from reacher_perception.estimator import Estimate, ESTIMATORS, validate_image
+from reacher_sim.camera import CameraModel
+from reacher_sim.kinematics import forward_kinematics, wrap_angle
+from reacher_sim.render import RenderStyle
+
+FloatArray = npt.NDArray[np.float64]
+
+# Anti-aliasing (cv2.LINE_AA, then INTER_AREA) widens ArmRenderer's shapes by about 0.18 px
+# on each side at 64x64 (fitted over random frames). The links' half-width is fitted (this
+# is only its start); the goal's is not, as one hidden edge would leave it undetermined.
+_AA_SPREAD_PX = 0.18
+# A 3x3-averaged alpha above this marks a pixel as the part's core (a link's averaged alpha
+# peaks at about 0.6). Pixel noise of sigma 5/255 gives the averaged alphas a noise of about
+# 0.01, so no background pixel crosses it.
+_CORE_ALPHA = 0.4
+# Edges are modelled as a ramp of coverage from 0 to 1 over 1 + 2 * this many pixels, a
+# smoothstep: the 1-pixel box filter of a sharp edge, widened by anti-aliasing. Being smooth,
+# it keeps a gradient where a hard ramp has none (an edge exactly between two pixel
+# centres), so a fit cannot stall half a pixel off.
+_EDGE_SOFTNESS_PX = 0.25
+# The goal is taken as unoccluded when no pixel of its window has more arm than this.
+_CLEAR_ALPHA = 0.1
+# Levenberg-Marquardt stops when no parameter moves by more than this (radians or pixels).
+_STEP_TOLERANCE = 1e-3
+
+
+def unmixing_matrix(style: RenderStyle) -> npt.NDArray[np.float32]:
+    """Affine map from rgb8 to the blend weights of the goal, the upper arm and the forearm.
+
+    A pixel ``rgb = sum_k alpha_k * colour_k`` with ``sum_k alpha_k = 1`` over
+    (background, goal, upper arm, forearm) is inverted as ``alpha = matrix @ (r, g, b, 1)``
+    (the background's weight, the rest to one, is left out).
+
+    :param style: the scene colours.
+    :return: (3, 4) float32, rows (goal, upper arm, forearm), for rgb in 0-255; the form
+        ``cv2.transform`` takes.
+    :raises ValueError: if the four colours are affinely dependent (not separable).
+    """
+    colours = np.array([style.background, style.goal, style.upper_arm, style.forearm],
+                       dtype=np.float64)
+    system = np.vstack([colours.T, np.ones(4)])
+    if abs(np.linalg.det(system)) < 1e-6 * 255.0 ** 3:
+        raise ValueError(f'the colours of {style} cannot be told apart by unmixing')
+    return np.linalg.inv(system)[1:].astype(np.float32)
+
+
+def soft_ramp(raw: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Coverage of a pixel by a shape from how far inside its edge the pixel centre is.
+
+    A smoothstep from 0 at ``raw = -_EDGE_SOFTNESS_PX`` to 1 at ``1 + _EDGE_SOFTNESS_PX``,
+    0.5 at ``raw = 0.5`` (the pixel centre on the edge), as for ``clip(raw, 0, 1)``.
+
+    :param raw: (N,) float64, the distance of the pixel centre inside the edge plus 0.5,
+        pixels.
+    :return: ``(coverage, slope)``, (N,) float64: coverage in [0, 1] and its derivative.
+    """
+    width = 1.0 + 2.0 * _EDGE_SOFTNESS_PX
+    ramp = np.minimum(np.maximum((raw + _EDGE_SOFTNESS_PX) * (1.0 / width), 0.0), 1.0)
+    rest = 1.0 - ramp
+    return ramp * ramp * (ramp + 3.0 * rest), ramp * rest * (6.0 / width)
+
+
+def capsule_coverage(x: FloatArray, y: FloatArray, starts: FloatArray, ends: FloatArray,
+                     half_width: float
+                     ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Coverage of pixels by capsules, with what its derivatives need.
+
+    Coverage is ``soft_ramp(half_width + 0.5 - distance)``, with ``distance`` from the
+    pixel centre to the segment from ``starts[k]`` to ``ends[k]``.
+
+    :param x: (N,) float64 pixel centres, pixels.
+    :param y: (N,) float64 pixel centres, pixels.
+    :param starts: (K, 2) float64 the segments' starts (x, y), pixels.
+    :param ends: (K, 2) float64 the segments' ends (x, y), pixels.
+    :param half_width: half the capsules' width, pixels.
+    :return: ``(coverage, slope, along, normal_x, normal_y)``, each (K, N) float64:
+        coverage in [0, 1]; its derivative with respect to the half-width (minus that with
+        respect to the distance); the closest point's position along the segment in
+        [0, 1]; the unit vector from the closest point to the pixel.
+    """
+    delta = ends - starts
+    delta_x, delta_y = delta[:, :1], delta[:, 1:]
+    inverse_length_sq = 1.0 / np.maximum(delta_x * delta_x + delta_y * delta_y, 1e-12)
+    offset_x, offset_y = x - starts[:, :1], y - starts[:, 1:]
+    along = np.minimum(np.maximum((offset_x * delta_x + offset_y * delta_y) * inverse_length_sq,
+                                  0.0), 1.0)
+    normal_x = offset_x - along * delta_x
+    normal_y = offset_y - along * delta_y
+    distance = np.maximum(np.hypot(normal_x, normal_y), 1e-9)
+    normal_x /= distance
+    normal_y /= distance
+    coverage, slope = soft_ramp(half_width + 0.5 - distance)
+    return coverage, slope, along, normal_x, normal_y
+
+
+class ClassicalEstimator:
+    """Joint angles, fingertip and goal from one rgb8 frame of ``ArmRenderer``'s scene.
+
+    See the module docstring for the method. A part (arm or goal) counts as seen when
+    enough pixels are mostly its colour; when it is not seen, its last estimate is kept
+    and reported with ``*_visible = False`` (the goal does not move within an episode).
+
+    :param config: the perception config (image size, arena, link lengths, goal size).
+    :param style: the scene colours; ``ArmRenderer``'s defaults if None.
+    :param max_iterations: Levenberg-Marquardt iterations per fit, >= 1.
+    :raises ValueError: for ``max_iterations`` < 1.
+    """
+
+    config: PerceptionConfig
+    camera: CameraModel
+    style: RenderStyle
+    max_iterations: int
+
+    def __init__(self, config: PerceptionConfig, style: RenderStyle | None = None,
+                 max_iterations: int = 10) -> None:
+        if max_iterations < 1:
+            raise ValueError(f'max_iterations={max_iterations} must be >= 1')
+        self.config = config
+        self.style = style or RenderStyle()
+        self.max_iterations = max_iterations
+        geometry = config.sim_geometry()
+        self.camera = CameraModel.from_config(geometry)
+        scale = self.camera.pixels_per_metre
+        self._upper_arm_px = config.upper_arm_length_m * scale
+        self._forearm_px = config.forearm_length_m * scale
+        self._link_half_width_px = geometry.link_width_m * scale / 2.0 + _AA_SPREAD_PX
+        self._goal_half_px = config.goal_size_m * scale / 2.0 + _AA_SPREAD_PX
+        self._unmix = unmixing_matrix(self.style)
+        size = config.image_size
+        centre = self.camera.principal_point
+        rows, cols = np.mgrid[0:size, 0:size].astype(np.float64)
+        # Shoulder-centred pixel frame, y up: world coordinates times pixels_per_metre.
+        self._x = (cols - centre).ravel()
+        self._y = (centre - rows).ravel()
+        # The hub (radius = half the link width) hides the shoulder; one more pixel for its
+        # anti-aliased rim, whose grey unmixes into nonsense.
+        hub_radius = geometry.link_width_m * scale / 2.0 + 1.0
+        self._hub_free_mask = np.hypot(self._x, self._y) > hub_radius
+        self._hub_free = self._hub_free_mask.astype(np.float32)
+        # Share of each pixel's 3x3 neighbourhood outside the hub; infinite inside it.
+        share = cv2.blur(self._hub_free.reshape(size, size), (3, 3))
+        self._hub_free_share = np.where(self._hub_free_mask, share.ravel(), np.inf)
+        self._kernel = np.ones((3, 3), dtype=np.uint8)
+        self._pixels_per_metre = scale
+        # Core pixels needed to see a part: a quarter of the forearm's area (the hub can hide
+        # its tip), a twentieth of the goal's (the hub and the folded arm can hide the rest).
+        self._min_arm_pixels = max(1.0, 0.25 * geometry.link_width_m * scale * self._forearm_px)
+        self._min_goal_pixels = max(1.0, 0.05 * (config.goal_size_m * scale) ** 2)
+        self._joint_positions = np.zeros(2)
+        self._goal = np.zeros(2)
+
+    def reset(self) -> None:
+        """Forget the last estimates: parts not seen read as zeros until they are seen."""
+        self._joint_positions = np.zeros(2)
+        self._goal = np.zeros(2)
+
+    def estimate(self, image: npt.NDArray[np.uint8],
+                 previous_command: npt.NDArray[np.float64] | None = None) -> Estimate:
+        """Estimate joint angles, fingertip and goal from one frame.
+
+        :param image: (H, W, 3) uint8 rgb8, H = W = ``config.image_size``.
+        :param previous_command: ignored (each frame is read on its own).
+        :return: the estimate; parts not seen keep their previous values.
+        :raises ValueError: if the image has the wrong shape or dtype.
+        """
+        validate_image(image, self.config.image_size)
+        # (H, W, 3) rgb -> (H*W, 3) alphas of (goal, upper arm, forearm).
+        alpha = np.asarray(cv2.transform(image.astype(np.float32), self._unmix),
+                           dtype=np.float32).reshape(-1, 3)
+        alpha *= self._hub_free[:, None]
+        np.clip(alpha, 0.0, 1.0, out=alpha)
+        # Parts are found on 3x3-averaged alphas, a third as noisy, averaged over the pixels
+        # outside the hub only (normalised convolution), so that the hub does not thin them.
+        size = self.config.image_size
+        averaged = cv2.blur(alpha.reshape(size, size, 3), (3, 3)).reshape(-1, 3)
+        core = averaged > _CORE_ALPHA * self._hub_free_share[:, None]
+        upper, forearm = alpha[:, 1], alpha[:, 2]
+        joints = self._fit_arm(upper, forearm, core[:, 1], core[:, 2])
+        arm_visible = joints is not None
+        if joints is not None:
+            self._joint_positions = joints
+        goal = self._fit_goal(alpha[:, 0], np.minimum(upper + forearm, 1.0), core[:, 0])
+        goal_visible = goal is not None
+        if goal is not None:
+            self._goal = goal
+        _, fingertip = forward_kinematics(self._joint_positions, self.config.upper_arm_length_m,
+                                          self.config.forearm_length_m)
+        return Estimate(joint_positions=self._joint_positions.copy(), fingertip=fingertip,
+                        goal=self._goal.copy(), arm_visible=arm_visible,
+                        goal_visible=goal_visible)
+
+    def _fit_arm(self, upper: npt.NDArray[np.float32], forearm: npt.NDArray[np.float32],
+                 upper_core: npt.NDArray[np.bool_], forearm_core: npt.NDArray[np.bool_]
+                 ) -> FloatArray | None:
+        """Fit the joint angles to the links' alphas.
+
+        :param upper: (H*W,) float32 alpha of the upper arm's colour, in [0, 1].
+        :param forearm: (H*W,) float32 alpha of the forearm's colour, in [0, 1].
+        :param upper_core: (H*W,) bool, pixels mostly of the upper arm's colour.
+        :param forearm_core: (H*W,) bool, pixels mostly of the forearm's colour.
+        :return: (2,) float64 radians, wrapped; None if the forearm is not seen.
+        """
+        if np.count_nonzero(forearm_core) < self._min_arm_pixels:
+            return None
+        size = self.config.image_size
+        core = (forearm_core | upper_core).view(np.uint8).reshape(size, size)
+        # Fit over the links and a 1-pixel rim, so that a model too wide is penalised.
+        region = cv2.dilate(core, self._kernel).ravel().view(bool) & self._hub_free_mask
+        index = np.flatnonzero(region)
+        x, y = self._x[index], self._y[index]
+        observed = np.concatenate([upper[index], forearm[index]]).astype(np.float64)
+        # The start uses the cores only: noise that survives the clip to [0, 1] is positive,
+        # and over the rim it would pull the moments towards the region's middle.
+        params = self._arm_start(x, y, observed[:index.size] * upper_core[index],
+                                 observed[index.size:] * forearm_core[index])
+        residual, jacobian = self._arm_model(params, x, y, observed)
+        params = _levenberg_marquardt(lambda p: self._arm_model(p, x, y, observed), params,
+                                      residual, jacobian, self.max_iterations,
+                                      (0.5 * self._link_half_width_px,
+                                       2.0 * self._link_half_width_px))
+        return wrap_angle(params[:2])
+
+    def _arm_start(self, x: FloatArray, y: FloatArray, upper: FloatArray,
+                   forearm: FloatArray) -> FloatArray:
+        """Joint angles from the forearm's moments, where the fit starts.
+
+        The forearm is drawn last, so it is whole (but where it crosses the hub): its
+        centroid is its middle and its principal axis its direction. Of its two ends, the
+        elbow is the one on the upper arm's circle and in the upper arm's direction; both
+        ends can only be near that circle when the arm is not folded, and then the upper
+        arm is in sight.
+
+        :param x: (N,) float64 pixel centres, pixels.
+        :param y: (N,) float64 pixel centres, pixels.
+        :param upper: (N,) float64 alpha of the upper arm, 0 outside its core.
+        :param forearm: (N,) float64 alpha of the forearm, 0 outside its core.
+        :return: (3,) float64 shoulder angle (rad), elbow angle (rad), link half-width (px).
+        """
+        mass = float(forearm.sum())
+        mid_x, mid_y = float(forearm @ x) / mass, float(forearm @ y) / mass
+        offset_x, offset_y = x - mid_x, y - mid_y
+        axis = 0.5 * math.atan2(2.0 * float(forearm @ (offset_x * offset_y)),
+                                float(forearm @ (offset_x * offset_x - offset_y * offset_y)))
+        upper_mass = float(upper.sum())
+        upper_angle = math.atan2(float(upper @ y), float(upper @ x)) if upper_mass > 0 else 0.0
+        best_score, best = math.inf, np.zeros(3)
+        for forearm_angle in (axis, axis + math.pi):
+            elbow_x = mid_x - 0.5 * self._forearm_px * math.cos(forearm_angle)
+            elbow_y = mid_y - 0.5 * self._forearm_px * math.sin(forearm_angle)
+            shoulder = math.atan2(elbow_y, elbow_x)
+            # Pixels off the upper arm's circle, plus pixels off its direction at mid-arm.
+            score = abs(math.hypot(elbow_x, elbow_y) - self._upper_arm_px)
+            if upper_mass >= self._min_arm_pixels:
+                score += 0.5 * self._upper_arm_px * abs(float(wrap_angle(shoulder - upper_angle)))
+            if score < best_score:
+                best_score = score
+                best = np.array([shoulder, forearm_angle - shoulder, self._link_half_width_px])
+        return best
+
+    def _arm_model(self, params: FloatArray, x: FloatArray, y: FloatArray,
+                   observed: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Residual and Jacobian of the two-capsule model of the arm.
+
+        :param params: (3,) shoulder angle (rad), elbow angle (rad), link half-width (px).
+        :param x: (N,) float64 pixel centres, pixels.
+        :param y: (N,) float64 pixel centres, pixels.
+        :param observed: (2N,) float64, the upper arm's alphas, then the forearm's.
+        :return: ``(residual, jacobian)``: (2N,) model minus observed, (2N, 3) float64.
+        """
+        shoulder, elbow_angle, half_width = float(params[0]), float(params[1]), float(params[2])
+        absolute = shoulder + elbow_angle
+        elbow = (self._upper_arm_px * math.cos(shoulder), self._upper_arm_px * math.sin(shoulder))
+        forearm_dir = (self._forearm_px * math.cos(absolute),
+                       self._forearm_px * math.sin(absolute))
+        tip = (elbow[0] + forearm_dir[0], elbow[1] + forearm_dir[1])
+        # d(elbow)/d(shoulder angle) and d(tip)/d(elbow angle); d(tip)/d(shoulder) is their sum.
+        elbow_rate = (-elbow[1], elbow[0])
+        tip_rate = (-forearm_dir[1], forearm_dir[0])
+        # Both links in one pass: row 0 the upper arm, row 1 the forearm.
+        cover, ramp, along, normal_x, normal_y = capsule_coverage(
+            x, y, np.array([(0.0, 0.0), elbow]), np.array([elbow, tip]), half_width)
+        cover_u, cover_f = cover
+        ramp_u, ramp_f = ramp
+        along_u, along_f = along
+        normal_ux, normal_fx = normal_x
+        normal_uy, normal_fy = normal_y
+        # A distance to a segment moves with an end point by -(weight of that end) * normal.
+        push_elbow = normal_fx * elbow_rate[0] + normal_fy * elbow_rate[1]
+        push_tip = normal_fx * tip_rate[0] + normal_fy * tip_rate[1]
+        count = x.size
+        jacobian = np.empty((2 * count, 3))
+        forearm_jac = jacobian[count:]
+        forearm_jac[:, 0] = (push_elbow + along_f * push_tip) * ramp_f
+        forearm_jac[:, 1] = along_f * push_tip * ramp_f
+        forearm_jac[:, 2] = ramp_f
+        hidden = 1.0 - cover_f
+        upper_jac = jacobian[:count]
+        upper_jac[:, 0] = (along_u * (normal_ux * elbow_rate[0] + normal_uy * elbow_rate[1])
+                           * ramp_u * hidden - cover_u * forearm_jac[:, 0])
+        upper_jac[:, 1] = -cover_u * forearm_jac[:, 1]
+        upper_jac[:, 2] = ramp_u * hidden - cover_u * ramp_f
+        residual = np.concatenate([cover_u * hidden, cover_f]) - observed
+        return residual, jacobian
+
+    def _fit_goal(self, goal: npt.NDArray[np.float32], arm: npt.NDArray[np.float32],
+                  goal_core: npt.NDArray[np.bool_]) -> FloatArray | None:
+        """Locate the goal square's centre from the goal's alpha.
+
+        :param goal: (H*W,) float32 alpha of the goal's colour, in [0, 1].
+        :param arm: (H*W,) float32 alpha of the arm over it, in [0, 1].
+        :param goal_core: (H*W,) bool, pixels mostly of the goal's colour.
+        :return: (2,) float64 metres in ``world``; None if the goal is not seen.
+        """
+        core = np.flatnonzero(goal_core)
+        if core.size < self._min_goal_pixels:
+            return None
+        size = self.config.image_size
+        rows, cols = np.divmod(core, size)
+        # A window around the core's median, wide enough for a goal shifted by occlusion;
+        # in it, the middle of the core's extent is a start that occlusion barely moves.
+        reach = self._goal_half_px + 2.0
+        near = ((np.abs(rows - np.median(rows)) <= reach)
+                & (np.abs(cols - np.median(cols)) <= reach))
+        if np.count_nonzero(near) < self._min_goal_pixels:
+            return None
+        rows, cols = rows[near], cols[near]
+        start_row = 0.5 * float(rows.min() + rows.max())
+        start_col = 0.5 * float(cols.min() + cols.max())
+        top, bottom = math.ceil(start_row - reach), math.floor(start_row + reach) + 1
+        left, right = math.ceil(start_col - reach), math.floor(start_col + reach) + 1
+        inside = top >= 0 and left >= 0 and bottom <= size and right <= size
+        top, left = max(top, 0), max(left, 0)
+        window = (slice(top, bottom), slice(left, right))
+        goal_window = goal.reshape(size, size)[window].astype(np.float64)
+        arm_window = arm.reshape(size, size)[window].astype(np.float64)
+        hub_window = self._hub_free_mask.reshape(size, size)[window]
+        centre = self.camera.principal_point
+        x = (np.arange(left, left + goal_window.shape[1]) - centre)[None, :]
+        y = (centre - np.arange(top, top + goal_window.shape[0]))[:, None]
+        if inside and hub_window.all() and arm_window.max() < _CLEAR_ALPHA:
+            # Whole and unoccluded: a square's centroid is its centre, whatever its edges.
+            mass = goal_window.sum()
+            return np.array([float((goal_window * x).sum()) / mass,
+                             float((goal_window * y).sum()) / mass]) / self._pixels_per_metre
+        # Partly hidden by the arm or the hub, or cut by the image's edge: fit the model.
+        x, y = np.broadcast_arrays(x, y)
+        x, y = x[hub_window], y[hub_window]
+        observed, visible = goal_window[hub_window], 1.0 - arm_window[hub_window]
+        half_side = self._goal_half_px
+        params = np.array([start_col - centre, centre - start_row])
+        residual, jacobian = _square_model(params, half_side, x, y, visible, observed)
+        params = _levenberg_marquardt(
+            lambda p: _square_model(p, half_side, x, y, visible, observed), params, residual,
+            jacobian, self.max_iterations)
+        return params / self._pixels_per_metre
+
+
+def _square_model(params: FloatArray, half_side: float, x: FloatArray, y: FloatArray,
+                  visible: FloatArray, observed: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Residual and Jacobian of an axis-aligned square seen through the arm.
+
+    :param params: (2,) centre x, centre y, pixels.
+    :param half_side: half the square's side, pixels.
+    :param x: (N,) float64 pixel centres, pixels.
+    :param y: (N,) float64 pixel centres, pixels.
+    :param visible: (N,) float64, 1 - the alpha of the arm drawn over the square.
+    :param observed: (N,) float64 alpha of the square's colour.
+    :return: ``(residual, jacobian)``: (N,) model minus observed, (N, 2) float64.
+    """
+    offset_x, offset_y = x - params[0], y - params[1]
+    cover_x, slope_x = soft_ramp(half_side + 0.5 - np.abs(offset_x))
+    cover_y, slope_y = soft_ramp(half_side + 0.5 - np.abs(offset_y))
+    ramp_x, ramp_y = slope_x * visible, slope_y * visible
+    jacobian = np.empty((x.size, 2))
+    jacobian[:, 0] = np.sign(offset_x) * ramp_x * cover_y
+    jacobian[:, 1] = np.sign(offset_y) * ramp_y * cover_x
+    return cover_x * cover_y * visible - observed, jacobian
+
+
+def _levenberg_marquardt(model: Callable[[FloatArray], tuple[FloatArray, FloatArray]],
+                         params: FloatArray, residual: FloatArray, jacobian: FloatArray,
+                         max_iterations: int, size_bounds: tuple[float, float] | None = None
+                         ) -> FloatArray:
+    """Minimise the squared residual of ``model`` from ``params``.
+
+    Marquardt's damping (scaled by the diagonal of J^T J); a step is kept only if it lowers
+    the cost. With ``size_bounds``, the last parameter is a size kept within them.
+
+    :param model: params (P,) -> (residual (M,), jacobian (M, P)).
+    :param params: (P,) float64 starting point.
+    :param residual: (M,) float64 residual at ``params``.
+    :param jacobian: (M, P) float64 Jacobian at ``params``.
+    :param max_iterations: most model evaluations.
+    :param size_bounds: (low, high) bounds of the last parameter, or None.
+    :return: (P,) float64 the fitted parameters.
+    """
+    cost = float(residual @ residual)
+    damping = 1e-3
+    diagonal = np.arange(params.size)
+    for _ in range(max_iterations):
+        normal = jacobian.T @ jacobian
+        gradient = jacobian.T @ residual
+        normal[diagonal, diagonal] *= 1.0 + damping
+        normal[diagonal, diagonal] += 1e-9
+        step = -np.linalg.solve(normal, gradient)
+        trial = params + step
+        if size_bounds is not None:
+            trial[-1] = min(max(trial[-1], size_bounds[0]), size_bounds[1])
+        if np.abs(step).max() < _STEP_TOLERANCE:
+            return trial  # converged: a step this small need not be checked
+        trial_residual, trial_jacobian = model(trial)
+        trial_cost = float(trial_residual @ trial_residual)
+        if trial_cost < cost:
+            params, residual, jacobian, cost = trial, trial_residual, trial_jacobian, trial_cost
+            damping *= 0.3
+        else:
+            damping *= 10.0
+    return params
+
+
+ESTIMATORS['classical'] = ClassicalEstimator
