@@ -3,8 +3,9 @@
 Subscribes /camera/image_raw (sensor_msgs/Image, rgb8); publishes, stamped with the
 image's stamp, /perception/joint_states (sensor_msgs/JointState), /perception/fingertip
 and /perception/goal (geometry_msgs/PointStamped in ``world``), /perception/latent
-(std_msgs/Float32MultiArray, when the estimator has a latent state) and /diagnostics
-(inference time, rate, dropped frames). The ``estimator`` parameter picks the backend
+(std_msgs/Float32MultiArray, when the estimator has a latent state), the estimated arm
+and goal as a ghost on /visualization/markers, and /diagnostics (inference time, rate,
+dropped frames). The ``estimator`` parameter picks the backend
 (reacher_perception.estimator.ESTIMATORS). A malformed image is logged (throttled) and
 dropped; the node keeps running.
 """
@@ -20,7 +21,9 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32MultiArray, Float64MultiArray, Header
+from visualization_msgs.msg import MarkerArray
 
+from reacher.markers import arm_marker, goal_marker
 from reacher.ros_utils import (
     declare_config,
     diagnostic_array,
@@ -55,6 +58,8 @@ class PerceptionNode(Node):
         self.goal_pub = self.create_publisher(PointStamped, '/perception/goal', 10)
         self.latent_pub = self.create_publisher(Float32MultiArray, '/perception/latent', 10)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.marker_pub = self.create_publisher(MarkerArray, '/visualization/markers', 10)
+        self.link_lengths = (self.config.upper_arm_length_m, self.config.forearm_length_m)
         self.create_subscription(Image, '/camera/image_raw', self.image_callback,
                                  QoSProfile(depth=1))
         # The filtering estimators condition on the last command (SLAC's q(z_t+1|x, z_t, a_t)).
@@ -90,6 +95,12 @@ class PerceptionNode(Node):
                                           position=estimate.joint_positions.tolist()))
         self.fingertip_pub.publish(point_stamped(estimate.fingertip, header))
         self.goal_pub.publish(point_stamped(estimate.goal, header))
+        self.marker_pub.publish(MarkerArray(markers=[
+            arm_marker('perception/arm', estimate.joint_positions, self.link_lengths,
+                       msg.header.stamp, (1.0, 1.0, 1.0, 0.5), width=0.004, z=0.003),
+            goal_marker('perception/goal', estimate.goal, self.config.goal_size_m,
+                        msg.header.stamp, (1.0, 1.0, 1.0, 0.8), wireframe=True),
+        ]))
         if estimate.latent is not None:
             self.latent_pub.publish(Float32MultiArray(data=estimate.latent.ravel().tolist()))
 

@@ -100,6 +100,11 @@ class SimNodeConfig:
     """Minimum interval between repeated warnings about bad messages, seconds, >= 0."""
     diagnostics_period_s: float = 1.0
     """Period of /diagnostics, seconds, > 0."""
+    publish_clock: bool = False
+    """Publish /clock with the simulation time and stamp messages with it, so that the
+    other nodes can run with use_sim_time:=true."""
+    trail_length: int = 100
+    """Fingertip positions kept in the rviz trail marker, >= 2."""
 
     def __post_init__(self) -> None:
         check_fields(self, {
@@ -108,4 +113,5 @@ class SimNodeConfig:
             'command_timeout_s': self.command_timeout_s > 0.0,
             'warn_throttle_s': self.warn_throttle_s >= 0.0,
             'diagnostics_period_s': self.diagnostics_period_s > 0.0,
+            'trail_length': self.trail_length >= 2,
         })

@@ -1,26 +1,36 @@
 """sim_node: steps the arm at 1/dt Hz, publishes what the camera sees, obeys /joint_commands.
 
-Publishes /camera/image_raw (rgb8), /camera/camera_info, /joint_states and /goal (ground
-truth) every step and /diagnostics (goal counters, achieved rate) every
-``diagnostics_period_s``; subscribes /joint_commands (std_msgs/Float64MultiArray, joint
+Publishes /camera/image_raw (rgb8), /camera/camera_info, /joint_states, /goal (ground
+truth) and /visualization/markers (true arm, goal, fingertip trail) every step,
+/diagnostics (goal counters, achieved rate) every ``diagnostics_period_s``, /clock when
+``publish_clock`` (then every stamp is simulation time), and /tf for the links where
+tf2_msgs is installed; subscribes /joint_commands (std_msgs/Float64MultiArray, joint
 velocities in rad/s, ros2_control forward-command convention); serves ~/reset and
 ~/new_goal (std_srvs/Trigger). Parameters: every field of SimConfig and SimNodeConfig.
 """
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable
 import math
 import time
 
+from builtin_interfaces.msg import Time as TimeMsg
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
 import numpy as np
+from rclpy.clock import Clock as Clock_
+from rclpy.clock import ClockType
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
+from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64MultiArray, Header
 from std_srvs.srv import Trigger
+from visualization_msgs.msg import MarkerArray
 
+from reacher.markers import arm_marker, goal_marker, link_transforms, trail_marker
 from reacher.ros_utils import (
     array_to_image,
     CAMERA_FRAME,
@@ -37,6 +47,27 @@ from reacher_sim.camera import CameraModel
 from reacher_sim.config import SimConfig, SimNodeConfig
 from reacher_sim.render import ArmRenderer
 from reacher_sim.task import GoalEvent, ReachingTask
+
+TfPublisher = Callable[[TimeMsg, np.ndarray, tuple[float, float]], None]
+
+
+def make_tf_publisher(node: Node) -> TfPublisher | None:
+    """A /tf publisher for world -> upper_arm -> forearm -> fingertip, where tf2_msgs exists.
+
+    tf2_msgs is not among the PyPI ROS wheels; on a ROS install it is, and rviz2 can then
+    show the links as frames too.
+    """
+    try:
+        from tf2_msgs.msg import TFMessage
+    except ImportError:
+        return None
+    publisher = node.create_publisher(TFMessage, '/tf', 10)
+
+    def publish(stamp: TimeMsg, joint_positions: np.ndarray,
+                lengths: tuple[float, float]) -> None:
+        publisher.publish(TFMessage(transforms=link_transforms(stamp, joint_positions, lengths)))
+
+    return publish
 
 
 class SimNode(Node):
@@ -64,7 +95,17 @@ class SimNode(Node):
         self.create_subscription(Float64MultiArray, '/joint_commands', self.command_callback, 10)
         self.create_service(Trigger, '~/reset', self.reset_callback)
         self.create_service(Trigger, '~/new_goal', self.new_goal_callback)
-        self.timer = self.create_timer(self.sim_config.dt, self.step_callback)
+        self.marker_pub = self.create_publisher(MarkerArray, '/visualization/markers', 10)
+        self.clock_pub = (self.create_publisher(Clock, '/clock', 10)
+                          if self.node_config.publish_clock else None)
+        self.tf_pub = make_tf_publisher(self)
+        self.trail: deque[np.ndarray] = deque(maxlen=self.node_config.trail_length)
+        # The simulation clock: starts at one step and advances dt per step.
+        self.sim_time_ns = 0
+        # Stepping runs on the steady clock: with use_sim_time the node's own clock would
+        # wait for the /clock that this very timer publishes.
+        self.timer = self.create_timer(self.sim_config.dt, self.step_callback,
+                                       clock=Clock_(clock_type=ClockType.STEADY_TIME))
         self.create_timer(self.node_config.diagnostics_period_s, self.publish_diagnostics)
         self.get_logger().info(
             f'simulating at {1.0 / self.sim_config.dt:.1f} Hz, '
@@ -107,6 +148,9 @@ class SimNode(Node):
                     'holding the arm still')
                 self.stopped_for_timeout = True
         _, event = self.task.step(command)
+        self.sim_time_ns += int(round(self.sim_config.dt * 1e9))
+        if self.clock_pub is not None:
+            self.clock_pub.publish(Clock(clock=self._stamp()))
         if event is not None:
             stats = self.task.stats()
             self.get_logger().info(
@@ -116,10 +160,16 @@ class SimNode(Node):
                 self.publish_diagnostics()
         self.publish_state()
 
+    def _stamp(self) -> TimeMsg:
+        """Simulation time with publish_clock, else the node clock."""
+        if self.node_config.publish_clock:
+            return TimeMsg(sec=self.sim_time_ns // 10**9, nanosec=self.sim_time_ns % 10**9)
+        return self.get_clock().now().to_msg()
+
     def publish_state(self) -> None:
-        """Publish the camera frame, camera info, joint states and goal of this instant."""
+        """Publish the camera frame, camera info, joint states, goal and markers of now."""
         arm = self.task.arm
-        stamp = self.get_clock().now().to_msg()
+        stamp = self._stamp()
         camera_header = Header(stamp=stamp, frame_id=CAMERA_FRAME)
         frame = self.renderer.render(arm.joint_positions, arm.goal)
         self.image_pub.publish(array_to_image(frame, camera_header))
@@ -131,6 +181,17 @@ class SimNode(Node):
                             velocity=arm.joint_velocities.tolist())
         self.joint_pub.publish(joints)
         self.goal_pub.publish(point_stamped(arm.goal, Header(stamp=stamp, frame_id=WORLD_FRAME)))
+        self.trail.append(arm.fingertip)
+        cfg = self.sim_config
+        lengths = (cfg.upper_arm_length_m, cfg.forearm_length_m)
+        self.marker_pub.publish(MarkerArray(markers=[
+            arm_marker('sim/arm', arm.joint_positions, lengths, stamp, (0.3, 0.55, 1.0, 1.0),
+                       cfg.link_width_m),
+            goal_marker('sim/goal', arm.goal, cfg.goal_size_m, stamp, (0.25, 0.8, 0.3, 0.8)),
+            trail_marker('sim/trail', list(self.trail), stamp, (1.0, 0.6, 0.15, 0.8)),
+        ]))
+        if self.tf_pub is not None:
+            self.tf_pub(stamp, arm.joint_positions, lengths)
 
     def publish_diagnostics(self) -> None:
         """Goal counters and the achieved simulation rate on /diagnostics."""

@@ -5,9 +5,13 @@ from geometry_msgs.msg import PointStamped
 import numpy as np
 import pytest
 import rclpy
+from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
+from visualization_msgs.msg import MarkerArray
+
+from reacher_sim.kinematics import forward_kinematics
 
 from ros_support import NodeProcess, running
 
@@ -93,3 +97,39 @@ def test_bad_parameters_stop_the_start_and_name_the_parameter(tmp_path, params, 
     with running(process):
         assert process.wait(30) == 2
     assert f'parameter {named}' in process.output() or f"parameter '{named}'" in process.output()
+
+
+def test_markers_draw_the_true_arm_goal_and_trail(sim, collector):
+    collector.listen('/visualization/markers', MarkerArray)
+    collector.listen('/joint_states', JointState)
+    assert collector.spin_until(lambda: len(collector.messages['/visualization/markers']) > 3
+                                and collector.messages['/joint_states'], 20), sim.output()
+    stamps = {(m.header.stamp.sec, m.header.stamp.nanosec): m.position
+              for m in collector.messages['/joint_states']}
+    array = next(a for a in reversed(collector.messages['/visualization/markers'])
+                 if (a.markers[0].header.stamp.sec, a.markers[0].header.stamp.nanosec) in stamps)
+    by_ns = {marker.ns: marker for marker in array.markers}
+    assert set(by_ns) == {'sim/arm', 'sim/goal', 'sim/trail'}
+    assert all(marker.header.frame_id == 'world' for marker in array.markers)
+    arm = by_ns['sim/arm']
+    q = stamps[(arm.header.stamp.sec, arm.header.stamp.nanosec)]
+    _, tip = forward_kinematics(q, 0.1, 0.1)
+    assert (arm.points[2].x, arm.points[2].y) == pytest.approx(tuple(tip))
+    assert len(by_ns['sim/trail'].points) >= 2
+
+
+def test_publish_clock_stamps_everything_with_simulation_time(tmp_path, collector):
+    collector.listen('/clock', Clock)
+    collector.listen('/joint_states', JointState)
+    process = NodeProcess('sim_node', tmp_path, 'sim.yaml', {'publish_clock': True})
+    with running(process):
+        assert collector.spin_until(lambda: len(collector.messages['/clock']) > 10
+                                    and len(collector.messages['/joint_states']) > 10, 20), \
+            process.output()
+    clock = [m.clock.sec + m.clock.nanosec * 1e-9 for m in collector.messages['/clock']]
+    assert np.allclose(np.diff(clock), 0.05)  # dt of config/sim.yaml, one tick per step
+    assert clock[0] < 10.0  # simulation time starts near zero, not at the wall clock
+    stamps = {m.header.stamp.sec + m.header.stamp.nanosec * 1e-9
+              for m in collector.messages['/joint_states']}
+    assert max(stamps) < 10.0 + clock[-1]
+    assert {round(s, 6) for s in stamps} <= {round(c, 6) for c in clock}
