@@ -61,6 +61,15 @@ def test_arm_reaches_goals_from_pixels(tmp_path, collector):
     reporters = {status.name.split(':')[0] for array in messages['/diagnostics']
                  for status in array.status}
     assert {'sim_node', 'perception_node', 'policy_node'} <= reporters
+    latest = {status.name.split(':')[0]: {kv.key: kv.value for kv in status.values}
+              for array in messages['/diagnostics'] for status in array.status}
+    assert {'goals_reached', 'rate_hz', 'dropped_commands'} <= set(latest['sim_node'])
+    assert {'rate_hz', 'inference_ms_p50', 'inference_ms_p99', 'frames_without_arm',
+            'dropped_images'} <= set(latest['perception_node'])
+    policy = latest['policy_node']
+    assert {'rate_hz', 'deadline_misses', 'latency_ms_p50', 'latency_ms_p99',
+            'stale_stops'} <= set(policy)
+    assert float(policy['latency_ms_p50']) > 0 and int(policy['stale_stops']) == 0
 
     # Each estimate carries its image's stamp, and matches the ground truth of that instant.
     truth = {(m.header.stamp.sec, m.header.stamp.nanosec): np.array(m.position)
