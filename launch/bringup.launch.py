@@ -1,6 +1,7 @@
 """Bring up the camera-in-the-loop reacher: sim, perception and policy nodes.
 
     ros2 launch reacher bringup.launch.py [estimator:=classical|slac] [controller:=ik|learned]
+        [seed:=N]
 
 The parameter files are the package's config/*.yaml, the same ones ``reacher demo`` uses.
 """
