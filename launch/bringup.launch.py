@@ -1,7 +1,7 @@
 """Bring up the camera-in-the-loop reacher: sim, perception and policy nodes.
 
     ros2 launch reacher bringup.launch.py [estimator:=classical|slac] [controller:=ik|learned]
-        [seed:=N]
+        [seed:=N] [rviz:=true]
 
 The parameter files are the package's config/*.yaml, the same ones ``reacher demo`` uses.
 """
@@ -9,12 +9,12 @@ The parameter files are the package's config/*.yaml, the same ones ``reacher dem
 import os
 
 from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.conditions import IfCondition
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
-
-from launch import LaunchDescription
 
 
 def generate_launch_description():
@@ -28,6 +28,8 @@ def generate_launch_description():
         DeclareLaunchArgument('controller', default_value='ik',
                               description='policy controller: ik or learned'),
         DeclareLaunchArgument('seed', default_value='0', description='goal sampling seed'),
+        DeclareLaunchArgument('rviz', default_value='false',
+                              description='open rviz2 with config/reacher.rviz'),
         # DDS stays on this machine unless the caller already chose a range.
         SetEnvironmentVariable('ROS_AUTOMATIC_DISCOVERY_RANGE',
                                EnvironmentVariable('ROS_AUTOMATIC_DISCOVERY_RANGE',
@@ -42,4 +44,7 @@ def generate_launch_description():
         Node(package='reacher', executable='policy_node', name='policy_node', output='screen',
              parameters=[os.path.join(config, 'policy.yaml'),
                          {'controller': ParameterValue(controller, value_type=str)}]),
+        Node(package='rviz2', executable='rviz2', name='rviz2', output='log',
+             arguments=['-d', os.path.join(config, 'reacher.rviz')],
+             condition=IfCondition(LaunchConfiguration('rviz'))),
     ])

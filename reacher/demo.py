@@ -97,6 +97,18 @@ def find_executable(name: str) -> str:
                             '(make venv, or pip install -e .) or source a colcon install')
 
 
+def rviz_hint(env: dict[str, str]) -> str | None:
+    """How to watch this run in rviz2, where rviz2 is installed (None elsewhere)."""
+    import shutil
+
+    if not shutil.which('rviz2'):
+        return None
+    rviz_config = config_file('reacher.rviz')
+    domain = env.get('ROS_DOMAIN_ID', '0')
+    return (f'watch it in rviz2: ROS_DOMAIN_ID={domain} ROS_AUTOMATIC_DISCOVERY_RANGE='
+            f'{env["ROS_AUTOMATIC_DISCOVERY_RANGE"]} rviz2 -d {rviz_config}')
+
+
 def node_environment() -> dict[str, str]:
     """The environment for the nodes: DDS on loopback unless the caller chose otherwise."""
     env = dict(os.environ)
@@ -164,9 +176,9 @@ def run(args: DemoArgs) -> tuple[Summary, int]:
     print(f'[demo] starting {", ".join(NODES)} (logs in {log_dir}); DDS discovery range '
           f'{env["ROS_AUTOMATIC_DISCOVERY_RANGE"]}, domain {env.get("ROS_DOMAIN_ID", "0")}',
           flush=True)
-    if not args.headless:
-        print('[demo] rviz2 users: `rviz2` on the same ROS_DOMAIN_ID shows /camera/image_raw',
-              flush=True)
+    rviz = rviz_hint(env)
+    if rviz:
+        print(f'[demo] {rviz}', flush=True)
     processes = start_nodes(args, log_dir, env)
     monitor = LoopMonitor(show_window=not args.headless)
     code = 0

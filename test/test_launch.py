@@ -19,11 +19,10 @@ from ament_index_python.packages import (  # noqa: E402
     PackageNotFoundError,
 )
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+import launch  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
 import rclpy  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
-
-import launch  # noqa: E402
 
 from ros_support import Collector  # noqa: E402
 
