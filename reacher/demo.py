@@ -125,10 +125,12 @@ def start_nodes(args: DemoArgs, log_dir: Path, env: dict[str, str]
         'perception_node': ['-p', f'estimator:={args.estimator}'],
         'policy_node': ['-p', f'controller:={args.controller}'],
     }
+    # Resolve every executable and parameter file before starting any process.
+    commands = {name: [find_executable(name), '--ros-args', '--params-file',
+                       str(config_file(PARAMETER_FILES[name])), *overrides[name],
+                       *args.ros_args] for name in NODES}
     processes = {}
-    for name in NODES:
-        command = [find_executable(name), '--ros-args', '--params-file',
-                   str(config_file(PARAMETER_FILES[name])), *overrides[name], *args.ros_args]
+    for name, command in commands.items():
         log = open(log_dir / f'{name}.log', 'wb')  # noqa: SIM115 - closed with the process
         processes[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                            env=env, start_new_session=True)
@@ -163,7 +165,7 @@ def run(args: DemoArgs) -> tuple[Summary, int]:
     if args.duration <= 0:
         raise ValueError(f'--duration {args.duration} must be > 0 seconds')
     env = node_environment()
-    os.environ.update({key: env[key] for key in ('ROS_AUTOMATIC_DISCOVERY_RANGE',)})
+    os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = env['ROS_AUTOMATIC_DISCOVERY_RANGE']
     log_dir = args.log_dir or Path(tempfile.mkdtemp(prefix='reacher-demo-'))
     log_dir.mkdir(parents=True, exist_ok=True)
     env.setdefault('ROS_LOG_DIR', str(log_dir / 'ros'))
@@ -173,14 +175,19 @@ def run(args: DemoArgs) -> tuple[Summary, int]:
 
     summary = Summary(estimator=args.estimator, controller=args.controller,
                       duration_s=args.duration)
+    # The monitor (and its window) first: if it cannot start, no node is left running.
+    monitor = LoopMonitor(show_window=not args.headless)
     print(f'[demo] starting {", ".join(NODES)} (logs in {log_dir}); DDS discovery range '
           f'{env["ROS_AUTOMATIC_DISCOVERY_RANGE"]}, domain {env.get("ROS_DOMAIN_ID", "0")}',
           flush=True)
     rviz = rviz_hint(env)
     if rviz:
         print(f'[demo] {rviz}', flush=True)
-    processes = start_nodes(args, log_dir, env)
-    monitor = LoopMonitor(show_window=not args.headless)
+    try:
+        processes = start_nodes(args, log_dir, env)
+    except BaseException:
+        monitor.close()
+        raise
     code = 0
     try:
         failed = monitor.wait_for_loop(processes, args.startup_timeout)

@@ -55,8 +55,10 @@ class LoopMonitor:
             node.create_subscription(PointStamped, '/perception/goal', self._goal, 10)
             try:
                 self.viewer = Viewer(title='reacher: camera (estimate in white)', fps=60)
-            except RuntimeError as error:
-                raise ValueError(f'{error}; or pass --headless') from error
+            except Exception as error:
+                self.close()
+                raise ValueError(f'the demo window needs a display ({error.__cause__ or error}): '
+                                 'pass --headless, set DISPLAY, or run under xvfb-run') from error
 
     def _diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:

@@ -125,3 +125,14 @@ def test_loop_runs_on_simulation_time(tmp_path, collector):
               for array in collector.messages['/diagnostics'] for status in array.status
               if status.name.startswith('policy_node')]
     assert policy and int(policy[-1]['stale_stops']) == 0
+
+
+def test_demo_without_a_display_says_what_to_do_and_leaves_no_node_running(tmp_path):
+    env = {key: value for key, value in os.environ.items()
+           if key not in ('DISPLAY', 'WAYLAND_DISPLAY')}
+    reacher = str(Path(sys.executable).parent / 'reacher')
+    result = subprocess.run([reacher, 'demo', '--duration', '5', '--log-dir', str(tmp_path)],
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 2 and '--headless' in result.stderr, result.stderr
+    # The window is checked before any node starts: no node log was even opened.
+    assert not list(tmp_path.glob('*_node.log'))
