@@ -263,7 +263,7 @@ class ReacherEnv(gym.Env[Any, npt.NDArray[np.float32]]):
         self._integral_error += result.distance_m / self.config.arena_size_m * self.config.dt
         terms = reward_terms(result.distance_m, self._previous_distance, result.inside_goal,
                              action, self._previous_action, self._integral_error,
-                             self.reward_config, self.config)
+                             self.reward_config, self.config, result.success)
         self._previous_action = np.asarray(action, dtype=np.float64)
         self._previous_distance = result.distance_m
         terminated = result.success

@@ -22,8 +22,8 @@ CurriculumMode = Literal['off', 'linear', 'success']
 class RewardConfig:
     """Weights of the reward terms; the defaults give the seed's reward.
 
-    ``reward = reward_dist + reward_goal + reward_shaping + reward_action
-    + reward_integral + reward_action_change``, each term in ``info`` (see
+    ``reward = reward_dist + reward_goal + reward_shaping + reward_success
+    + reward_action + reward_integral + reward_action_change``, each term in ``info`` (see
     :func:`reward_terms`). The last three are PID-type smoothness terms: a penalty on
     the action (P), on the distance error accumulated over the episode (I) and on the
     change of action between steps (D).
@@ -39,6 +39,10 @@ class RewardConfig:
     """Weight of the potential-based progress term ``(d_prev - d) / step_scale`` (as in
     seed 002's Roboschool reacher), where ``step_scale = reach * max_joint_velocity * dt``
     is about the farthest the fingertip moves in one step, >= 0."""
+    success_weight: float = 0.0
+    """Bonus on the step that completes the hold (the episode then terminates), >= 0.
+    The seed has none, so with ``goal_weight`` > 0 ending an episode forfeits the
+    discounted future goal reward; ``goal_weight / (1 - gamma)`` makes it neutral."""
     action_weight: float = 0.0
     """P: weight of the penalty ``mean(a^2)`` on the action in [-1, 1], >= 0."""
     integral_weight: float = 0.0
@@ -52,6 +56,7 @@ class RewardConfig:
             'dist_weight': self.dist_weight >= 0.0,
             'goal_weight': self.goal_weight >= 0.0,
             'shaping_weight': self.shaping_weight >= 0.0,
+            'success_weight': self.success_weight >= 0.0,
             'action_weight': self.action_weight >= 0.0,
             'integral_weight': self.integral_weight >= 0.0,
             'action_change_weight': self.action_change_weight >= 0.0,
@@ -138,7 +143,7 @@ class RobustnessConfig:
 def reward_terms(distance_m: float, previous_distance_m: float, inside_goal: bool,
                  action: npt.ArrayLike, previous_action: npt.ArrayLike,
                  integral_error_s: float, config: RewardConfig,
-                 sim_config: SimConfig) -> dict[str, float]:
+                 sim_config: SimConfig, success: bool = False) -> dict[str, float]:
     """Each weighted term of one step's reward.
 
     :param distance_m: fingertip-to-goal distance after the step, metres.
@@ -150,7 +155,9 @@ def reward_terms(distance_m: float, previous_distance_m: float, inside_goal: boo
         including this step, seconds.
     :param config: the weights.
     :param sim_config: arena size, reach, velocity limit and dt.
-    :return: ``reward_dist``, ``reward_goal``, ``reward_shaping``, ``reward_action``,
+    :param success: whether this step completed the hold.
+    :return: ``reward_dist``, ``reward_goal``, ``reward_shaping``, ``reward_success``,
+        ``reward_action``,
         ``reward_integral``, ``reward_action_change``; the reward is their sum.
     """
     act = np.asarray(action, dtype=np.float64)
@@ -161,6 +168,7 @@ def reward_terms(distance_m: float, previous_distance_m: float, inside_goal: boo
         'reward_goal': config.goal_weight * float(inside_goal),
         'reward_shaping': config.shaping_weight * (previous_distance_m - distance_m)
         / step_scale,
+        'reward_success': config.success_weight * float(success),
         'reward_action': -config.action_weight * float(np.mean(act * act)),
         'reward_integral': -config.integral_weight * integral_error_s,
         'reward_action_change': -config.action_change_weight * float(np.mean(change * change)),

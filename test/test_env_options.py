@@ -15,14 +15,17 @@ SIM = SimConfig()
 
 def test_reward_terms_hand_computed():
     config = RewardConfig(dist_weight=2.0, goal_weight=3.0, shaping_weight=0.5,
-                          action_weight=0.1, integral_weight=0.2, action_change_weight=0.4)
+                          success_weight=7.0, action_weight=0.1, integral_weight=0.2,
+                          action_change_weight=0.4)
     terms = reward_terms(distance_m=0.08, previous_distance_m=0.1, inside_goal=True,
                          action=[0.5, -1.0], previous_action=[1.0, 1.0],
-                         integral_error_s=0.3, config=config, sim_config=SIM)
+                         integral_error_s=0.3, config=config, sim_config=SIM,
+                         success=True)
     # arena 0.4 m; step scale = reach 0.2 m * 1 rad/s * 0.1 s = 0.02 m.
     assert terms['reward_dist'] == pytest.approx(-2.0 * 0.08 / 0.4)
     assert terms['reward_goal'] == pytest.approx(3.0)
     assert terms['reward_shaping'] == pytest.approx(0.5 * 0.02 / 0.02)
+    assert terms['reward_success'] == pytest.approx(7.0)
     assert terms['reward_action'] == pytest.approx(-0.1 * (0.25 + 1.0) / 2)
     assert terms['reward_integral'] == pytest.approx(-0.2 * 0.3)
     assert terms['reward_action_change'] == pytest.approx(-0.4 * (0.25 + 4.0) / 2)
@@ -55,8 +58,8 @@ def test_env_logs_every_term_and_integrates_error():
         assert info['reward_integral'] == pytest.approx(-integral)
         assert info['reward_action_change'] == pytest.approx(
             -np.mean((action - previous_action) ** 2))
-        names = ('reward_dist', 'reward_goal', 'reward_shaping', 'reward_action',
-                 'reward_integral', 'reward_action_change')
+        names = ('reward_dist', 'reward_goal', 'reward_shaping', 'reward_success',
+                 'reward_action', 'reward_integral', 'reward_action_change')
         assert reward == pytest.approx(sum(info[name] for name in names))
         previous, previous_action = info['distance'], action
 
