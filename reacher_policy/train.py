@@ -17,7 +17,7 @@ Presets (``--preset NAME`` before the other flags) fill every field:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 import json
 from pathlib import Path
 import shlex
@@ -68,6 +68,8 @@ class TrainConfig:
     """Env steps (per worker) between updates."""
     gradient_steps: int = 1
     """Gradient steps per update (-1: as many as env steps collected)."""
+    n_steps: int = 1
+    """n-step returns in the critic targets (SB3's NStepReplayBuffer when > 1)."""
     net_arch: tuple[int, ...] = (256, 256)
     """Hidden layer widths of actor and critics."""
     action_noise_std: float = 0.1
@@ -78,6 +80,9 @@ class TrainConfig:
     """TD3: critic updates per actor update (DDPG always 1)."""
     sim: SimConfig = field(default_factory=SimConfig)
     """The task."""
+    train_episode_steps: int = 0
+    """Truncate training episodes after this many steps (0: sim.max_episode_steps); more,
+    shorter episodes show more goals per env step. Evaluation uses the sim's."""
     reward: RewardConfig = field(default_factory=RewardConfig)
     """Reward weights (defaults: the seed's reward)."""
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
@@ -124,7 +129,10 @@ PRESETS: dict[str, TrainConfig] = {
 
 def make_env(config: TrainConfig, rank: int = 0) -> ReacherEnv:
     """One training env (worker ``rank``) with the config's options."""
-    return ReacherEnv(config.sim, reward=config.reward, curriculum=config.curriculum,
+    sim = config.sim
+    if config.train_episode_steps > 0:
+        sim = replace(sim, max_episode_steps=config.train_episode_steps)
+    return ReacherEnv(sim, reward=config.reward, curriculum=config.curriculum,
                       robustness=config.robustness)
 
 
@@ -137,7 +145,8 @@ def build_model(config: TrainConfig, env: Any) -> Any:
         learning_rate=config.learning_rate, gamma=config.gamma, tau=config.tau,
         batch_size=config.batch_size, buffer_size=config.buffer_size,
         learning_starts=config.learning_starts, train_freq=config.train_freq,
-        gradient_steps=config.gradient_steps, seed=config.seed, device='cpu', verbose=0,
+        gradient_steps=config.gradient_steps, n_steps=config.n_steps, seed=config.seed,
+        device='cpu', verbose=0,
         policy_kwargs=dict(net_arch=list(config.net_arch)),
         tensorboard_log=str(Path(config.out_dir) / 'tb') if config.tensorboard else None)
     if config.algo == 'sac':
