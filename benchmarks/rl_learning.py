@@ -31,12 +31,14 @@ from reacher_sim.config import SimConfig
 class Args:
     """Benchmark learning speed and final success of training presets."""
 
-    configs: tuple[str, ...] = ('sac', 'sac-no-curriculum', 'td3', 'ddpg', 'seed-ddpg')
+    configs: tuple[str, ...] = ('sac', 'sac-curriculum', 'td3', 'ddpg', 'seed-ddpg')
     """Presets to run (see reacher_policy.train.PRESETS)."""
     seeds: tuple[int, ...] = (0, 1, 2)
     """Training seeds."""
     total_steps: int = 0
-    """Override every preset's total env steps (0: keep each preset's)."""
+    """Override every preset's total env steps except seed-ddpg's (0: keep each preset's)."""
+    seed_ddpg_steps: int = 0
+    """Override seed-ddpg's total env steps (0: keep its 150k)."""
     eval_freq: int = 0
     """Override the env steps between evaluations (0: keep each preset's)."""
     eval_episodes: int = 50
@@ -86,9 +88,11 @@ def main(argv):
             config = replace(PRESETS[name], seed=seed, eval_episodes=args.eval_episodes,
                              final_eval_episodes=args.final_episodes, progress=False,
                              tensorboard=False, out_dir=f'{args.out_root}/{name}/seed{seed}')
-            if args.total_steps:
+            if args.total_steps and name != 'seed-ddpg':
                 config = replace(config, total_steps=args.total_steps)
-            if args.eval_freq:
+            if args.seed_ddpg_steps and name == 'seed-ddpg':
+                config = replace(config, total_steps=args.seed_ddpg_steps)
+            if args.eval_freq and name != 'seed-ddpg':
                 config = replace(config, eval_freq=args.eval_freq)
             start = time.perf_counter()
             result = train(config, command=f'benchmarks/rl_learning.py preset {name}')

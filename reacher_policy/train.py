@@ -12,7 +12,10 @@ Presets (``--preset NAME`` before the other flags) fill every field:
   only once the buffer is full, no exploration noise, the seed's goal sampling and a
   51-step hold. (SB3 stores terminal flags and updates every target parameter, two
   bugs of the seed that are not reproduced.)
-- ``sac``, ``td3``, ``ddpg``: tuned configurations (see benchmarks/README.md).
+- ``sac``: the best configuration found (SAC, lr 3e-3, 64x64, batch 128, gamma 0.9,
+  potential-based shaping and a success bonus); ``sac-curriculum``, ``sac-smooth``
+  (D term), ``sac-noise`` (trained with observation noise) and ``sac-20hz`` (dt = 0.05 s,
+  the ROS loop's period) vary it; ``td3`` and ``ddpg`` use its reward and networks.
 """
 
 from __future__ import annotations
@@ -115,16 +118,30 @@ class TrainConfig:
     """torch.set_num_threads (the machine is small and shared)."""
 
 
+_TUNED = TrainConfig(
+    algo='sac', learning_rate=3e-3, gamma=0.9, tau=0.01, batch_size=128, net_arch=(64, 64),
+    learning_starts=300, total_steps=20_000, eval_freq=1000, eval_episodes=50,
+    reward=RewardConfig(shaping_weight=1.0, success_weight=10.0))
+"""The best SAC found in the search of issue 3 (benchmarks/README.md)."""
+
 PRESETS: dict[str, TrainConfig] = {
     'seed-ddpg': TrainConfig(
         algo='ddpg', gamma=0.9, tau=0.01, learning_rate=1e-3, batch_size=32,
         buffer_size=30_000, learning_starts=30_000, net_arch=(300,), action_noise_std=0.0,
         total_steps=150_000, eval_freq=10_000,
         sim=SimConfig(goal_sampling='seed', success_hold_steps=51)),
-    'sac': TrainConfig(algo='sac'),
-    'td3': TrainConfig(algo='td3'),
-    'ddpg': TrainConfig(algo='ddpg'),
+    'sac': _TUNED,
+    'sac-curriculum': replace(_TUNED, curriculum=CurriculumConfig(
+        mode='linear', start_goal_size_m=0.08, start_max_distance_m=0.05,
+        schedule_steps=4000)),
+    'sac-smooth': replace(_TUNED, reward=replace(_TUNED.reward, action_change_weight=0.5)),
+    'sac-noise': replace(_TUNED, robustness=RobustnessConfig(
+        joint_noise_std_rad=0.02, goal_noise_std_m=0.004)),
+    'sac-20hz': replace(_TUNED, sim=SimConfig(dt=0.05), gamma=0.95, total_steps=30_000),
+    'td3': replace(_TUNED, algo='td3', learning_rate=1e-3),
+    'ddpg': replace(_TUNED, algo='ddpg', learning_rate=1e-3),
 }
+"""Named starting points for ``--preset``; 'seed-ddpg' is the seed's baseline."""
 
 
 def make_env(config: TrainConfig, rank: int = 0) -> ReacherEnv:

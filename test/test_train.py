@@ -68,3 +68,14 @@ def test_short_training_improves_success_and_round_trips(tmp_path):
                             out_dir=str(tmp_path / 'resumed')))
     assert resumed.env_steps == 3500
     assert np.isfinite(resumed.train_time_s)
+
+
+@pytest.mark.slow
+def test_tune_writes_the_best_configuration(tmp_path):
+    output = tmp_path / 'best.json'
+    assert policy_main(['tune', '--trials', '2', '--total-steps', '400', '--eval-freq', '200',
+                        '--eval-episodes', '4', '--base.learning-starts', '100',
+                        '--output', str(output)]) == 0
+    report = json.loads(output.read_text())
+    assert len(report['trials']) == 2
+    assert report['best_config']['net_arch'][0] == report['best_params']['width']
