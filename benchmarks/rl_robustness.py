@@ -42,6 +42,8 @@ class Args:
     """Which study to run."""
     seeds: tuple[int, ...] = (0, 1, 2)
     """Training seeds."""
+    policies: tuple[str, ...] = ()
+    """Presets to compare (default: sac and sac-smooth, or sac and sac-noise)."""
     episodes: int = 500
     """Evaluation episodes (the same seeds for every row)."""
     eval_seed: int = 10_000
@@ -112,7 +114,7 @@ def agg(values, spec='.3f'):
 
 def smoothness(args):
     rows = []
-    for preset in ('sac', 'sac-smooth'):
+    for preset in args.policies or ('sac', 'sac-smooth'):
         for seed in args.seeds:
             actor, meta = load_actor(policy_path(args, preset, seed))
             sim = replace(SimConfig(), dt=meta.dt)
@@ -141,7 +143,7 @@ def smoothness(args):
 def noise(args):
     rows = []
     reach = SimConfig().reach_m
-    for preset in ('sac', 'sac-noise'):
+    for preset in args.policies or ('sac', 'sac-noise'):
         for seed in args.seeds:
             actor, meta = load_actor(policy_path(args, preset, seed))
             sim = replace(SimConfig(), dt=meta.dt)

@@ -138,7 +138,7 @@ def load_actor(path: str | Path) -> tuple[ActorMlp, ActorMetadata]:
         raise FileNotFoundError(
             f'actor checkpoint {str(path)!r} does not exist; train one with '
             "'reacher policy train' or set the checkpoint parameter to a shipped one, e.g. "
-            'checkpoints/sac_reacher.pt')
+            'checkpoints/sac_reacher_20hz.pt')
     data = torch.load(path, map_location='cpu', weights_only=True)
     meta = dict(data.get('metadata', {})) if isinstance(data, dict) else {}
     if meta.pop('format', None) != CHECKPOINT_FORMAT:

@@ -42,7 +42,7 @@ class LearnedController:
     def __init__(self, config: PolicyConfig) -> None:
         if not config.checkpoint:
             raise ValueError("PolicyConfig.checkpoint is '': the learned controller needs "
-                             'an actor checkpoint, e.g. checkpoints/sac_reacher.pt')
+                             'an actor checkpoint, e.g. checkpoints/sac_reacher_20hz.pt')
         self.actor, self.metadata = load_actor(config.checkpoint)
         meta = self.metadata
         period = 1.0 / config.control_rate_hz

@@ -103,3 +103,22 @@ def test_not_an_actor_checkpoint_is_refused(tmp_path):
     torch.save({'weights': torch.zeros(3)}, path)
     with pytest.raises(ValueError, match='not a reacher-actor-v1'):
         load_actor(path)
+
+
+def test_export_cli_writes_a_loadable_actor(tmp_path):
+    from stable_baselines3 import DDPG
+
+    from reacher_policy.cli import policy_main
+    env = ReacherEnv(SimConfig(dt=0.05))
+    model = DDPG('MlpPolicy', env, policy_kwargs=dict(net_arch=[16]), seed=0, device='cpu')
+    model.save(tmp_path / 'model.zip')
+    output = tmp_path / 'actor.pt'
+    assert policy_main(['export', '--model', str(tmp_path / 'model.zip'), '--output',
+                        str(output), '--algo', 'ddpg', '--sim.dt', '0.05']) == 0
+    actor, meta = load_actor(output)
+    assert meta.algo == 'ddpg' and meta.dt == 0.05 and meta.net_arch == (16,)
+    observation, _ = env.reset(seed=0)
+    expected, _ = model.predict(observation, deterministic=True)
+    with torch.no_grad():
+        actual = actor(torch.as_tensor(observation)[None])[0].numpy()
+    np.testing.assert_allclose(actual, expected, atol=1e-5)
