@@ -69,11 +69,15 @@ def policy_path(args, preset, seed):
     return path
 
 
-def run_with_pid(actor, sim, episodes, seed):
-    """Episodes through controller setpoint -> PID smoother -> arm (the node's path)."""
+def run_with_pid(actor, sim, episodes, seed, kp=None):
+    """Episodes through controller setpoint -> PID smoother -> arm (the node's path).
+
+    ``kp=None`` keeps the node's default gains; the learned controller's setpoint is one
+    period ahead, so ``kp = 1 / dt`` reproduces the trained action.
+    """
     from reacher_policy.config import PidConfig
     from reacher_policy.pid import PidSmoother
-    pid = PidSmoother(PidConfig())
+    pid = PidSmoother(PidConfig() if kp is None else PidConfig(kp=kp))
     successes, changes, jerks = [], [], []
     for episode in range(episodes):
         env = ReacherEnv(sim)
@@ -123,13 +127,14 @@ def smoothness(args):
                          'success_rate': direct.success_rate,
                          'mean_action_change': direct.mean_action_change,
                          'mean_jerk': direct.mean_jerk})
-            try:
-                piped = run_with_pid(actor, sim, args.episodes, args.eval_seed)
-            except ImportError as error:
-                print(f'PID smoother rows skipped: {error}', file=sys.stderr)
-            else:
-                rows.append({'policy': preset, 'seed': seed, 'loop': 'PID smoother',
-                             **piped})
+            for label, kp in (('PID smoother, default gains', None),
+                              ('PID smoother, kp = 1/dt', 1.0 / sim.dt)):
+                try:
+                    piped = run_with_pid(actor, sim, args.episodes, args.eval_seed, kp)
+                except ImportError as error:
+                    print(f'PID smoother rows skipped: {error}', file=sys.stderr)
+                    break
+                rows.append({'policy': preset, 'seed': seed, 'loop': label, **piped})
     lines = ['| policy | loop | success | mean abs action change | jerk (rad/s^3) |',
              '|---|---|---|---|---|']
     for key in dict.fromkeys((r['policy'], r['loop']) for r in rows):

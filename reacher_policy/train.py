@@ -137,7 +137,8 @@ PRESETS: dict[str, TrainConfig] = {
     'sac-smooth': replace(_TUNED, reward=replace(_TUNED.reward, action_change_weight=0.5)),
     'sac-noise': replace(_TUNED, robustness=RobustnessConfig(
         joint_noise_std_rad=0.02, goal_noise_std_m=0.004)),
-    'sac-20hz': replace(_TUNED, sim=SimConfig(dt=0.05), gamma=0.95, total_steps=30_000),
+    'sac-20hz': replace(_TUNED, sim=SimConfig(dt=0.05), gamma=0.95, total_steps=50_000,
+                        eval_freq=2000),
     'td3': replace(_TUNED, algo='td3', learning_rate=1e-3),
     'ddpg': replace(_TUNED, algo='ddpg', learning_rate=1e-3),
 }
