@@ -79,3 +79,15 @@ def test_tune_writes_the_best_configuration(tmp_path):
     report = json.loads(output.read_text())
     assert len(report['trials']) == 2
     assert report['best_config']['net_arch'][0] == report['best_params']['width']
+
+
+@pytest.mark.parametrize('vec_env', ['dummy', 'subproc'])
+def test_vectorised_training_counts_steps_over_workers(tmp_path, vec_env):
+    config = replace(PRESETS['td3'], total_steps=200, learning_starts=50, net_arch=(8,),
+                     batch_size=16, n_envs=2, vec_env=vec_env, eval_freq=100,
+                     eval_episodes=2, final_eval_episodes=2, progress=False,
+                     tensorboard=True, out_dir=str(tmp_path))
+    result = train(config)
+    assert result.env_steps == 200
+    assert [row['env_steps'] for row in result.evaluations] == [100.0, 200.0]
+    assert any((tmp_path / 'tb').rglob('events.out.tfevents.*'))
