@@ -1,0 +1,151 @@
+"""The small actor checkpoint that the learned controller loads: weights plus metadata.
+
+The file is a plain ``torch.save`` of ``{'state_dict': ..., 'metadata': ...}`` holding
+only tensors, strings and numbers, so ``torch.load(weights_only=True)`` reads it without
+unpickling code (unlike Stable-Baselines3's zip, which stays the training/resume format).
+The actor is an MLP with ReLU hidden layers and a tanh output: the deterministic action of
+SB3's SAC (``tanh(mu(latent_pi(obs)))``), TD3 and DDPG (``mu(obs)``) alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from reacher_sim.config import SimConfig
+
+CHECKPOINT_FORMAT = 'reacher-actor-v1'
+
+
+@dataclass(frozen=True)
+class ActorMetadata:
+    """What a checkpoint's actor was trained for; checked before it drives an arm.
+
+    :param algo: 'sac', 'td3' or 'ddpg'.
+    :param dt: the env's control period, seconds.
+    :param max_joint_velocity: rad/s that an action of 1 commands.
+    :param upper_arm_length_m: metres.
+    :param forearm_length_m: metres.
+    :param goal_size_m: metres (the inside-goal flag of the observation uses it).
+    :param observation_dim: length of the state vector.
+    :param net_arch: hidden layer widths.
+    :param env_steps: env steps the actor was trained for.
+    :param command: the command that trained it.
+    """
+
+    algo: str
+    dt: float
+    max_joint_velocity: float
+    upper_arm_length_m: float
+    forearm_length_m: float
+    goal_size_m: float
+    observation_dim: int
+    net_arch: tuple[int, ...]
+    env_steps: int = 0
+    command: str = ''
+
+    def sim_config(self) -> SimConfig:
+        """A SimConfig with this actor's geometry and timing (other fields default)."""
+        return SimConfig(dt=self.dt, max_joint_velocity=self.max_joint_velocity,
+                         upper_arm_length_m=self.upper_arm_length_m,
+                         forearm_length_m=self.forearm_length_m,
+                         goal_size_m=self.goal_size_m)
+
+
+class ActorMlp(nn.Module):
+    """Deterministic actor: ReLU MLP with a tanh output in [-1, 1].
+
+    :param observation_dim: input width.
+    :param net_arch: hidden layer widths.
+    :param action_dim: output width.
+    """
+
+    def __init__(self, observation_dim: int, net_arch: tuple[int, ...],
+                 action_dim: int = 2) -> None:
+        super().__init__()
+        widths = [observation_dim, *net_arch, action_dim]
+        self.layers = nn.ModuleList(
+            nn.Linear(a, b) for a, b in zip(widths, widths[1:], strict=False))
+
+    def forward(self, observation: torch.Tensor) -> torch.Tensor:
+        """Map (B, observation_dim) float32 to (B, action_dim) actions in [-1, 1]."""
+        hidden = observation
+        for layer in self.layers[:-1]:
+            hidden = torch.relu(layer(hidden))
+        return torch.tanh(self.layers[-1](hidden))
+
+
+def actor_from_sb3(model: Any) -> ActorMlp:
+    """Copy the deterministic actor of an SB3 SAC, TD3 or DDPG model into an ActorMlp.
+
+    :param model: a ``stable_baselines3`` SAC, TD3 or DDPG instance with an MLP policy.
+    :return: the ActorMlp, on CPU, in eval mode.
+    :raises ValueError: for another algorithm or network shape.
+    """
+    actor = model.policy.actor
+    if hasattr(actor, 'latent_pi'):  # SAC: tanh(mu(latent_pi(obs))).
+        modules = list(actor.latent_pi)
+        linears = [m for m in modules if isinstance(m, nn.Linear)] + [actor.mu]
+        allowed: set[type[nn.Module]] = {nn.ReLU}
+    else:  # TD3 / DDPG: mu = Sequential(Linear, ReLU, ..., Linear, Tanh).
+        modules = list(actor.mu)
+        linears = [m for m in modules if isinstance(m, nn.Linear)]
+        allowed = {nn.ReLU, nn.Tanh}
+    activations = {type(m) for m in modules if not isinstance(m, nn.Linear)}
+    if not activations <= allowed:
+        raise ValueError(f'actor activations {activations} are not ReLU: export supports '
+                         "SB3's default ReLU MLP actors only")
+    net_arch = tuple(layer.out_features for layer in linears[:-1])
+    exported = ActorMlp(linears[0].in_features, net_arch, linears[-1].out_features)
+    with torch.no_grad():
+        for target, source in zip(exported.layers, linears, strict=True):
+            assert isinstance(target, nn.Linear)
+            target.weight.copy_(source.weight.detach().cpu())
+            target.bias.copy_(source.bias.detach().cpu())
+    return exported.eval()
+
+
+def save_actor(path: str | Path, actor: ActorMlp, metadata: ActorMetadata) -> None:
+    """Write the actor and its metadata to ``path`` (parents created).
+
+    :param path: the .pt file.
+    :param actor: the actor.
+    :param metadata: what it was trained for.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = asdict(metadata)
+    meta['net_arch'] = list(metadata.net_arch)
+    meta['format'] = CHECKPOINT_FORMAT
+    torch.save({'state_dict': {k: v.clone() for k, v in actor.state_dict().items()},
+                'metadata': meta}, path)
+
+
+def load_actor(path: str | Path) -> tuple[ActorMlp, ActorMetadata]:
+    """Read an actor checkpoint written by :func:`save_actor`.
+
+    :param path: the .pt file.
+    :return: the actor (CPU, eval mode) and its metadata.
+    :raises FileNotFoundError: naming a missing path.
+    :raises ValueError: for a file that is not such a checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f'actor checkpoint {str(path)!r} does not exist; train one with '
+            "'reacher policy train' or set the checkpoint parameter to a shipped one, e.g. "
+            'checkpoints/sac_reacher_20hz.pt')
+    data = torch.load(path, map_location='cpu', weights_only=True)
+    meta = dict(data.get('metadata', {})) if isinstance(data, dict) else {}
+    if meta.pop('format', None) != CHECKPOINT_FORMAT:
+        raise ValueError(f'{str(path)!r} is not a {CHECKPOINT_FORMAT} actor checkpoint '
+                         "(an SB3 .zip? export it with 'reacher policy export')")
+    meta['net_arch'] = tuple(int(w) for w in meta['net_arch'])
+    metadata = ActorMetadata(**meta)
+    actor = ActorMlp(metadata.observation_dim, metadata.net_arch)
+    actor.load_state_dict(data['state_dict'])
+    return actor.eval(), metadata

@@ -1,0 +1,198 @@
+"""Evaluation of a state policy on fixed seeds: success, time to goal and smoothness.
+
+Episodes run in lockstep so one batched forward pass serves them all; episode ``i``
+is reset with seed ``seed + i``, so two policies evaluated with the same seed and
+episode count see the same goals and starting poses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+import json
+from pathlib import Path
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+import tyro
+
+from reacher_sim.config import SimConfig
+from reacher_sim.env import ReacherEnv
+from reacher_sim.options import RewardConfig, RobustnessConfig
+
+PolicyFn = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]
+"""Maps (B, observation_dim) observations to (B, 2) actions in [-1, 1]."""
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Aggregate of an evaluation.
+
+    :param episodes: number of episodes.
+    :param success_rate: fraction of episodes that reached and held the goal.
+    :param mean_time_to_goal_s: mean over successful episodes of the time to success,
+        seconds (NaN when none succeeded).
+    :param mean_return: mean undiscounted episode return.
+    :param mean_action_change: mean over steps of ``mean_j |a_t - a_{t-1}|`` (actions in
+        [-1, 1]; the first step of an episode is excluded).
+    :param mean_jerk: mean over steps of ``mean_j |a_t - 2 a_{t-1} + a_{t-2}|
+        * max_joint_velocity / dt^2``, the joint jerk in rad/s^3 of the commanded
+        velocities.
+    :param wall_time_s: seconds the evaluation took.
+    """
+
+    episodes: int
+    success_rate: float
+    mean_time_to_goal_s: float
+    mean_return: float
+    mean_action_change: float
+    mean_jerk: float
+    wall_time_s: float
+
+    def as_dict(self) -> dict[str, float]:
+        """The fields as a JSON-ready dict."""
+        return {k: float(v) for k, v in asdict(self).items()}
+
+
+def evaluate_policy(policy: PolicyFn, sim: SimConfig, episodes: int = 50, seed: int = 10_000,
+                    robustness: RobustnessConfig | None = None,
+                    reward: RewardConfig | None = None) -> EvalResult:
+    """Run ``episodes`` episodes on seeds ``seed, seed + 1, ...`` in lockstep.
+
+    :param policy: batched deterministic policy.
+    :param sim: the task.
+    :param episodes: number of episodes, >= 1.
+    :param seed: seed of the first episode.
+    :param robustness: noise and delay during evaluation; None for none.
+    :param reward: reward weights (only the returned mean return depends on them).
+    :return: the aggregate.
+    """
+    start = time.perf_counter()
+    envs = [ReacherEnv(sim, reward=reward, robustness=robustness) for _ in range(episodes)]
+    observations = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
+    active = np.ones(episodes, dtype=bool)
+    returns = np.zeros(episodes)
+    success = np.zeros(episodes, dtype=bool)
+    steps_to_goal = np.zeros(episodes)
+    history: list[list[npt.NDArray[np.float64]]] = [[] for _ in range(episodes)]
+    changes: list[float] = []
+    jerks: list[float] = []
+    while active.any():
+        index = np.flatnonzero(active)
+        actions = np.asarray(policy(observations[index]), dtype=np.float32)
+        for row, i in enumerate(index):
+            action = np.clip(actions[row].astype(np.float64), -1.0, 1.0)
+            past = history[i]
+            if past:
+                changes.append(float(np.mean(np.abs(action - past[-1]))))
+            if len(past) >= 2:
+                second = action - 2.0 * past[-1] + past[-2]
+                jerks.append(float(np.mean(np.abs(second))) * sim.max_joint_velocity
+                             / sim.dt ** 2)
+            past.append(action)
+            observation, step_reward, terminated, truncated, info = envs[i].step(actions[row])
+            observations[i] = observation
+            returns[i] += float(step_reward)
+            if terminated or truncated:
+                active[i] = False
+                success[i] = bool(info['is_success'])
+                steps_to_goal[i] = len(past)
+    times = steps_to_goal[success] * sim.dt
+    return EvalResult(
+        episodes=episodes, success_rate=float(success.mean()),
+        mean_time_to_goal_s=float(times.mean()) if success.any() else float('nan'),
+        mean_return=float(returns.mean()),
+        mean_action_change=float(np.mean(changes)) if changes else 0.0,
+        mean_jerk=float(np.mean(jerks)) if jerks else 0.0,
+        wall_time_s=time.perf_counter() - start)
+
+
+def torch_policy(actor: torch.nn.Module) -> PolicyFn:
+    """Wrap a deterministic torch actor as a batched numpy policy."""
+    def act(observations: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        with torch.no_grad():
+            return actor(torch.as_tensor(observations, dtype=torch.float32)).numpy()
+    return act
+
+
+def sb3_policy(model: Any) -> PolicyFn:
+    """Wrap an SB3 model's deterministic ``predict`` as a batched numpy policy."""
+    def act(observations: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        actions, _ = model.predict(observations, deterministic=True)
+        return np.asarray(actions, dtype=np.float32)
+    return act
+
+
+def random_policy(seed: int = 0) -> PolicyFn:
+    """A uniform random policy (a floor for comparisons)."""
+    rng = np.random.default_rng(seed)
+
+    def act(observations: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        return rng.uniform(-1.0, 1.0, (len(observations), 2)).astype(np.float32)
+    return act
+
+
+@dataclass(frozen=True)
+class EvalArgs:
+    """Evaluate a trained policy on fixed seeds (the seed's ``main.py TEST``)."""
+
+    checkpoint: str
+    """An actor checkpoint (.pt, from training's ``policy.pt``) or an SB3 model (.zip)."""
+    episodes: int = 500
+    """Evaluation episodes."""
+    seed: int = 10_000
+    """Seed of the first episode (episode i uses seed + i)."""
+    sim: SimConfig = field(default_factory=SimConfig)
+    """The task; for a .pt checkpoint its dt, velocity limit and geometry are used."""
+    robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
+    """Observation/action noise and delay during evaluation."""
+    output: str = ''
+    """Write the result as JSON here ('' prints only)."""
+    torch_threads: int = 1
+    """torch.set_num_threads (the machine is small and shared)."""
+
+
+def load_policy(checkpoint: str, sim: SimConfig) -> tuple[PolicyFn, SimConfig]:
+    """Load a .pt actor or an SB3 .zip model as a batched policy.
+
+    :param checkpoint: path.
+    :param sim: the task; a .pt checkpoint overrides its timing and geometry.
+    :return: the policy and the task config to evaluate it on.
+    """
+    import dataclasses
+
+    from reacher_policy.checkpoint import load_actor
+    if checkpoint.endswith('.zip'):
+        from reacher_policy.train import load_model
+        return sb3_policy(load_model(checkpoint)), sim
+    actor, meta = load_actor(checkpoint)
+    sim = dataclasses.replace(sim, dt=meta.dt, max_joint_velocity=meta.max_joint_velocity,
+                              upper_arm_length_m=meta.upper_arm_length_m,
+                              forearm_length_m=meta.forearm_length_m,
+                              goal_size_m=meta.goal_size_m)
+    return torch_policy(actor), sim
+
+
+def eval_main(argv: list[str]) -> int:
+    """``reacher policy eval``: print (and optionally save) an evaluation."""
+    args = tyro.cli(EvalArgs, args=argv, prog='reacher policy eval',
+                    description=EvalArgs.__doc__)
+    torch.set_num_threads(args.torch_threads)
+    policy, sim = load_policy(args.checkpoint, args.sim)
+    result = evaluate_policy(policy, sim, args.episodes, args.seed, args.robustness)
+    report = {'checkpoint': args.checkpoint, 'episodes': args.episodes, 'seed': args.seed,
+              'sim': asdict(sim), 'robustness': asdict(args.robustness), **result.as_dict()}
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(text + '\n')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(eval_main(sys.argv[1:]))

@@ -1,0 +1,124 @@
+"""Actor checkpoints and the learned controller (issue 3)."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+
+from reacher_policy.checkpoint import ActorMetadata, ActorMlp, load_actor, save_actor
+from reacher_policy.learned import LearnedController
+from reacher_sim.config import SimConfig
+from reacher_sim.env import ReacherEnv, STATE_DIM, state_vector
+
+try:
+    from reacher_policy.config import PolicyConfig
+except ImportError:  # Before the policy-node branch is merged: the same fields.
+    @dataclass(frozen=True)
+    class PolicyConfig:  # type: ignore[no-redef]
+        control_rate_hz: float = 20.0
+        controller: str = 'ik'
+        estimate_timeout_s: float = 0.5
+        upper_arm_length_m: float = 0.1
+        forearm_length_m: float = 0.1
+        checkpoint: str = ''
+        warn_throttle_s: float = 5.0
+
+
+def make_checkpoint(path, dt=0.1, links=(0.1, 0.1), seed=0):
+    torch.manual_seed(seed)
+    actor = ActorMlp(STATE_DIM, (16, 8))
+    meta = ActorMetadata(algo='sac', dt=dt, max_joint_velocity=1.0,
+                         upper_arm_length_m=links[0], forearm_length_m=links[1],
+                         goal_size_m=0.04, observation_dim=STATE_DIM, net_arch=(16, 8),
+                         env_steps=123, command='test')
+    save_actor(path, actor, meta)
+    return actor, meta
+
+
+def test_checkpoint_round_trip(tmp_path):
+    path = tmp_path / 'actor.pt'
+    actor, meta = make_checkpoint(path)
+    loaded, loaded_meta = load_actor(path)
+    assert loaded_meta == meta
+    observations = torch.randn(32, STATE_DIM)
+    torch.testing.assert_close(loaded(observations), actor(observations))
+    # Plain tensors and numbers: loadable without unpickling code.
+    raw = torch.load(path, weights_only=True)
+    assert set(raw) == {'state_dict', 'metadata'}
+
+
+def test_export_from_sb3_matches_predict(tmp_path):
+    from stable_baselines3 import SAC, TD3
+
+    from reacher_policy.checkpoint import actor_from_sb3
+    env = ReacherEnv()
+    observations = np.stack([env.reset(seed=i)[0] for i in range(16)])
+    for cls in (SAC, TD3):
+        model = cls('MlpPolicy', env, policy_kwargs=dict(net_arch=[32, 16]), seed=0,
+                    device='cpu')
+        exported = actor_from_sb3(model)
+        expected, _ = model.predict(observations, deterministic=True)
+        with torch.no_grad():
+            actual = exported(torch.as_tensor(observations)).numpy()
+        np.testing.assert_allclose(actual, expected, atol=1e-5)
+
+
+def test_controller_setpoint_is_one_step_of_the_action(tmp_path):
+    path = tmp_path / 'actor.pt'
+    actor, _ = make_checkpoint(path, dt=0.05)
+    controller = LearnedController(PolicyConfig(control_rate_hz=20.0, controller='learned',
+                                                checkpoint=str(path)))
+    controller.reset()
+    q, goal = np.array([0.3, -1.2]), np.array([0.05, 0.12])
+    observation = state_vector(q, goal, SimConfig(dt=0.05))
+    with torch.no_grad():
+        action = actor(torch.as_tensor(observation)[None])[0].numpy()
+    np.testing.assert_allclose(controller.setpoint(q, goal), q + action * 1.0 * 0.05,
+                               atol=1e-6)
+
+
+def test_mismatched_period_is_refused(tmp_path):
+    path = tmp_path / 'actor.pt'
+    make_checkpoint(path, dt=0.1)
+    with pytest.raises(ValueError, match=r'trained with dt = 0.1 s .* control_rate_hz = 20'):
+        LearnedController(PolicyConfig(control_rate_hz=20.0, checkpoint=str(path)))
+
+
+def test_mismatched_geometry_is_refused(tmp_path):
+    path = tmp_path / 'actor.pt'
+    make_checkpoint(path, dt=0.05, links=(0.12, 0.08))
+    with pytest.raises(ValueError, match='trained for links of'):
+        LearnedController(PolicyConfig(control_rate_hz=20.0, checkpoint=str(path)))
+
+
+def test_missing_checkpoint_is_named(tmp_path):
+    missing = tmp_path / 'nope.pt'
+    with pytest.raises(FileNotFoundError, match='nope.pt'):
+        LearnedController(PolicyConfig(control_rate_hz=20.0, checkpoint=str(missing)))
+
+
+def test_not_an_actor_checkpoint_is_refused(tmp_path):
+    path = tmp_path / 'other.pt'
+    torch.save({'weights': torch.zeros(3)}, path)
+    with pytest.raises(ValueError, match='not a reacher-actor-v1'):
+        load_actor(path)
+
+
+def test_export_cli_writes_a_loadable_actor(tmp_path):
+    from stable_baselines3 import DDPG
+
+    from reacher_policy.cli import policy_main
+    env = ReacherEnv(SimConfig(dt=0.05))
+    model = DDPG('MlpPolicy', env, policy_kwargs=dict(net_arch=[16]), seed=0, device='cpu')
+    model.save(tmp_path / 'model.zip')
+    output = tmp_path / 'actor.pt'
+    assert policy_main(['export', '--model', str(tmp_path / 'model.zip'), '--output',
+                        str(output), '--algo', 'ddpg', '--sim.dt', '0.05']) == 0
+    actor, meta = load_actor(output)
+    assert meta.algo == 'ddpg' and meta.dt == 0.05 and meta.net_arch == (16,)
+    observation, _ = env.reset(seed=0)
+    expected, _ = model.predict(observation, deterministic=True)
+    with torch.no_grad():
+        actual = actor(torch.as_tensor(observation)[None])[0].numpy()
+    np.testing.assert_allclose(actual, expected, atol=1e-5)

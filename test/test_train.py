@@ -1,0 +1,93 @@
+"""Training, evaluation and the CLI of reacher_policy (issue 3)."""
+
+from dataclasses import replace
+import json
+
+import numpy as np
+import pytest
+
+from reacher_policy.checkpoint import load_actor
+from reacher_policy.cli import policy_main
+from reacher_policy.evaluate import evaluate_policy, random_policy, sb3_policy, torch_policy
+from reacher_policy.train import build_model, make_env, parse_train_args, PRESETS, train
+from reacher_sim.config import SimConfig
+from reacher_sim.options import RewardConfig
+
+
+def test_presets_parse_and_flags_override():
+    config = parse_train_args(['--preset', 'seed-ddpg', '--seed', '3'])
+    assert config.algo == 'ddpg' and config.net_arch == (300,) and config.seed == 3
+    assert config.sim.goal_sampling == 'seed' and config.learning_starts == 30_000
+    config = parse_train_args(['--algo', 'td3', '--reward.action-weight', '0.5'])
+    assert config.algo == 'td3' and config.reward.action_weight == 0.5
+    with pytest.raises(SystemExit):
+        parse_train_args(['--preset', 'nope'])
+
+
+def test_evaluation_is_reproducible_and_uses_fixed_seeds():
+    first = evaluate_policy(random_policy(0), SimConfig(), episodes=8, seed=5)
+    second = evaluate_policy(random_policy(0), SimConfig(), episodes=8, seed=5)
+    assert first.success_rate == second.success_rate
+    assert first.mean_return == second.mean_return
+    assert first.mean_action_change > 0.3  # uniform random actions change a lot
+
+
+def test_cli_help_lists_every_knob(capsys):
+    with pytest.raises(SystemExit):
+        policy_main(['train', '--help'])
+    text = capsys.readouterr().out
+    for flag in ('--algo', '--n-envs', '--reward.action-change-weight',
+                 '--curriculum.mode', '--robustness.joint-noise-std-rad', '--resume'):
+        assert flag in text
+    assert policy_main([]) == 2
+
+
+@pytest.mark.slow
+def test_short_training_improves_success_and_round_trips(tmp_path):
+    config = replace(PRESETS['sac'], total_steps=3000, learning_starts=300, net_arch=(32, 32),
+                     batch_size=64, ent_coef='auto_0.1', eval_freq=1500, eval_episodes=30,
+                     final_eval_episodes=30, progress=False, tensorboard=False,
+                     reward=RewardConfig(shaping_weight=1.0, success_weight=10.0),
+                     sim=SimConfig(success_hold_steps=3), out_dir=str(tmp_path / 'run'))
+    untrained = build_model(config, make_env(config))
+    before = evaluate_policy(sb3_policy(untrained), config.sim, 30, config.eval_seed)
+    result = train(config)
+    assert result.final is not None
+    assert result.final['success_rate'] >= before.success_rate + 0.2
+    # The exported actor acts as the SB3 model did, on the same episodes.
+    actor, meta = load_actor(tmp_path / 'run' / 'policy.pt')
+    assert meta.dt == config.sim.dt and meta.net_arch == (32, 32)
+    exported = evaluate_policy(torch_policy(actor), config.sim, 30, config.eval_seed)
+    assert exported.success_rate == pytest.approx(result.final['success_rate'])
+    report = json.loads((tmp_path / 'run' / 'evaluations.json').read_text())
+    assert len(report['evaluations']) == 2
+    assert (tmp_path / 'run' / 'curve.png').stat().st_size > 0
+    # Resume continues the step count from the saved model.
+    resumed = train(replace(config, resume=str(tmp_path / 'run' / 'model.zip'),
+                            total_steps=500, final_eval_episodes=0, eval_freq=0,
+                            out_dir=str(tmp_path / 'resumed')))
+    assert resumed.env_steps == 3500
+    assert np.isfinite(resumed.train_time_s)
+
+
+@pytest.mark.slow
+def test_tune_writes_the_best_configuration(tmp_path):
+    output = tmp_path / 'best.json'
+    assert policy_main(['tune', '--trials', '2', '--total-steps', '400', '--eval-freq', '200',
+                        '--eval-episodes', '4', '--base.learning-starts', '100',
+                        '--output', str(output)]) == 0
+    report = json.loads(output.read_text())
+    assert len(report['trials']) == 2
+    assert report['best_config']['net_arch'][0] == report['best_params']['width']
+
+
+@pytest.mark.parametrize('vec_env', ['dummy', 'subproc'])
+def test_vectorised_training_counts_steps_over_workers(tmp_path, vec_env):
+    config = replace(PRESETS['td3'], total_steps=200, learning_starts=50, net_arch=(8,),
+                     batch_size=16, n_envs=2, vec_env=vec_env, eval_freq=100,
+                     eval_episodes=2, final_eval_episodes=2, progress=False,
+                     tensorboard=True, out_dir=str(tmp_path))
+    result = train(config)
+    assert result.env_steps == 200
+    assert [row['env_steps'] for row in result.evaluations] == [100.0, 200.0]
+    assert any((tmp_path / 'tb').rglob('events.out.tfevents.*'))
