@@ -2,9 +2,9 @@
 
 Runs ``reacher_policy.loop.PolicyLoop`` with ``controller='learned'`` on the simulated arm
 at the checkpoint's rate, on true state or on state ``latency_ticks`` control periods old
-(a stand-in for perception latency), for several PID settings. Needs the policy-node
-modules (``reacher_policy.config``, ``pid``, ``loop``, ``controllers``) from the
-policy-node branch.
+(a stand-in for perception latency), for several PID settings. The controller places
+its setpoint so that the PID's P term commands the trained velocity at any kp, so the
+settings differ only in the smoother's rate limit.
 
     PYTHONPATH=. python benchmarks/rl_learned_loop.py --checkpoint checkpoints/sac_reacher_20hz.pt
 """
@@ -36,11 +36,9 @@ class Args:
 def main(argv):
     args = tyro.cli(Args, args=argv, description=Args.__doc__)
     torch.set_num_threads(1)
+    from reacher_policy.checkpoint import load_actor
     from reacher_policy.config import PidConfig, PolicyConfig
     from reacher_policy.loop import PerceivedState, PolicyLoop
-
-    from reacher_policy.checkpoint import load_actor
-    import reacher_policy.learned  # noqa: F401  (registers 'learned')
     from reacher_sim.arm import ArmSim
 
     _, meta = load_actor(args.checkpoint)

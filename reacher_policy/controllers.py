@@ -9,12 +9,13 @@ decides how fast to move them there. New controllers (e.g. a learned one reading
 from __future__ import annotations
 
 from collections.abc import Callable
+import importlib
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from reacher_policy.config import PolicyConfig
+from reacher_policy.config import PidConfig, PolicyConfig
 from reacher_sim.kinematics import inverse_kinematics
 
 FloatArray = npt.NDArray[np.float64]
@@ -49,12 +50,13 @@ class IkController:
     out of reach gives the pose pointing at it (``reacher_sim.kinematics``).
 
     :param config: the policy config; only the link lengths are read.
+    :param pid: the PID smoother's config (unused: IK gives an absolute setpoint).
     """
 
     upper_arm_length_m: float
     forearm_length_m: float
 
-    def __init__(self, config: PolicyConfig) -> None:
+    def __init__(self, config: PolicyConfig, pid: PidConfig | None = None) -> None:
         self.upper_arm_length_m = config.upper_arm_length_m
         self.forearm_length_m = config.forearm_length_m
 
@@ -72,23 +74,34 @@ class IkController:
                                   current=joint_positions)
 
 
-CONTROLLERS: dict[str, Callable[[PolicyConfig], Controller]] = {
+CONTROLLERS: dict[str, Callable[[PolicyConfig, PidConfig], Controller]] = {
     'ik': IkController,
 }
-"""Controller name (``PolicyConfig.controller``) -> factory building it from the config."""
+"""Controller name (``PolicyConfig.controller``) -> factory building it from the policy
+and PID configs (a controller that emits a one-step setpoint needs the PID's gain)."""
+
+CONTROLLER_MODULES: dict[str, str] = {'learned': 'reacher_policy.learned'}
+"""Controllers whose module registers them on import; imported only when asked for, so
+the IK controller never loads torch."""
 
 
-def make_controller(config: PolicyConfig) -> Controller:
+def make_controller(config: PolicyConfig, pid: PidConfig) -> Controller:
     """Build the controller that ``config.controller`` names.
 
     :param config: the policy config.
+    :param pid: the PID smoother's config.
     :return: a fresh controller.
-    :raises ValueError: if no controller of that name is registered in ``CONTROLLERS``.
+    :raises ValueError: if no controller of that name is registered in ``CONTROLLERS``, or
+        the controller refuses its configuration (e.g. a mismatched checkpoint).
+    :raises FileNotFoundError: when a learned controller's checkpoint is missing.
     """
+    if config.controller not in CONTROLLERS and config.controller in CONTROLLER_MODULES:
+        importlib.import_module(CONTROLLER_MODULES[config.controller])
     try:
         factory = CONTROLLERS[config.controller]
     except KeyError:
         raise ValueError(
             f'unknown controller {config.controller!r}; known controllers: '
-            f'{sorted(CONTROLLERS)}. Set PolicyConfig.controller to one of them.') from None
-    return factory(config)
+            f'{sorted(set(CONTROLLERS) | set(CONTROLLER_MODULES))}. Set '
+            'PolicyConfig.controller to one of them.') from None
+    return factory(config, pid)

@@ -1,17 +1,19 @@
 """The ``learned`` controller of the policy node: a trained actor on the perceived state.
 
 The actor was trained on :class:`reacher_sim.env.ReacherEnv`, whose action is a joint
-velocity held for one env step ``dt``. The node instead feeds a joint-angle setpoint to
-its per-joint PID smoother, so the controller returns the angles that action would reach
-after one step: ``setpoint = q + action * max_joint_velocity * dt``. A PID with
-``kp = 1 / dt`` (and no I, D or limits) then reproduces the trained action exactly.
-With the node's default ``kp = 2.5`` at 20 Hz the arm moves 8 times slower than it was
-trained to (measured: 25% success instead of 90% in 10 s, benchmarks/rl_learned_loop.py),
-so run this controller with ``pid.kp = control_rate_hz``.
+velocity held for one env step ``dt``. The node feeds a joint-angle setpoint to its
+per-joint PID smoother, so the controller places the setpoint where the smoother's P term
+asks for exactly the trained velocity: ``setpoint = q + action * max_joint_velocity / kp``
+(``kp * (setpoint - q) = action * max_joint_velocity``). The smoother then adds only what
+it is for: the output clamp and the rate limit on the command (and I and D, if set).
+Placing it one step ahead instead (``q + action * v * dt``) slowed the arm by
+``kp * dt`` (8 times at the default kp = 2.5 and 20 Hz: 25% success instead of 90%,
+benchmarks/rl_learned_loop.py).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 import math
 from typing import TYPE_CHECKING
 
@@ -20,10 +22,15 @@ import numpy.typing as npt
 import torch
 
 from reacher_policy.checkpoint import ActorMetadata, load_actor
+from reacher_policy.controllers import CONTROLLERS
 from reacher_sim.env import state_vector
 
 if TYPE_CHECKING:
-    from reacher_policy.config import PolicyConfig
+    from reacher_policy.config import PidConfig, PolicyConfig
+
+DEFAULT_CHECKPOINT = 'sac_reacher_20hz.pt'
+"""The shipped actor (checkpoints/README.md says how it was trained), used when
+``PolicyConfig.checkpoint`` is empty."""
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -32,8 +39,10 @@ class LearnedController:
     """Joint-angle setpoints from a trained actor checkpoint (``controller: learned``).
 
     :param config: the policy config; ``checkpoint`` names the actor file (see
-        :mod:`reacher_policy.checkpoint`), ``control_rate_hz`` must be ``1 / dt`` of the
-        env it was trained on, and the link lengths must match its arm.
+        :mod:`reacher_policy.checkpoint`; empty: the shipped ``DEFAULT_CHECKPOINT``),
+        ``control_rate_hz`` must be ``1 / dt`` of the env it was trained on, and the link
+        lengths must match its arm.
+    :param pid: the PID smoother's config; its ``kp`` places the setpoint.
     :raises FileNotFoundError: naming a missing checkpoint.
     :raises ValueError: for a checkpoint trained at another control period or for
         another arm geometry.
@@ -42,10 +51,12 @@ class LearnedController:
     actor: torch.nn.Module
     metadata: ActorMetadata
 
-    def __init__(self, config: PolicyConfig) -> None:
+    def __init__(self, config: PolicyConfig, pid: PidConfig) -> None:
         if not config.checkpoint:
-            raise ValueError("PolicyConfig.checkpoint is '': the learned controller needs "
-                             'an actor checkpoint, e.g. checkpoints/sac_reacher_20hz.pt')
+            from reacher.paths import share_dir
+            config = replace(config,
+                             checkpoint=str(share_dir() / 'checkpoints' / DEFAULT_CHECKPOINT))
+        self.kp = pid.kp
         self.actor, self.metadata = load_actor(config.checkpoint)
         meta = self.metadata
         period = 1.0 / config.control_rate_hz
@@ -80,20 +91,14 @@ class LearnedController:
         return action.numpy().astype(np.float64)
 
     def setpoint(self, joint_positions: FloatArray, goal: FloatArray) -> FloatArray:
-        """Joint angles one control period ahead along the actor's action.
+        """The setpoint whose P term commands the actor's joint velocity.
 
         :param joint_positions: (2,) radians, the perceived joint angles.
         :param goal: (2,) metres in ``world``, the perceived goal.
         :return: (2,) float64 radians (not wrapped, so the PID sees a small error).
         """
         q = np.asarray(joint_positions, dtype=np.float64)
-        step = self.action(q, goal) * self.metadata.max_joint_velocity * self.metadata.dt
-        return q + step
+        return q + self.action(q, goal) * self.metadata.max_joint_velocity / self.kp
 
 
-try:  # controllers.py comes from the policy-node branch; register when it is present.
-    from reacher_policy.controllers import CONTROLLERS
-except ImportError:  # pragma: no cover - before the branches are merged
-    pass
-else:
-    CONTROLLERS['learned'] = LearnedController
+CONTROLLERS['learned'] = LearnedController

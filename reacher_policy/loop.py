@@ -80,7 +80,7 @@ class PolicyLoop:
 
     def __init__(self, config: PolicyConfig, pid: PidConfig) -> None:
         self.config = config
-        self.controller = make_controller(config)
+        self.controller = make_controller(config, pid)
         self.pid = PidSmoother(pid, num_joints=NUM_JOINTS)
         self._estimate: PerceivedState | None = None
         self._last_step_s: float | None = None
@@ -103,6 +103,8 @@ class PolicyLoop:
         :param pid: the new gains and limits (see ``PidSmoother.set_config``).
         """
         self.pid.set_config(pid)
+        # A controller may depend on the gains (the learned one's setpoint does).
+        self.controller = make_controller(self.config, pid)
 
     def reset(self) -> None:
         """Start over: forget the estimate and the controller's and PID's state."""

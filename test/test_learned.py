@@ -1,28 +1,19 @@
 """Actor checkpoints and the learned controller (issue 3)."""
 
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
 import torch
 
 from reacher_policy.checkpoint import ActorMetadata, ActorMlp, load_actor, save_actor
+from reacher_policy.config import PidConfig, PolicyConfig
+from reacher_policy.controllers import make_controller
 from reacher_policy.learned import LearnedController
+from reacher_policy.loop import PerceivedState, PolicyLoop
+from reacher_policy.pid import PidSmoother
 from reacher_sim.config import SimConfig
 from reacher_sim.env import ReacherEnv, STATE_DIM, state_vector
 
-try:
-    from reacher_policy.config import PolicyConfig
-except ImportError:  # Before the policy-node branch is merged: the same fields.
-    @dataclass(frozen=True)
-    class PolicyConfig:  # type: ignore[no-redef]
-        control_rate_hz: float = 20.0
-        controller: str = 'ik'
-        estimate_timeout_s: float = 0.5
-        upper_arm_length_m: float = 0.1
-        forearm_length_m: float = 0.1
-        checkpoint: str = ''
-        warn_throttle_s: float = 5.0
+PID = PidConfig()
 
 
 def make_checkpoint(path, dt=0.1, links=(0.1, 0.1), seed=0):
@@ -64,38 +55,63 @@ def test_export_from_sb3_matches_predict(tmp_path):
         np.testing.assert_allclose(actual, expected, atol=1e-5)
 
 
-def test_controller_setpoint_is_one_step_of_the_action(tmp_path):
+@pytest.mark.parametrize('kp', [2.5, 20.0])
+def test_the_pid_p_term_commands_the_trained_action(tmp_path, kp):
     path = tmp_path / 'actor.pt'
     actor, _ = make_checkpoint(path, dt=0.05)
+    pid = PidConfig(kp=kp, rate_limit=0.0)
     controller = LearnedController(PolicyConfig(control_rate_hz=20.0, controller='learned',
-                                                checkpoint=str(path)))
+                                                checkpoint=str(path)), pid)
     controller.reset()
     q, goal = np.array([0.3, -1.2]), np.array([0.05, 0.12])
     observation = state_vector(q, goal, SimConfig(dt=0.05))
     with torch.no_grad():
         action = actor(torch.as_tensor(observation)[None])[0].numpy()
-    np.testing.assert_allclose(controller.setpoint(q, goal), q + action * 1.0 * 0.05,
-                               atol=1e-6)
+    setpoint = controller.setpoint(q, goal)
+    np.testing.assert_allclose(setpoint, q + action * 1.0 / kp, atol=1e-6)
+    # Through the smoother (no I, D or rate limit): exactly the trained joint velocity.
+    command = PidSmoother(pid).update(setpoint, q, 0.05)
+    np.testing.assert_allclose(command, action * 1.0, atol=1e-6)
+
+
+def test_policy_loop_runs_the_learned_controller_by_name(tmp_path):
+    path = tmp_path / 'actor.pt'
+    make_checkpoint(path, dt=0.05)
+    config = PolicyConfig(control_rate_hz=20.0, controller='learned', checkpoint=str(path))
+    loop = PolicyLoop(config, PID)
+    assert isinstance(loop.controller, LearnedController)
+    loop.update_estimate(PerceivedState(stamp_s=1.0, joint_positions=np.array([0.3, -1.2]),
+                                        goal=np.array([0.05, 0.12])))
+    output = loop.step(1.02)
+    assert not output.stale and np.all(np.abs(output.command) <= 1.0)
+    loop.set_pid_config(PidConfig(kp=5.0))
+    assert loop.controller.kp == 5.0
 
 
 def test_mismatched_period_is_refused(tmp_path):
     path = tmp_path / 'actor.pt'
     make_checkpoint(path, dt=0.1)
     with pytest.raises(ValueError, match=r'trained with dt = 0.1 s .* control_rate_hz = 20'):
-        LearnedController(PolicyConfig(control_rate_hz=20.0, checkpoint=str(path)))
+        LearnedController(PolicyConfig(control_rate_hz=20.0, checkpoint=str(path)), PID)
 
 
 def test_mismatched_geometry_is_refused(tmp_path):
     path = tmp_path / 'actor.pt'
     make_checkpoint(path, dt=0.05, links=(0.12, 0.08))
     with pytest.raises(ValueError, match='trained for links of'):
-        LearnedController(PolicyConfig(control_rate_hz=20.0, checkpoint=str(path)))
+        LearnedController(PolicyConfig(control_rate_hz=20.0, checkpoint=str(path)), PID)
 
 
 def test_missing_checkpoint_is_named(tmp_path):
     missing = tmp_path / 'nope.pt'
     with pytest.raises(FileNotFoundError, match='nope.pt'):
-        LearnedController(PolicyConfig(control_rate_hz=20.0, checkpoint=str(missing)))
+        LearnedController(PolicyConfig(control_rate_hz=20.0, checkpoint=str(missing)), PID)
+
+
+def test_default_checkpoint_is_the_shipped_one():
+    controller = make_controller(PolicyConfig(controller='learned'), PID)
+    assert isinstance(controller, LearnedController)
+    assert controller.metadata.dt == 0.05
 
 
 def test_not_an_actor_checkpoint_is_refused(tmp_path):

@@ -186,7 +186,7 @@ def test_closed_loop_with_stale_gap_stops_then_resumes() -> None:
 
 def test_ik_controller_puts_fingertip_on_goal_nearest_elbow() -> None:
     config = PolicyConfig(upper_arm_length_m=0.12, forearm_length_m=0.08)
-    controller = make_controller(config)
+    controller = make_controller(config, PidConfig())
     assert isinstance(controller, IkController)
     goal = np.array([-0.05, 0.13])
     for current in (np.array([1.0, 1.0]), np.array([2.5, -1.0])):
@@ -200,7 +200,7 @@ def test_ik_controller_puts_fingertip_on_goal_nearest_elbow() -> None:
 class HoldStill:
     """A controller that asks the joints to stay where they are."""
 
-    def __init__(self, config: PolicyConfig) -> None:
+    def __init__(self, config: PolicyConfig, pid: PidConfig) -> None:
         self.config = config
 
     def reset(self) -> None:
@@ -219,7 +219,7 @@ def test_registered_controller_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_unknown_controller_lists_known_ones() -> None:
-    with pytest.raises(ValueError, match=r"unknown controller 'slac'.*\['ik'\]"):
+    with pytest.raises(ValueError, match=r"unknown controller 'slac'.*\['ik', 'learned'\]"):
         PolicyLoop(PolicyConfig(controller='slac'), PidConfig())
 
 
