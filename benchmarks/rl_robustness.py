@@ -69,15 +69,14 @@ def policy_path(args, preset, seed):
     return path
 
 
-def run_with_pid(actor, sim, episodes, seed, kp=None):
+def run_with_pid(actor, sim, episodes, seed, pid_config):
     """Episodes through controller setpoint -> PID smoother -> arm (the node's path).
 
-    ``kp=None`` keeps the node's default gains; the learned controller's setpoint is one
-    period ahead, so ``kp = 1 / dt`` reproduces the trained action.
+    The setpoint is the learned controller's (``q + a * v / kp``, so the P term asks for
+    the trained velocity); the smoother adds its output clamp and rate limit.
     """
-    from reacher_policy.config import PidConfig
     from reacher_policy.pid import PidSmoother
-    pid = PidSmoother(PidConfig() if kp is None else PidConfig(kp=kp))
+    pid = PidSmoother(pid_config)
     successes, changes, jerks = [], [], []
     for episode in range(episodes):
         env = ReacherEnv(sim)
@@ -89,7 +88,7 @@ def run_with_pid(actor, sim, episodes, seed, kp=None):
             with torch.no_grad():
                 action = actor(torch.as_tensor(observation)[None])[0].numpy()
             q = info['joint_positions']
-            setpoint = q + action * sim.max_joint_velocity * sim.dt
+            setpoint = q + action * sim.max_joint_velocity / pid_config.kp
             command = pid.update(setpoint, q, sim.dt) / sim.max_joint_velocity
             commands.append(np.clip(command, -1.0, 1.0))
             observation, _, terminated, truncated, info = env.step(
@@ -127,10 +126,12 @@ def smoothness(args):
                          'success_rate': direct.success_rate,
                          'mean_action_change': direct.mean_action_change,
                          'mean_jerk': direct.mean_jerk})
-            for label, kp in (('PID smoother, default gains', None),
-                              ('PID smoother, kp = 1/dt', 1.0 / sim.dt)):
+            from reacher_policy.config import PidConfig
+            for label, pid_config in (
+                    ('PID smoother, default gains (rate limit 10 rad/s^2)', PidConfig()),
+                    ('PID smoother, rate limit 2 rad/s^2', PidConfig(rate_limit=2.0))):
                 try:
-                    piped = run_with_pid(actor, sim, args.episodes, args.eval_seed, kp)
+                    piped = run_with_pid(actor, sim, args.episodes, args.eval_seed, pid_config)
                 except ImportError as error:
                     print(f'PID smoother rows skipped: {error}', file=sys.stderr)
                     break
