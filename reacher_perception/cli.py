@@ -2,7 +2,7 @@
 
 Each subcommand is a typed dataclass parsed by tyro, so ``--help`` lists every knob::
 
-    reacher perception collect --out data/slac/train --sequences 500 --seed 0
+    reacher perception collect --out data/slac/train --collect.sequences 500
     reacher perception train --data data/slac/train --out runs/slac
     reacher perception eval --checkpoint runs/slac/final.pt --data data/slac/test
 """

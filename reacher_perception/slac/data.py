@@ -345,17 +345,17 @@ class AugmentConfig:
     :raises ValueError: from ``__post_init__``, naming the field that is out of range.
     """
 
-    noise_probability: float = 0.3
+    noise_probability: float = 0.2
     """Chance that a sequence gets gaussian pixel noise, in [0, 1]."""
     noise_std_max: float = 0.12
     """Largest noise std (drawn uniformly per sequence), on the [0, 1] pixel scale."""
-    colour_probability: float = 0.3
+    colour_probability: float = 0.2
     """Chance of a per-channel gain in [0.7, 1.3] and offset in +-0.12, in [0, 1]."""
-    occlusion_probability: float = 0.3
+    occlusion_probability: float = 0.2
     """Chance of one to two opaque patches of random colour on the whole sequence, [0, 1]."""
     occlusion_size_max: int = 16
     """Largest patch side, pixels (smallest: a quarter of it)."""
-    blank_probability: float = 0.3
+    blank_probability: float = 0.2
     """Chance that a run of 1-5 frames (never the first) is replaced by one flat colour,
     as a dropped or blacked-out frame, in [0, 1]."""
 

@@ -25,18 +25,30 @@ def _halvings(image_size: int) -> int:
 class Encoder(nn.Module):
     """Frame -> feature, the paper's conv encoder scaled by ``base_depth``.
 
-    At 64x64 and depth d: (3, 64, 64) -> (d, 32, 32) [5x5 s2] -> (2d, 16, 16) ->
+    At 64x64 and depth d: (3 + 2, 64, 64) -> (d, 32, 32) [5x5 s2] -> (2d, 16, 16) ->
     (4d, 8, 8) -> (8d, 4, 4) [3x3 s2 each] -> (feature_dim, 1, 1) [4x4 valid].
+
+    One deviation: two constant channels holding each pixel's x and y in [-1, 1] are
+    appended to the frame (CoordConv, Liu et al. 2018, arXiv 1807.03247). Our state is
+    positions, which plain convolutions learn to regress slowly: in a trial without them
+    the goal's RMS error had not left chance level (~90 mm) after 650 updates.
 
     :param image_size: frame width = height, a power of two >= 16.
     :param base_depth: channels of the first layer.
     :param feature_dim: size of the output feature.
     """
 
+    coordinates: torch.Tensor
+
     def __init__(self, image_size: int, base_depth: int, feature_dim: int) -> None:
         super().__init__()
+        ramp = torch.linspace(-1.0, 1.0, image_size)
+        # (2, H, W): x grows to the right, y downwards, as pixel columns and rows
+        self.register_buffer('coordinates', torch.stack(torch.meshgrid(ramp, ramp,
+                                                                       indexing='xy')),
+                             persistent=False)
         layers: list[nn.Module] = []
-        channels = 3
+        channels = 5
         for index in range(_halvings(image_size)):
             out = base_depth * 2 ** index
             kernel = 5 if index == 0 else 3
@@ -54,7 +66,8 @@ class Encoder(nn.Module):
         """
         batch_shape = images.shape[:-3]
         flat = images.reshape(-1, *images.shape[-3:])
-        return self.net(flat).reshape(*batch_shape, -1)
+        coordinates = self.coordinates.expand(flat.shape[0], -1, -1, -1)
+        return self.net(torch.cat([flat, coordinates], dim=1)).reshape(*batch_shape, -1)
 
 
 class Decoder(nn.Module):
