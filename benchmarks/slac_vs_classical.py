@@ -10,7 +10,7 @@ estimator ignores it and keeps its last value when it loses a part):
 - ``clean``: the rendered frames.
 - ``noise``: gaussian pixel noise, std ``--noise-std`` (fraction of 255), every frame.
 - ``colour``: per-sequence gain in [0.8, 1.2] and offset in +-0.08 per channel.
-- ``occlusion``: one opaque ``--patch``-pixel square of random colour at a random place,
+- ``occlusion``: one opaque ``--patch``-pixel square of random grey at a random place,
   for the whole sequence.
 - ``blank``: runs of ``--blank-run`` black frames (a dropped camera) starting every 16
   steps; errors are also reported on the blank frames alone (``blank_frames_only``), where
@@ -96,7 +96,7 @@ def corrupt(images: npt.NDArray[np.uint8], kind: str, args: Args, rng: np.random
         frames = frames * rng.uniform(0.8, 1.2, 3) + rng.uniform(-0.08, 0.08, 3) * 255.0
     elif kind == 'occlusion':
         top, left = rng.integers(0, size - args.patch + 1, 2)
-        frames[:, top:top + args.patch, left:left + args.patch] = rng.uniform(0, 255, 3)
+        frames[:, top:top + args.patch, left:left + args.patch] = rng.uniform(0, 255)
     elif kind == 'blank':
         for start in range(16, len(images), 16):
             blank[start:start + args.blank_run] = True

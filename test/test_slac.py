@@ -21,7 +21,13 @@ from reacher_perception.slac.data import (
     write_shard,
 )
 from reacher_perception.slac.latent import LatentLosses, LatentModel
-from reacher_perception.slac.train import load_checkpoint, save_checkpoint, train, TrainConfig
+from reacher_perception.slac.train import (
+    augment_schedule,
+    load_checkpoint,
+    save_checkpoint,
+    train,
+    TrainConfig,
+)
 from reacher_sim.render import ArmRenderer
 
 TINY = SlacModelConfig(image_size=16, base_depth=4, feature_dim=8, z1_dim=3, z2_dim=5,
@@ -150,6 +156,14 @@ def test_states_from_truth() -> None:
     np.testing.assert_allclose(states, [[1, 0, 0, 1, 0.5, 0, 0, -1]], atol=1e-7)
 
 
+def test_augmentation_starts_after_the_clean_updates() -> None:
+    config = TrainConfig(clean_updates=100)
+    assert augment_schedule(config, 50).noise_probability == 0.0
+    assert augment_schedule(config, 150).noise_probability == pytest.approx(
+        0.5 * config.augment.noise_probability)
+    assert augment_schedule(config, 500) == config.augment
+
+
 def test_augment_keeps_shape_range_and_input() -> None:
     images = tiny_batch(8, 5)[0]
     before = images.clone()
@@ -246,7 +260,8 @@ def test_training_lowers_the_loss_and_the_filter_rides_out_a_blank_frame(
                             hidden_units=64)
     config = TrainConfig(data=data, out=tmp_path / 'run', updates=300, batch_size=8,
                          sequence_length=6, learning_rate=2e-3, log_every=25,
-                         checkpoint_every=150, model=model)
+                         checkpoint_every=150, warmup_updates=50, clean_updates=100,
+                         model=model)
     train(config, progress=False)
     rows = [__import__('json').loads(line)
             for line in (tmp_path / 'run' / 'metrics.jsonl').read_text().splitlines()]
