@@ -272,17 +272,36 @@ def test_training_lowers_the_loss_and_the_filter_rides_out_a_blank_frame(
     # resuming a finished run does nothing more and keeps its step count
     more = train(replace(config, updates=300), progress=False)
     assert more['frames_seen'] == 300 * 8 * 6
-    # a blank frame mid-sequence: the filter keeps an estimate near the one before it
-    dataset = SequenceDataset(data)
+    # the trained run's checkpoint drives the slac backend
     estimator = make_estimator(PerceptionConfig(
         estimator='slac', checkpoint=str(tmp_path / 'run' / 'final.pt'), image_size=32))
-    frames = dataset.images[0]
-    before = None
-    for step in range(6):
-        command = None if step == 0 else dataset.actions[0, step - 1].astype(np.float64)
-        before = estimator.estimate(frames[step], command)
-    blank = estimator.estimate(np.zeros_like(frames[0]), dataset.actions[0, 5].astype(float))
-    assert np.all(np.isfinite(blank.joint_positions))
-    drift = np.abs((blank.joint_positions - before.joint_positions + np.pi) % (2 * np.pi)
-                   - np.pi)
-    assert drift.max() < 1.0
+    frame = SequenceDataset(data).images[0, 0]
+    assert np.all(np.isfinite(estimator.estimate(frame).joint_positions))
+
+
+SHIPPED = Path(__file__).resolve().parent.parent / 'checkpoints' / 'slac_reacher.pt'
+
+
+@pytest.mark.skipif(not SHIPPED.is_file(), reason='no shipped checkpoint in this checkout')
+def test_shipped_filter_rides_out_blank_frames(tmp_path: Path) -> None:
+    # Three black frames mid-sequence: the filter predicts through them with
+    # p(z_t+1 | z_t, a_t) instead of losing the arm (issue 4: "estimates stay good when a
+    # frame is ... briefly occluded").
+    collect(CollectConfig(sequences=6, steps=24, shard_size=6, seed=77), SequenceGeometry(),
+            tmp_path, progress=False)
+    dataset = SequenceDataset(tmp_path)
+    estimator = make_estimator(PerceptionConfig(estimator='slac', checkpoint=str(SHIPPED)))
+    blank_errors, clean_errors = [], []
+    for index in range(len(dataset)):
+        estimator.reset()
+        for step in range(dataset.steps):
+            blank = 12 <= step < 15
+            frame = np.zeros_like(dataset.images[index, step]) if blank else \
+                dataset.images[index, step]
+            command = None if step == 0 else dataset.actions[index, step - 1].astype(float)
+            estimate = estimator.estimate(frame, command)
+            error = np.abs((estimate.joint_positions - dataset.joint_positions[index, step]
+                            + np.pi) % (2 * np.pi) - np.pi)
+            (blank_errors if blank else clean_errors).append(np.degrees(error).mean())
+    assert np.mean(clean_errors) < 5.0
+    assert np.mean(blank_errors) < 10.0
