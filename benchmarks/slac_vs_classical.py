@@ -8,7 +8,8 @@ runs it (reset at the sequence's start; SLAC gets the previous command, the clas
 estimator ignores it and keeps its last value when it loses a part):
 
 - ``clean``: the rendered frames.
-- ``noise``: gaussian pixel noise, std ``--noise-std`` (fraction of 255), every frame.
+- ``noise``: gaussian pixel noise, std ``--noise-std`` (fraction of 255), every frame;
+  ``noise_strong``: three times that (beyond the training augmentation's 0.12).
 - ``colour``: per-sequence gain in [0.8, 1.2] and offset in +-0.08 per channel.
 - ``occlusion``: one opaque ``--patch``-pixel square of random grey at a random place,
   for the whole sequence.
@@ -50,7 +51,7 @@ from reacher_perception.slac.data import (
 from reacher_perception.slac.estimator import SlacEstimator
 from reacher_sim.kinematics import wrap_angle
 
-CORRUPTIONS = ('clean', 'noise', 'colour', 'occlusion', 'blank')
+CORRUPTIONS = ('clean', 'noise', 'noise_strong', 'colour', 'occlusion', 'blank')
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,9 @@ def corrupt(images: npt.NDArray[np.uint8], kind: str, args: Args, rng: np.random
     frames = images.astype(np.float32)
     blank = np.zeros(len(images), bool)
     size = images.shape[1]
-    if kind == 'noise':
-        frames += rng.normal(0.0, args.noise_std * 255.0, frames.shape)
+    if kind in ('noise', 'noise_strong'):
+        scale = 3.0 if kind == 'noise_strong' else 1.0
+        frames += rng.normal(0.0, scale * args.noise_std * 255.0, frames.shape)
     elif kind == 'colour':
         frames = frames * rng.uniform(0.8, 1.2, 3) + rng.uniform(-0.08, 0.08, 3) * 255.0
     elif kind == 'occlusion':
