@@ -12,7 +12,8 @@ The shipped checkpoint ``checkpoints/slac_reacher.pt`` was made with::
 resumed to 8000, the cosine schedule restarting from there: 1393 s of training on one
 shared CPU core, 1.28 M frames seen from a dataset of 24 000).
 
-Checkpoints are ``torch.save`` of a dict of plain types and tensors, read back with ``torch.load(weights_only=True)``::
+Checkpoints are ``torch.save`` of a dict of plain types and tensors, read back with
+``torch.load(weights_only=True)``::
 
     model      state_dict of LatentModel
     metadata   {'format': 'reacher-slac-1', 'model_config': SlacModelConfig as dict,
