@@ -71,7 +71,8 @@ EstimatorFactory = Callable[[PerceptionConfig], Estimator]
 ESTIMATORS: dict[str, EstimatorFactory] = {}
 """Estimator name -> factory; a backend adds itself when its module is imported."""
 
-BACKEND_MODULES: tuple[str, ...] = ('reacher_perception.classical',)
+BACKEND_MODULES: tuple[str, ...] = ('reacher_perception.classical',
+                                    'reacher_perception.slac.estimator')
 """Modules that :func:`make_estimator` imports first, so that their backends are in
 :data:`ESTIMATORS` without the caller importing them."""
 

@@ -1,0 +1,74 @@
+"""Sizes of the SLAC latent model, and the state its heads read out.
+
+Scaled down from the paper (arXiv 1907.00953, appendix B: feature 256, z1 32, z2 256,
+hidden 256, conv depth 32 at 64x64) because our scene is five flat-coloured shapes and we
+train on one CPU core: DESIGN.md measures ~480 ms per update at depth 32 and ~157 ms at
+depth 16; at depth 8 with 64-d features an update of 32 sequences x 9 frames takes tens
+of ms, so a few thousand updates fit in minutes. The defaults are what the shipped
+checkpoint uses (see ``reacher_perception/slac/train.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from reacher.config_tools import check_fields
+
+STATE_NAMES: tuple[str, ...] = (
+    'sin_shoulder', 'cos_shoulder', 'sin_elbow', 'cos_elbow',
+    'fingertip_x', 'fingertip_y', 'goal_x', 'goal_y')
+"""What the state heads predict, in this order: sin/cos of the joint angles, then the
+fingertip and the goal in ``world`` divided by the arm's reach (so all are O(1))."""
+
+
+@dataclass(frozen=True)
+class SlacModelConfig:
+    """Sizes and fixed variances of :class:`reacher_perception.slac.latent.LatentModel`.
+
+    :raises ValueError: from ``__post_init__``, naming the field that is out of range.
+    """
+
+    image_size: int = 64
+    """Frame width = height, pixels; a power of two in [16, 128] (the encoder halves it
+    down to 4x4)."""
+    action_dim: int = 2
+    """Action size: the joint velocity command divided by ``max_joint_velocity``."""
+    base_depth: int = 8
+    """Channels of the first conv layer; each later layer doubles it (paper: 32)."""
+    feature_dim: int = 64
+    """Size of the encoder's feature of one frame (paper: 256)."""
+    z1_dim: int = 16
+    """Size of the stochastic latent z1, the one the KL term shapes (paper: 32)."""
+    z2_dim: int = 64
+    """Size of the latent z2, whose posterior is its prior (paper: 256)."""
+    hidden_units: int = 128
+    """Width of the two hidden layers of every gaussian factor's MLP (paper: 256)."""
+    decoder_std: float = 0.1
+    """Fixed standard deviation of p(x_t | z1_t, z2_t) on [0, 1] pixels (paper: sqrt(0.1)
+    on its scale); smaller weighs reconstruction more against the KL; in (0, 1]."""
+    state_weight: float = 10000.0
+    """Weight of the state heads' squared error in the loss (joint training; see
+    ``LatentModel``); 0 trains the latent on the ELBO alone, >= 0."""
+
+    def __post_init__(self) -> None:
+        check_fields(self, {
+            'image_size': self.image_size in (16, 32, 64, 128),
+            'action_dim': self.action_dim >= 1,
+            'base_depth': self.base_depth >= 1,
+            'feature_dim': self.feature_dim >= 1,
+            'z1_dim': self.z1_dim >= 1,
+            'z2_dim': self.z2_dim >= 1,
+            'hidden_units': self.hidden_units >= 1,
+            'decoder_std': 0.0 < self.decoder_std <= 1.0,
+            'state_weight': self.state_weight >= 0.0,
+        })
+
+    @property
+    def state_dim(self) -> int:
+        """Number of state-head outputs (``len(STATE_NAMES)``)."""
+        return len(STATE_NAMES)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as a plain dict (what checkpoints store)."""
+        return asdict(self)

@@ -1,0 +1,154 @@
+"""The networks of the latent model: frame encoder, image decoder, gaussian factors.
+
+Follows the architecture of arXiv 1907.00953 appendix B (and toshikwa/slac.pytorch,
+``slac/network/latent.py``): a conv encoder whose stride-2 layers halve the frame down to
+4x4 and a last 4x4 conv to the feature; a decoder that mirrors it with transposed convs;
+MLPs with two hidden layers and leaky ReLUs giving a diagonal gaussian's mean and std.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.distributions import Normal
+
+_LEAK = 0.2  # negative slope of the leaky ReLUs, as in the paper's reference code
+
+
+def _halvings(image_size: int) -> int:
+    """Stride-2 layers that take ``image_size`` down to 4 (64 -> 4 layers)."""
+    return int(round(math.log2(image_size // 4)))
+
+
+class Encoder(nn.Module):
+    """Frame -> feature, the paper's conv encoder scaled by ``base_depth``.
+
+    At 64x64 and depth d: (3 + 2, 64, 64) -> (d, 32, 32) [5x5 s2] -> (2d, 16, 16) ->
+    (4d, 8, 8) -> (8d, 4, 4) [3x3 s2 each] -> (feature_dim, 1, 1) [4x4 valid].
+
+    One deviation: two constant channels holding each pixel's x and y in [-1, 1] are
+    appended to the frame (CoordConv, Liu et al. 2018, arXiv 1807.03247). Our state is
+    positions, which plain convolutions learn to regress slowly: in a trial without them
+    the goal's RMS error had not left chance level (~90 mm) after 650 updates.
+
+    :param image_size: frame width = height, a power of two >= 16.
+    :param base_depth: channels of the first layer.
+    :param feature_dim: size of the output feature.
+    """
+
+    coordinates: torch.Tensor
+
+    def __init__(self, image_size: int, base_depth: int, feature_dim: int) -> None:
+        super().__init__()
+        ramp = torch.linspace(-1.0, 1.0, image_size)
+        # (2, H, W): x grows to the right, y downwards, as pixel columns and rows
+        self.register_buffer('coordinates', torch.stack(torch.meshgrid(ramp, ramp,
+                                                                       indexing='xy')),
+                             persistent=False)
+        layers: list[nn.Module] = []
+        channels = 5
+        for index in range(_halvings(image_size)):
+            out = base_depth * 2 ** index
+            kernel = 5 if index == 0 else 3
+            layers += [nn.Conv2d(channels, out, kernel, 2, kernel // 2),
+                       nn.LeakyReLU(_LEAK)]
+            channels = out
+        layers += [nn.Conv2d(channels, feature_dim, 4), nn.LeakyReLU(_LEAK)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Encode frames.
+
+        :param images: (..., 3, H, W) float32 in [0, 1].
+        :return: (..., feature_dim) float32.
+        """
+        batch_shape = images.shape[:-3]
+        flat = images.reshape(-1, *images.shape[-3:])
+        coordinates = self.coordinates.expand(flat.shape[0], -1, -1, -1)
+        return self.net(torch.cat([flat, coordinates], dim=1)).reshape(*batch_shape, -1)
+
+
+class Decoder(nn.Module):
+    """Latent (z1, z2) -> mean of the frame, the encoder mirrored.
+
+    At 64x64 and depth d: (z1 + z2, 1, 1) -> (8d, 4, 4) [4x4 transposed] -> (4d, 8, 8)
+    -> (2d, 16, 16) -> (d, 32, 32) -> (3, 64, 64) [4x4 s2 transposed each; the last has
+    no activation].
+
+    :param image_size: frame width = height, a power of two >= 16.
+    :param base_depth: channels of the last hidden layer.
+    :param input_dim: z1_dim + z2_dim.
+    """
+
+    def __init__(self, image_size: int, base_depth: int, input_dim: int) -> None:
+        super().__init__()
+        halvings = _halvings(image_size)
+        channels = base_depth * 2 ** (halvings - 1)
+        layers: list[nn.Module] = [nn.ConvTranspose2d(input_dim, channels, 4),
+                                   nn.LeakyReLU(_LEAK)]
+        for index in reversed(range(halvings)):
+            out = 3 if index == 0 else base_depth * 2 ** (index - 1)
+            layers.append(nn.ConvTranspose2d(channels, out, 4, 2, 1))
+            if index > 0:
+                layers.append(nn.LeakyReLU(_LEAK))
+            channels = out
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        """Decode latents to frame means.
+
+        :param latent: (..., z1_dim + z2_dim) float32.
+        :return: (..., 3, H, W) float32, the mean of p(x | z1, z2) on the [0, 1] scale.
+        """
+        batch_shape = latent.shape[:-1]
+        flat = latent.reshape(-1, latent.shape[-1], 1, 1)
+        images = self.net(flat)
+        return images.reshape(*batch_shape, *images.shape[1:])
+
+
+def mlp(input_dim: int, output_dim: int, hidden_units: int) -> nn.Sequential:
+    """Two hidden layers of ``hidden_units`` with leaky ReLUs, linear output."""
+    return nn.Sequential(nn.Linear(input_dim, hidden_units), nn.LeakyReLU(_LEAK),
+                         nn.Linear(hidden_units, hidden_units), nn.LeakyReLU(_LEAK),
+                         nn.Linear(hidden_units, output_dim))
+
+
+class Gaussian(nn.Module):
+    """A diagonal gaussian whose mean and std an MLP reads from the concatenated inputs.
+
+    :param input_dim: total size of the inputs.
+    :param output_dim: size of the random variable.
+    :param hidden_units: width of the MLP's hidden layers.
+    """
+
+    def __init__(self, input_dim: int, output_dim: int, hidden_units: int) -> None:
+        super().__init__()
+        self.net = mlp(input_dim, 2 * output_dim, hidden_units)
+
+    def forward(self, *inputs: torch.Tensor) -> Normal:
+        """The distribution given the inputs.
+
+        :param inputs: tensors (..., d_i) concatenated on the last axis.
+        :return: ``Normal`` with (..., output_dim) mean and std (softplus + 1e-5, as in
+            the reference code, so the std is positive and the KL finite).
+        """
+        mean, raw_std = self.net(torch.cat(inputs, dim=-1)).chunk(2, dim=-1)
+        return Normal(mean, nn.functional.softplus(raw_std) + 1e-5)
+
+
+class StandardGaussian(nn.Module):
+    """The fixed prior N(0, I) of p(z1_1), with the batch shape of its input.
+
+    :param output_dim: size of the random variable.
+    """
+
+    def __init__(self, output_dim: int) -> None:
+        super().__init__()
+        self.output_dim = output_dim
+
+    def forward(self, like: torch.Tensor) -> Normal:
+        """N(0, I) of shape (..., output_dim), batch shape from ``like`` (..., any)."""
+        zeros = like.new_zeros(*like.shape[:-1], self.output_dim)
+        return Normal(zeros, torch.ones_like(zeros))

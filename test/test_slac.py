@@ -1,0 +1,307 @@
+"""Tests of the SLAC latent model, its data, checkpoints, training and the slac backend."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from reacher_perception.config import PerceptionConfig
+from reacher_perception.estimator import Estimate, ESTIMATORS, make_estimator
+from reacher_perception.slac.config import SlacModelConfig, STATE_NAMES
+from reacher_perception.slac.data import (
+    augment,
+    AugmentConfig,
+    collect,
+    CollectConfig,
+    SequenceDataset,
+    SequenceGeometry,
+    states_from_truth,
+    write_shard,
+)
+from reacher_perception.slac.latent import LatentLosses, LatentModel
+from reacher_perception.slac.train import (
+    augment_schedule,
+    load_checkpoint,
+    save_checkpoint,
+    train,
+    TrainConfig,
+)
+from reacher_sim.render import ArmRenderer
+
+TINY = SlacModelConfig(image_size=16, base_depth=4, feature_dim=8, z1_dim=3, z2_dim=5,
+                       hidden_units=16)
+GEOMETRY_16 = SequenceGeometry(image_size=16)
+
+
+def tiny_batch(batch: int = 2, steps: int = 3, size: int = 16):
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(batch, steps, 3, size, size, generator=generator)
+    actions = torch.rand(batch, steps - 1, 2, generator=generator) * 2 - 1
+    states = torch.rand(batch, steps, len(STATE_NAMES), generator=generator)
+    return images, actions, states
+
+
+def test_shapes_of_every_factor() -> None:
+    torch.manual_seed(0)
+    model = LatentModel(TINY)
+    images, actions, states = tiny_batch()
+    features = model.encoder(images)
+    assert features.shape == (2, 3, 8)
+    z1, z2, posteriors = model.sample_posterior(features, actions)
+    assert z1.shape == (2, 3, 3) and z2.shape == (2, 3, 5) and len(posteriors) == 3
+    priors = model.z1_priors(z2, actions)
+    assert [p.mean.shape for p in priors] == [(2, 3)] * 3
+    # p(z1_1) is the standard normal
+    assert torch.equal(priors[0].mean, torch.zeros(2, 3))
+    assert torch.equal(priors[0].stddev, torch.ones(2, 3))
+    assert model.decoder(torch.cat([z1, z2], -1)).shape == images.shape
+    assert model.state(z1, z2).shape == (2, 3, len(STATE_NAMES))
+
+
+def test_z2_posterior_is_the_prior_factor() -> None:
+    model = LatentModel(TINY)
+    assert model.z2_posterior is model.z2_prior
+    assert model.z2_posterior_init is model.z2_prior_init
+    # shared, not copied: the checkpoint holds the factor once
+    assert not any(key.startswith('z2_posterior') for key in model.state_dict())
+
+
+@pytest.mark.parametrize('size', [16, 32, 64])
+def test_encoder_and_decoder_sizes(size: int) -> None:
+    model = LatentModel(replace(TINY, image_size=size))
+    images, actions, states = tiny_batch(1, 2, size)
+    losses, reconstruction = model.losses(images, actions, states)
+    assert reconstruction.shape == images.shape
+    assert torch.isfinite(losses.loss)
+
+
+def test_elbo_terms() -> None:
+    torch.manual_seed(0)
+    model = LatentModel(TINY)
+    images, actions, states = tiny_batch()
+    losses, reconstruction = model.losses(images, actions, states)
+    assert isinstance(losses, LatentLosses)
+    for name in ('loss_kld', 'loss_image', 'loss_state', 'loss'):
+        assert getattr(losses, name).dim() == 0, name
+    assert losses.loss_kld.item() >= 0.0  # a sum of KL divergences
+    assert losses.loss.item() == pytest.approx(
+        (losses.loss_kld + losses.loss_image + losses.loss_state).item(), rel=1e-5)
+    # the image term is the gaussian negative log-likelihood of the frames, summed
+    std = TINY.decoder_std
+    expected = (0.5 * ((images - reconstruction) / std) ** 2
+                + np.log(std) + 0.5 * np.log(2 * np.pi)).sum() / images.shape[0]
+    assert losses.loss_image.item() == pytest.approx(expected.item(), rel=1e-4)
+    assert losses.state_mse.shape == (len(STATE_NAMES),)
+    assert set(losses.as_floats()) == {'loss_kld', 'loss_image', 'loss_state', 'loss'}
+    # every trainable part gets a gradient
+    losses.loss.backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None, name
+
+
+def test_zero_state_weight_leaves_the_elbo() -> None:
+    model = LatentModel(replace(TINY, state_weight=0.0))
+    losses, _ = model.losses(*tiny_batch())
+    assert losses.loss_state.item() == 0.0
+
+
+def test_bad_model_config_is_named() -> None:
+    with pytest.raises(ValueError, match='image_size'):
+        SlacModelConfig(image_size=48)
+
+
+def tiny_dataset(path: Path, sequences: int = 4, steps: int = 6) -> SequenceDataset:
+    collect(CollectConfig(sequences=sequences, steps=steps, shard_size=2, seed=3),
+            GEOMETRY_16, path, progress=False)
+    return SequenceDataset(path)
+
+
+def test_collect_writes_the_documented_format(tmp_path: Path) -> None:
+    dataset = tiny_dataset(tmp_path)
+    assert len(list(tmp_path.glob('shard_*.npz'))) == 2
+    assert dataset.images.shape == (4, 6, 16, 16, 3) and dataset.images.dtype == np.uint8
+    assert dataset.actions.shape == (4, 6, 2) and np.abs(dataset.actions).max() <= 1.0
+    assert dataset.geometry == GEOMETRY_16
+    # the frames are the renderer's view of the recorded state
+    renderer = ArmRenderer(GEOMETRY_16.sim_config())
+    frame = renderer.render(dataset.joint_positions[1, 2].astype(np.float64),
+                            dataset.goal[1, 2].astype(np.float64))
+    assert np.abs(frame.astype(int) - dataset.images[1, 2]).max() <= 1
+    # the actions integrate to the next pose
+    step = dataset.joint_positions[1, 3] - dataset.joint_positions[1, 2]
+    wrapped = (step + np.pi) % (2 * np.pi) - np.pi
+    np.testing.assert_allclose(wrapped, dataset.actions[1, 2] * GEOMETRY_16.dt, atol=1e-5)
+    images, actions, states = dataset.sample(np.random.default_rng(0), 3, 4)
+    assert images.shape == (3, 4, 3, 16, 16) and actions.shape == (3, 3, 2)
+    assert states.shape == (3, 4, 8) and float(images.max()) <= 1.0
+
+
+def test_write_shard_rejects_bad_arrays(tmp_path: Path) -> None:
+    images = np.zeros((1, 2, 16, 16, 3), np.uint8)
+    with pytest.raises(ValueError, match='actions'):
+        write_shard(tmp_path / 's.npz', images, np.zeros((1, 3, 2)), np.zeros((1, 2, 2)),
+                    np.zeros((1, 2, 2)), np.zeros((1, 2, 2)), GEOMETRY_16)
+
+
+def test_missing_dataset_is_named(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+        SequenceDataset(tmp_path)
+
+
+def test_states_from_truth() -> None:
+    states = states_from_truth(np.array([[np.pi / 2, 0.0]]), np.array([[0.1, 0.0]]),
+                               np.array([[0.0, -0.2]]), 0.2)
+    np.testing.assert_allclose(states, [[1, 0, 0, 1, 0.5, 0, 0, -1]], atol=1e-7)
+
+
+def test_augmentation_starts_after_the_clean_updates() -> None:
+    config = TrainConfig(clean_updates=100)
+    assert augment_schedule(config, 50).noise_probability == 0.0
+    assert augment_schedule(config, 150).noise_probability == pytest.approx(
+        0.5 * config.augment.noise_probability)
+    assert augment_schedule(config, 500) == config.augment
+
+
+def test_augment_keeps_shape_range_and_input() -> None:
+    images = tiny_batch(8, 5)[0]
+    before = images.clone()
+    everything = AugmentConfig(1.0, 0.1, 1.0, 1.0, 8, 1.0)
+    out = augment(images, everything, torch.Generator().manual_seed(0))
+    assert out.shape == images.shape and torch.equal(images, before)
+    assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+    assert not torch.equal(out, images)
+    # the first frame is never blanked, so q(z1_1 | x_1) always sees something
+    nothing = AugmentConfig(0.0, 0.1, 0.0, 0.0, 8, 1.0)
+    blanked = augment(images, nothing, torch.Generator().manual_seed(0))
+    assert torch.equal(blanked[:, 0], images[:, 0])
+
+
+def make_checkpoint(path: Path, config: SlacModelConfig = TINY,
+                    geometry: SequenceGeometry = GEOMETRY_16) -> Path:
+    torch.manual_seed(0)
+    return save_checkpoint(path, LatentModel(config), geometry, {'updates': 0})
+
+
+def test_checkpoint_round_trip(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = LatentModel(TINY)
+    path = save_checkpoint(tmp_path / 'c.pt', model, GEOMETRY_16, {'updates': 7})
+    loaded, geometry, payload = load_checkpoint(path, TINY, GEOMETRY_16)
+    assert geometry == GEOMETRY_16 and payload['metadata']['updates'] == 7
+    assert loaded.config == TINY
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key]), key
+    # weights_only loading works, i.e. the file holds only plain types and tensors
+    torch.load(path, weights_only=True)
+
+
+def test_checkpoint_of_another_config_is_refused(tmp_path: Path) -> None:
+    path = make_checkpoint(tmp_path / 'c.pt')
+    with pytest.raises(ValueError, match='another model config.*z2_dim'):
+        load_checkpoint(path, replace(TINY, z2_dim=6))
+    with pytest.raises(ValueError, match='geometry'):
+        load_checkpoint(path, TINY, replace(GEOMETRY_16, dt=0.1))
+
+
+def test_missing_checkpoint_is_named(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match='nothing.pt'):
+        load_checkpoint(tmp_path / 'nothing.pt')
+
+
+def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path: Path) -> None:
+    torch.save({'weights': torch.zeros(1)}, tmp_path / 'other.pt')
+    with pytest.raises(ValueError, match='not a reacher-slac-1 checkpoint'):
+        load_checkpoint(tmp_path / 'other.pt')
+
+
+def slac_config(path: Path, **changes) -> PerceptionConfig:
+    return PerceptionConfig(estimator='slac', checkpoint=str(path), image_size=16, **changes)
+
+
+def test_slac_backend_through_make_estimator(tmp_path: Path) -> None:
+    estimator = make_estimator(slac_config(make_checkpoint(tmp_path / 'c.pt')))
+    assert 'slac' in ESTIMATORS
+    frames = np.random.default_rng(0).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
+    first = estimator.estimate(frames[0])
+    assert isinstance(first, Estimate)
+    assert first.joint_positions.shape == (2,) and first.goal.shape == (2,)
+    assert first.latent is not None and first.latent.shape == (TINY.z1_dim + TINY.z2_dim,)
+    assert first.latent.dtype == np.float32
+    second = estimator.estimate(frames[1], np.array([0.5, -0.5]))
+    # the latent carries memory: the same frame after another history reads differently
+    estimator.reset()
+    again = estimator.estimate(frames[0])
+    np.testing.assert_allclose(again.latent, first.latent, rtol=1e-6)
+    assert not np.allclose(second.latent, first.latent)
+    with pytest.raises(ValueError, match='uint8'):
+        estimator.estimate(frames[0].astype(np.float32))  # type: ignore[arg-type]
+
+
+def test_slac_backend_refuses_other_geometry(tmp_path: Path) -> None:
+    path = make_checkpoint(tmp_path / 'c.pt')
+    with pytest.raises(ValueError, match='upper_arm_length_m'):
+        make_estimator(slac_config(path, upper_arm_length_m=0.12, arena_size_m=0.5))
+    with pytest.raises(ValueError, match='image_size'):
+        make_estimator(PerceptionConfig(estimator='slac', checkpoint=str(path)))
+    with pytest.raises(FileNotFoundError, match='missing.pt'):
+        make_estimator(slac_config(tmp_path / 'missing.pt'))
+
+
+@pytest.mark.slow
+def test_training_lowers_the_loss_and_the_filter_rides_out_a_blank_frame(
+        tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    data = tmp_path / 'data'
+    collect(CollectConfig(sequences=24, steps=12, shard_size=24, seed=5),
+            SequenceGeometry(image_size=32), data, progress=False)
+    model = SlacModelConfig(image_size=32, base_depth=4, feature_dim=32, z1_dim=8, z2_dim=32,
+                            hidden_units=64)
+    config = TrainConfig(data=data, out=tmp_path / 'run', updates=300, batch_size=8,
+                         sequence_length=6, learning_rate=2e-3, log_every=25,
+                         checkpoint_every=150, warmup_updates=50, clean_updates=100,
+                         model=model)
+    train(config, progress=False)
+    rows = [__import__('json').loads(line)
+            for line in (tmp_path / 'run' / 'metrics.jsonl').read_text().splitlines()]
+    assert rows[-1]['train/loss'] < 0.5 * rows[0]['train/loss']
+    assert rows[-1]['train/state_rms_sincos'] < rows[0]['train/state_rms_sincos']
+    for name in ('final.pt', 'checkpoint.pt', 'loss_curves.png', 'reconstructions.png'):
+        assert (tmp_path / 'run' / name).is_file(), name
+    # resuming a finished run does nothing more and keeps its step count
+    more = train(replace(config, updates=300), progress=False)
+    assert more['frames_seen'] == 300 * 8 * 6
+    # the trained run's checkpoint drives the slac backend
+    estimator = make_estimator(PerceptionConfig(
+        estimator='slac', checkpoint=str(tmp_path / 'run' / 'final.pt'), image_size=32))
+    frame = SequenceDataset(data).images[0, 0]
+    assert np.all(np.isfinite(estimator.estimate(frame).joint_positions))
+
+
+SHIPPED = Path(__file__).resolve().parent.parent / 'checkpoints' / 'slac_reacher.pt'
+
+
+@pytest.mark.skipif(not SHIPPED.is_file(), reason='no shipped checkpoint in this checkout')
+def test_shipped_filter_rides_out_blank_frames(tmp_path: Path) -> None:
+    # Three black frames mid-sequence: the filter predicts through them with
+    # p(z_t+1 | z_t, a_t) instead of losing the arm (issue 4: "estimates stay good when a
+    # frame is ... briefly occluded").
+    collect(CollectConfig(sequences=6, steps=24, shard_size=6, seed=77), SequenceGeometry(),
+            tmp_path, progress=False)
+    dataset = SequenceDataset(tmp_path)
+    estimator = make_estimator(PerceptionConfig(estimator='slac', checkpoint=str(SHIPPED)))
+    blank_errors, clean_errors = [], []
+    for index in range(len(dataset)):
+        estimator.reset()
+        for step in range(dataset.steps):
+            blank = 12 <= step < 15
+            frame = np.zeros_like(dataset.images[index, step]) if blank else \
+                dataset.images[index, step]
+            command = None if step == 0 else dataset.actions[index, step - 1].astype(float)
+            estimate = estimator.estimate(frame, command)
+            error = np.abs((estimate.joint_positions - dataset.joint_positions[index, step]
+                            + np.pi) % (2 * np.pi) - np.pi)
+            (blank_errors if blank else clean_errors).append(np.degrees(error).mean())
+    assert np.mean(clean_errors) < 5.0
+    assert np.mean(blank_errors) < 10.0
