@@ -36,7 +36,8 @@ Dataset format (``to-dataset``, a NumPy ``.npz``; N sequences of T frames)
 key               shape, dtype          meaning
 ================  ====================  =====================================================
 images            (N, T, H, W, 3) uint8 rgb8 camera frames /camera/image_raw
-actions           (N, T, 2) float32     joint velocity command a_t, rad/s (shoulder, elbow):
+actions           (N, T, 2) float32     joint velocity command a_t divided by
+                                        --max-joint-velocity (so in [-1, 1]; shoulder, elbow):
                                         the last /joint_commands received before frame t+1,
                                         i.e. the command in force from frame t to frame t+1
                                         (0 before the first command)
@@ -50,7 +51,13 @@ goal              (N, T, 2) float32     ground-truth goal centre, metres in ``wo
 stamps            (N, T) float64        header.stamp of frame t, seconds
 dt                () float32            median period between frames, seconds
 link_lengths      (2,) float32          upper arm and forearm length used for ``fingertip``, m
+policy            (N,) int8             -1 (a recording: no collector policy)
+metadata          () str                JSON: geometry (image size, arena, links, goal size,
+                                        dt, max_joint_velocity), as SLAC's shards
 ================  ====================  =====================================================
+
+This is the SLAC dataset format (``reacher_perception.slac.data``, written with its
+``write_shard``), so ``reacher perception train --data OUT.npz`` trains on a recording.
 
 Frames are the bag's images in stamp order that have ground truth of the same stamp. A
 sequence never spans a gap (a dropped frame: a stamp step over 1.5 ``dt``) nor, by default,
@@ -196,6 +203,9 @@ class DatasetArgs:
     """Never let a sequence span a goal change (a new goal is a jump no action explains)."""
     params_file: Path | None = None
     """YAML with the arm's link lengths, for the fingertip (default: config/perception.yaml)."""
+    max_joint_velocity: float = 1.0
+    """rad/s that an action of 1 stands for (config/sim.yaml); actions are stored divided
+    by it, as in the SLAC dataset format."""
 
 
 SUBCOMMANDS: dict[str, Callable[..., Any]] = {
@@ -738,8 +748,23 @@ def run_to_dataset(args: DatasetArgs) -> int:
         print(f'warning: no {COMMAND_TOPIC} in the bag: actions are zero', file=sys.stderr)
     arrays = build_dataset(streams, (config.upper_arm_length_m, config.forearm_length_m),
                            args.sequence_length, args.stride, args.split_on_goal_change)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(args.out, **arrays)  # type: ignore[arg-type]
+    if not args.max_joint_velocity > 0:
+        raise BagError(f'--max-joint-velocity {args.max_joint_velocity} must be > 0')
+    # The SLAC dataset format (reacher_perception/slac/data.py), so that
+    # `reacher perception train --data OUT.npz` trains on the recording.
+    from reacher_perception.slac.data import SequenceGeometry, write_shard
+
+    geometry = SequenceGeometry(
+        image_size=int(arrays['images'].shape[2]), arena_size_m=config.arena_size_m,
+        upper_arm_length_m=config.upper_arm_length_m,
+        forearm_length_m=config.forearm_length_m, goal_size_m=config.goal_size_m,
+        dt=round(float(arrays['dt']), 6), max_joint_velocity=args.max_joint_velocity)
+    arrays['actions'] = (arrays['actions'] / args.max_joint_velocity).astype(np.float32)
+    core = ('images', 'actions', 'joint_positions', 'fingertip', 'goal')
+    write_shard(args.out, images=arrays['images'], actions=arrays['actions'],
+                joint_positions=arrays['joint_positions'], fingertip=arrays['fingertip'],
+                goal=arrays['goal'], geometry=geometry,
+                extras={key: value for key, value in arrays.items() if key not in core})
     print(f'wrote {args.out}: ' + ', '.join(
         f'{key} {tuple(value.shape)} {value.dtype}' for key, value in arrays.items()))
     return 0

@@ -13,13 +13,15 @@ holding N sequences of T steps::
     policy           int8    (N,)             index into POLICIES of the acting policy
     metadata         str     ()               JSON: geometry (``SequenceGeometry``), seed
 
-:func:`write_shard` builds a shard from any such arrays, so a recording that is not the
-simulator's (a rosbag2 of /camera/image_raw, /joint_commands and /joint_states, issue 5)
-becomes a dataset by converting its messages to these arrays; no bag reader exists yet.
+:func:`write_shard` builds a shard from any such arrays (extra arrays ride along and are
+ignored by the loader); ``reacher bag to-dataset BAG OUT.npz`` uses it to turn a rosbag2
+recording of the loop into a dataset that ``reacher perception train --data OUT.npz``
+reads.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 import json
 import math
@@ -111,7 +113,8 @@ def states_from_truth(joint_positions: npt.NDArray[Any], fingertip: npt.NDArray[
 def write_shard(path: Path, images: npt.NDArray[np.uint8], actions: npt.NDArray[Any],
                 joint_positions: npt.NDArray[Any], fingertip: npt.NDArray[Any],
                 goal: npt.NDArray[Any], geometry: SequenceGeometry,
-                policy: npt.NDArray[Any] | None = None, seed: int | None = None) -> Path:
+                policy: npt.NDArray[Any] | None = None, seed: int | None = None,
+                extras: Mapping[str, npt.NDArray[Any]] | None = None) -> Path:
     """Write one shard of the dataset format (the hook for datasets from recordings).
 
     :param path: the .npz file to write (parent folders are made).
@@ -123,6 +126,7 @@ def write_shard(path: Path, images: npt.NDArray[np.uint8], actions: npt.NDArray[
     :param geometry: the camera and arm the frames come from.
     :param policy: (N,) indices into ``POLICIES``, or None (-1: unknown).
     :param seed: the collection seed, if any, for the metadata.
+    :param extras: further arrays to store under their names (the loader ignores them).
     :return: ``path``.
     :raises ValueError: naming the array whose shape or dtype is wrong.
     """
@@ -142,7 +146,8 @@ def write_shard(path: Path, images: npt.NDArray[np.uint8], actions: npt.NDArray[
         fingertip=np.asarray(fingertip, np.float32), goal=np.asarray(goal, np.float32),
         policy=(np.full(count, -1, np.int8) if policy is None
                 else np.asarray(policy, np.int8)),
-        metadata=np.array(json.dumps({'geometry': asdict(geometry), 'seed': seed})))
+        metadata=np.array(json.dumps({'geometry': asdict(geometry), 'seed': seed})),
+        **(extras or {}))  # type: ignore[arg-type]
     return path
 
 
@@ -229,7 +234,7 @@ def collect(config: CollectConfig, geometry: SequenceGeometry, out_dir: Path,
         count = min(config.shard_size, config.sequences - start)
         steps, size = config.steps, sim.image_size
         images = np.empty((count, steps, size, size, 3), np.uint8)
-        arrays = {name: np.empty((count, steps, 2), np.float32)
+        arrays: dict[str, Any] = {name: np.empty((count, steps, 2), np.float32)
                   for name in ('actions', 'joint_positions', 'fingertip', 'goal')}
         policy = np.empty(count, np.int8)
         for index in range(count):
