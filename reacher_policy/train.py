@@ -79,6 +79,10 @@ class TrainConfig:
     """TD3/DDPG Gaussian exploration noise std (0: none)."""
     ent_coef: str = 'auto'
     """SAC entropy coefficient ('auto', 'auto_0.1' or a number)."""
+    target_entropy: str = 'auto'
+    """SAC target entropy of the automatic coefficient ('auto': -action_dim = -2, or a
+    number); lower keeps the policy's spread small, so the deterministic actor evaluated
+    behaves like the stochastic one trained."""
     policy_delay: int = 2
     """TD3: critic updates per actor update (DDPG always 1)."""
     sim: SimConfig = field(default_factory=SimConfig)
@@ -173,7 +177,10 @@ def build_model(config: TrainConfig, env: Any) -> Any:
             ent = float(ent)
         except ValueError:
             pass
-        return SAC('MlpPolicy', env, ent_coef=ent, **common)
+        target: Any = config.target_entropy
+        if target != 'auto':
+            target = float(target)
+        return SAC('MlpPolicy', env, ent_coef=ent, target_entropy=target, **common)
     noise = None
     if config.action_noise_std > 0.0:
         noise = NormalActionNoise(np.zeros(2), np.full(2, config.action_noise_std))
