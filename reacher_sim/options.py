@@ -7,6 +7,7 @@ Every default leaves :class:`reacher_sim.env.ReacherEnv` exactly as the seed's t
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
 from typing import Literal
 
 import numpy as np
@@ -23,10 +24,11 @@ class RewardConfig:
     """Weights of the reward terms; the defaults give the seed's reward.
 
     ``reward = reward_dist + reward_goal + reward_shaping + reward_success
-    + reward_action + reward_integral + reward_action_change``, each term in ``info`` (see
-    :func:`reward_terms`). The last three are PID-type smoothness terms: a penalty on
-    the action (P), on the distance error accumulated over the episode (I) and on the
-    change of action between steps (D).
+    + reward_action + reward_integral + reward_action_change + reward_precision``, each
+    term in ``info`` (see :func:`reward_terms`). ``reward_action``, ``reward_integral`` and
+    ``reward_action_change`` are PID-type smoothness terms: a penalty on the action (P),
+    on the distance error accumulated over the episode (I) and on the change of action
+    between steps (D).
 
     :raises ValueError: from ``__post_init__``, naming a negative weight.
     """
@@ -50,6 +52,13 @@ class RewardConfig:
     far (seconds), >= 0."""
     action_change_weight: float = 0.0
     """D: weight of the penalty ``mean((a_t - a_{t-1})^2)`` (``a_{-1} = 0``), >= 0."""
+    precision_weight: float = 0.0
+    """Weight of the precision bonus ``exp(-distance / precision_scale_m)`` (1 at the goal
+    centre), >= 0. Its slope is steepest near the goal, where ``reward_dist``'s is as flat
+    as anywhere, so it pulls a fingertip that stalls a few centimetres out to the centre,
+    from where the hold is not lost to small motions."""
+    precision_scale_m: float = 0.02
+    """Distance scale of the precision bonus, metres, > 0 (0.02: half the goal side)."""
 
     def __post_init__(self) -> None:
         check_fields(self, {
@@ -60,6 +69,8 @@ class RewardConfig:
             'action_weight': self.action_weight >= 0.0,
             'integral_weight': self.integral_weight >= 0.0,
             'action_change_weight': self.action_change_weight >= 0.0,
+            'precision_weight': self.precision_weight >= 0.0,
+            'precision_scale_m': self.precision_scale_m > 0.0,
         })
 
 
@@ -158,7 +169,8 @@ def reward_terms(distance_m: float, previous_distance_m: float, inside_goal: boo
     :param success: whether this step completed the hold.
     :return: ``reward_dist``, ``reward_goal``, ``reward_shaping``, ``reward_success``,
         ``reward_action``,
-        ``reward_integral``, ``reward_action_change``; the reward is their sum.
+        ``reward_integral``, ``reward_action_change``, ``reward_precision``; the reward is
+        their sum.
     """
     act = np.asarray(action, dtype=np.float64)
     change = act - np.asarray(previous_action, dtype=np.float64)
@@ -172,4 +184,6 @@ def reward_terms(distance_m: float, previous_distance_m: float, inside_goal: boo
         'reward_action': -config.action_weight * float(np.mean(act * act)),
         'reward_integral': -config.integral_weight * integral_error_s,
         'reward_action_change': -config.action_change_weight * float(np.mean(change * change)),
+        'reward_precision': config.precision_weight
+        * math.exp(-distance_m / config.precision_scale_m),
     }

@@ -29,6 +29,21 @@ def test_reward_terms_hand_computed():
     assert terms['reward_action'] == pytest.approx(-0.1 * (0.25 + 1.0) / 2)
     assert terms['reward_integral'] == pytest.approx(-0.2 * 0.3)
     assert terms['reward_action_change'] == pytest.approx(-0.4 * (0.25 + 4.0) / 2)
+    assert terms['reward_precision'] == 0.0
+
+
+def test_precision_term_hand_computed():
+    config = RewardConfig(precision_weight=2.0, precision_scale_m=0.02)
+    at = {d: reward_terms(distance_m=d, previous_distance_m=d, inside_goal=False,
+                          action=[0.0, 0.0], previous_action=[0.0, 0.0],
+                          integral_error_s=0.0, config=config, sim_config=SIM)
+          for d in (0.0, 0.02, 0.04)}
+    # 2 * exp(-d / 0.02): 2 at the centre, 2/e at 2 cm, 2/e^2 at 4 cm.
+    assert at[0.0]['reward_precision'] == pytest.approx(2.0)
+    assert at[0.02]['reward_precision'] == pytest.approx(2.0 * 0.36787944117)
+    assert at[0.04]['reward_precision'] == pytest.approx(2.0 * 0.13533528323)
+    with pytest.raises(ValueError, match='precision_scale_m'):
+        RewardConfig(precision_scale_m=0.0)
 
 
 def test_default_reward_is_the_seeds():
@@ -39,6 +54,7 @@ def test_default_reward_is_the_seeds():
         expected = -info['distance'] / SIM.arena_size_m + float(info['hold_steps'] > 0)
         assert reward == pytest.approx(expected)
         assert info['reward_shaping'] == info['reward_action'] == 0.0
+        assert info['reward_precision'] == 0.0
 
 
 def test_env_logs_every_term_and_integrates_error():
@@ -59,7 +75,8 @@ def test_env_logs_every_term_and_integrates_error():
         assert info['reward_action_change'] == pytest.approx(
             -np.mean((action - previous_action) ** 2))
         names = ('reward_dist', 'reward_goal', 'reward_shaping', 'reward_success',
-                 'reward_action', 'reward_integral', 'reward_action_change')
+                 'reward_action', 'reward_integral', 'reward_action_change',
+                 'reward_precision')
         assert reward == pytest.approx(sum(info[name] for name in names))
         previous, previous_action = info['distance'], action
 

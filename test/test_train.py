@@ -24,6 +24,15 @@ def test_presets_parse_and_flags_override():
         parse_train_args(['--preset', 'nope'])
 
 
+def test_target_entropy_reaches_sac():
+    config = replace(PRESETS['sac'], net_arch=(8,))
+    assert build_model(config, make_env(config)).target_entropy == -2.0
+    config = parse_train_args(['--preset', 'sac', '--target-entropy', '-6',
+                               '--reward.precision-weight', '1.0'])
+    assert config.reward.precision_weight == 1.0
+    assert build_model(config, make_env(config)).target_entropy == -6.0
+
+
 def test_evaluation_is_reproducible_and_uses_fixed_seeds():
     first = evaluate_policy(random_policy(0), SimConfig(), episodes=8, seed=5)
     second = evaluate_policy(random_policy(0), SimConfig(), episodes=8, seed=5)
