@@ -71,10 +71,10 @@ EstimatorFactory = Callable[[PerceptionConfig], Estimator]
 ESTIMATORS: dict[str, EstimatorFactory] = {}
 """Estimator name -> factory; a backend adds itself when its module is imported."""
 
-BACKEND_MODULES: tuple[str, ...] = ('reacher_perception.classical',
-                                    'reacher_perception.slac.estimator')
-"""Modules that :func:`make_estimator` imports first, so that their backends are in
-:data:`ESTIMATORS` without the caller importing them."""
+BACKEND_MODULES: dict[str, str] = {'classical': 'reacher_perception.classical',
+                                   'slac': 'reacher_perception.slac.estimator'}
+"""Estimator name -> the module that registers it. :func:`make_estimator` imports only
+the one asked for, so a classical perception node never loads torch."""
 
 
 def validate_image(image: npt.NDArray[np.uint8], image_size: int) -> None:
@@ -99,10 +99,10 @@ def make_estimator(config: PerceptionConfig) -> Estimator:
     :return: a fresh estimator (its memory reset).
     :raises ValueError: if no estimator of that name is registered, listing the known ones.
     """
-    for module in BACKEND_MODULES:
-        importlib.import_module(module)
+    if config.estimator not in ESTIMATORS and config.estimator in BACKEND_MODULES:
+        importlib.import_module(BACKEND_MODULES[config.estimator])
     factory = ESTIMATORS.get(config.estimator)
     if factory is None:
         raise ValueError(f'PerceptionConfig.estimator={config.estimator!r} is unknown; '
-                         f'known estimators: {sorted(ESTIMATORS)}')
+                         f'known estimators: {sorted(set(ESTIMATORS) | set(BACKEND_MODULES))}')
     return factory(config)
