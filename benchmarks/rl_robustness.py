@@ -69,29 +69,32 @@ def policy_path(args, preset, seed):
     return path
 
 
-def run_with_pid(actor, sim, episodes, seed, pid_config):
-    """Episodes through controller setpoint -> PID smoother -> arm (the node's path).
+def run_with_pid(checkpoint, sim, episodes, seed, pid_config):
+    """Episodes through the node's path: learned controller -> PID smoother -> arm.
 
-    The setpoint is the learned controller's (``q + a * v / kp``, so the P term asks for
-    the trained velocity); the smoother adds its output clamp and rate limit.
+    The controller is the policy node's own (``reacher_policy.learned``), so this measures
+    what the node runs, not a copy of its setpoint formula.
     """
+    from reacher_policy.config import PolicyConfig
+    from reacher_policy.learned import LearnedController
     from reacher_policy.pid import PidSmoother
+    controller = LearnedController(
+        PolicyConfig(control_rate_hz=1.0 / sim.dt, controller='learned',
+                     checkpoint=str(checkpoint)), pid_config)
     pid = PidSmoother(pid_config)
     successes, changes, jerks = [], [], []
     for episode in range(episodes):
         env = ReacherEnv(sim)
-        observation, info = env.reset(seed=seed + episode)
+        _, info = env.reset(seed=seed + episode)
         pid.reset()
         commands = []
         success = False
         for _ in range(sim.max_episode_steps):
-            with torch.no_grad():
-                action = actor(torch.as_tensor(observation)[None])[0].numpy()
             q = info['joint_positions']
-            setpoint = q + action * sim.max_joint_velocity / pid_config.kp
+            setpoint = controller.setpoint(q, info['goal'])
             command = pid.update(setpoint, q, sim.dt) / sim.max_joint_velocity
             commands.append(np.clip(command, -1.0, 1.0))
-            observation, _, terminated, truncated, info = env.step(
+            _, _, terminated, truncated, info = env.step(
                 commands[-1].astype(np.float32))
             if terminated or truncated:
                 success = bool(info['is_success'])
@@ -119,7 +122,8 @@ def smoothness(args):
     rows = []
     for preset in args.policies or ('sac', 'sac-smooth'):
         for seed in args.seeds:
-            actor, meta = load_actor(policy_path(args, preset, seed))
+            path = policy_path(args, preset, seed)
+            actor, meta = load_actor(path)
             sim = replace(SimConfig(), dt=meta.dt)
             direct = evaluate_policy(torch_policy(actor), sim, args.episodes, args.eval_seed)
             rows.append({'policy': preset, 'seed': seed, 'loop': 'env (no PID)',
@@ -131,7 +135,7 @@ def smoothness(args):
                     ('PID smoother, default gains (rate limit 10 rad/s^2)', PidConfig()),
                     ('PID smoother, rate limit 2 rad/s^2', PidConfig(rate_limit=2.0))):
                 try:
-                    piped = run_with_pid(actor, sim, args.episodes, args.eval_seed, pid_config)
+                    piped = run_with_pid(path, sim, args.episodes, args.eval_seed, pid_config)
                 except ImportError as error:
                     print(f'PID smoother rows skipped: {error}', file=sys.stderr)
                     break
