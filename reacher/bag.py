@@ -262,8 +262,9 @@ def image_pixels(msg: Any) -> npt.NDArray[np.uint8]:
     """A sensor_msgs/Image (any encoding rosbags-image reads) as (H, W, 3) uint8 rgb8."""
     if msg.encoding == 'rgb8':
         # The common case is a reshape (rows may be padded to ``step`` bytes).
-        rows = np.asarray(msg.data, dtype=np.uint8).reshape(msg.height, msg.step)
-        return np.ascontiguousarray(rows[:, :3 * msg.width].reshape(msg.height, msg.width, 3))
+        from reacher.images import rgb8_pixels
+
+        return np.ascontiguousarray(rgb8_pixels(msg))
     from rosbags.image import message_to_cvimage
 
     return np.asarray(message_to_cvimage(msg, 'rgb8'), dtype=np.uint8)

@@ -27,6 +27,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from reacher.config_tools import config_from_dict, field_docs
+from reacher.images import rgb8_pixels
 
 C = TypeVar('C')
 
@@ -137,18 +138,12 @@ def image_to_array(msg: Image, size: int) -> Any:
     :return: (size, size, 3) uint8 array (a view when rows are unpadded).
     :raises ValueError: for another encoding, size, or a data length that does not match.
     """
-    import numpy as np
-
     if msg.encoding != 'rgb8':
         raise ValueError(f"image encoding {msg.encoding!r} is not supported: publish 'rgb8'")
     if msg.width != size or msg.height != size:
         raise ValueError(f'image is {msg.width}x{msg.height}, expected {size}x{size} '
                          '(set the image_size parameter to match the camera)')
-    if msg.step < 3 * msg.width or len(msg.data) != msg.step * msg.height:
-        raise ValueError(f'image data is {len(msg.data)} bytes with step {msg.step}, '
-                         f'expected step >= {3 * msg.width} and {msg.step * msg.height} bytes')
-    rows = np.frombuffer(msg.data, dtype=np.uint8).reshape(msg.height, msg.step)
-    return rows[:, :3 * msg.width].reshape(msg.height, msg.width, 3)
+    return rgb8_pixels(msg)
 
 
 def array_to_image(pixels: Any, header: Header) -> Image:
