@@ -85,10 +85,12 @@ def test_group_composes_and_inverts():
 @pytest.mark.parametrize('element', ELEMENTS)
 def test_env_is_equivariant(element):
     """Stepping from a mapped state with the mapped action gives the mapped outcome."""
-    preset = PRESETS['sac']
+    # Every reward term on: distance, goal, shaping, success, P/I/D, precision.
+    weights = replace(PRESETS['sac'].reward, action_weight=0.3, integral_weight=0.2,
+                      action_change_weight=0.5, precision_weight=1.0)
     rng = np.random.default_rng(element)
     for episode in range(3):
-        envs = [ReacherEnv(preset.sim, reward=preset.reward) for _ in range(2)]
+        envs = [ReacherEnv(SimConfig(), reward=weights) for _ in range(2)]
         for env in envs:
             env.reset(seed=episode)
         original, mapped = envs
