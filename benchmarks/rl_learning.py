@@ -8,6 +8,8 @@ evaluation uses ``--final-episodes`` episodes of the default task (reachable goa
 Wall time is training time only (evaluations excluded), on one torch thread.
 
     python benchmarks/rl_learning.py --configs sac seed-ddpg --seeds 0 1 2
+
+A config name ``PRESET+d4`` is the preset with ``symmetry_augmentation=True``.
 """
 
 from dataclasses import asdict, dataclass, replace
@@ -32,7 +34,8 @@ class Args:
     """Benchmark learning speed and final success of training presets."""
 
     configs: tuple[str, ...] = ('sac', 'sac-curriculum', 'td3', 'ddpg', 'seed-ddpg')
-    """Presets to run (see reacher_policy.train.PRESETS)."""
+    """Presets to run (see reacher_policy.train.PRESETS); 'NAME+d4' adds symmetry
+    augmentation to preset NAME."""
     seeds: tuple[int, ...] = (0, 1, 2)
     """Training seeds."""
     total_steps: int = 0
@@ -78,16 +81,27 @@ def table(rows, seeds):
     return '\n'.join(lines)
 
 
+def preset(name):
+    """The TrainConfig of a config name: a preset, or 'PRESET+d4' (with augmentation)."""
+    base, _, suffix = name.partition('+')
+    if base not in PRESETS or suffix not in ('', 'd4'):
+        raise SystemExit(f'config {name!r}: use a preset of {sorted(PRESETS)}, '
+                         'optionally with +d4')
+    return replace(PRESETS[base], symmetry_augmentation=True) if suffix else PRESETS[base]
+
+
 def main(argv):
     args = tyro.cli(Args, args=argv, description=Args.__doc__)
+    configs = {name: preset(name) for name in args.configs}
     rows = []
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     for name in args.configs:
         for seed in args.seeds:
-            config = replace(PRESETS[name], seed=seed, eval_episodes=args.eval_episodes,
+            config = replace(configs[name], seed=seed, eval_episodes=args.eval_episodes,
                              final_eval_episodes=args.final_episodes, progress=False,
-                             tensorboard=False, out_dir=f'{args.out_root}/{name}/seed{seed}')
+                             tensorboard=False,
+                             out_dir=f"{args.out_root}/{name.replace('+', '_')}/seed{seed}")
             if args.total_steps and name != 'seed-ddpg':
                 config = replace(config, total_steps=args.total_steps)
             if args.seed_ddpg_steps and name == 'seed-ddpg':
@@ -115,7 +129,7 @@ def main(argv):
                   file=sys.stderr, flush=True)
             output.write_text(json.dumps({
                 'args': asdict(args), 'machine': platform.processor() or platform.machine(),
-                'presets': {n: asdict(PRESETS[n]) for n in args.configs},
+                'presets': {n: asdict(configs[n]) for n in args.configs},
                 'rows': rows}, indent=2, default=list) + '\n')
     print(table(rows, args.seeds))
     return 0

@@ -1,0 +1,221 @@
+"""The reacher task's D4 symmetry and a replay buffer that augments samples with it.
+
+The task is invariant under the 8 symmetries of the square (the dihedral group D4) about
+the shoulder, which sits at the origin of ``world``: the arm has no joint limits, the
+start pose is uniform over the torus of joint angles, goals are drawn from a disk
+('reachable') or a square centred on the shoulder ('seed'), the goal is an axis-aligned
+square, actions are clipped symmetrically, and every reward term depends only on the
+fingertip-to-goal distance, the inside flag, the hold and squared actions. An element
+``g = R^k F^m`` (k in 0..3, m in 0..1; F: y -> -y, R: rotation by 90 degrees) maps
+
+- joint angles ``(q1, q2) -> (s * q1 + k * pi / 2, s * q2)`` with ``s = (-1)^m``,
+- every xy vector (fingertip, goal, their difference) ``v -> R^k F^m v``,
+- the action (joint velocities) ``a -> s * a``,
+
+and leaves rewards, the inside flag, ``terminated`` and ``truncated`` unchanged. The
+observation noise of :class:`reacher_sim.options.RobustnessConfig` (isotropic Gaussian on
+joint angles and goal) and its delay keep the symmetry in distribution.
+
+Training on transitions mapped by random group elements is the "invariant transform
+experience replay" of Lin et al., "Invariant Transform Experience Replay: Data
+Augmentation for Deep Reinforcement Learning", IEEE RA-L 5(4), 2020 (arXiv:1909.10707),
+there with reflections of a robot's workspace, here with all of D4. It is training-only:
+the actor still takes the 11-d :func:`reacher_sim.env.state_vector`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
+from stable_baselines3.common.type_aliases import ReplayBufferSamples
+import torch
+
+GROUP_ORDER = 8
+"""Elements of D4; element ``e`` is ``R^(e % 4) F^(e // 4)``."""
+
+# Observation slices of reacher_sim.env.state_vector that are xy vectors in ``world``
+# (the shoulder angle's (cos, sin) is the direction of the upper arm).
+_WORLD_VECTORS = (slice(0, 2), slice(4, 6), slice(6, 8), slice(8, 10))
+_ELBOW = slice(2, 4)
+
+
+def _check_elements(elements: npt.ArrayLike, count: int) -> npt.NDArray[np.int64]:
+    out = np.broadcast_to(np.asarray(elements, dtype=np.int64), (count,))
+    if np.any((out < 0) | (out >= GROUP_ORDER)):
+        raise ValueError(f'group elements must be in [0, {GROUP_ORDER}), got {elements!r}')
+    return out
+
+
+def matrices(elements: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """The 2x2 matrices ``R^k F^m`` of group elements acting on xy vectors.
+
+    :param elements: (N,) or scalar ints in [0, 8).
+    :return: (N, 2, 2) float64 with entries in {-1, 0, 1} (exact).
+    :raises ValueError: if an element is out of range.
+    """
+    flat = np.atleast_1d(np.asarray(elements, dtype=np.int64))
+    elems = _check_elements(flat, flat.shape[0])
+    k, m = elems % 4, elems // 4
+    cos = np.array([1.0, 0.0, -1.0, 0.0])[k]
+    sin = np.array([0.0, 1.0, 0.0, -1.0])[k]
+    sign = 1.0 - 2.0 * m
+    # R^k @ diag(1, sign)
+    return np.stack([np.stack([cos, -sin * sign], -1), np.stack([sin, cos * sign], -1)], -2)
+
+
+def inverse(elements: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    """The inverse elements: rotations invert to ``R^-k``, reflections are involutions.
+
+    :param elements: (N,) or scalar ints in [0, 8).
+    :return: (N,) int64.
+    """
+    flat = np.atleast_1d(np.asarray(elements, dtype=np.int64))
+    elems = _check_elements(flat, flat.shape[0])
+    k, m = elems % 4, elems // 4
+    return np.where(m == 0, (-k) % 4, elems)
+
+
+def transform_observation(observation: npt.ArrayLike,
+                          elements: npt.ArrayLike) -> npt.NDArray[np.float32]:
+    """Map state observations (:func:`reacher_sim.env.state_vector`) by group elements.
+
+    :param observation: (N, 11) or (11,) float observations.
+    :param elements: (N,) or scalar ints in [0, 8), one per observation.
+    :return: (N, 11) float32 (or (11,) for one observation), the mapped observations.
+    :raises ValueError: on a wrong shape or an element out of range.
+    """
+    obs = np.asarray(observation, dtype=np.float32)
+    single = obs.ndim == 1
+    batch = np.atleast_2d(obs)
+    if batch.ndim != 2 or batch.shape[1] != 11:
+        raise ValueError(f'observation must be (N, 11) or (11,), got {obs.shape}')
+    mats = matrices(_check_elements(elements, batch.shape[0])).astype(np.float32)
+    out = batch.copy()
+    for part in _WORLD_VECTORS:
+        out[:, part] = np.einsum('nij,nj->ni', mats, batch[:, part])
+    # The elbow angle is relative to the upper arm: a reflection negates it.
+    out[:, _ELBOW] = batch[:, _ELBOW]
+    out[:, 3] *= action_signs(_check_elements(elements, batch.shape[0])).astype(np.float32)
+    return out[0] if single else out
+
+
+def action_signs(elements: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """``(-1)^m`` of group elements: how each maps an action (joint velocities).
+
+    :param elements: (N,) or scalar ints in [0, 8).
+    :return: (N,) float64, +1 for rotations and -1 for reflections.
+    """
+    flat = np.atleast_1d(np.asarray(elements, dtype=np.int64))
+    return (1.0 - 2.0 * (_check_elements(flat, flat.shape[0]) // 4)).astype(np.float64)
+
+
+def transform_action(action: npt.ArrayLike, elements: npt.ArrayLike) -> npt.NDArray[np.float32]:
+    """Map actions by group elements: reflections negate both joint velocities.
+
+    :param action: (N, 2) or (2,) actions in [-1, 1].
+    :param elements: (N,) or scalar ints in [0, 8).
+    :return: float32 of the action's shape.
+    :raises ValueError: on a wrong shape or an element out of range.
+    """
+    act = np.asarray(action, dtype=np.float32)
+    batch = np.atleast_2d(act)
+    if batch.ndim != 2 or batch.shape[1] != 2:
+        raise ValueError(f'action must be (N, 2) or (2,), got {act.shape}')
+    signs = action_signs(_check_elements(elements, batch.shape[0])).astype(np.float32)
+    out = batch * signs[:, None]
+    return out[0] if act.ndim == 1 else out
+
+
+def transform_joints(joint_positions: npt.ArrayLike, element: int) -> npt.NDArray[np.float64]:
+    """Map joint angles by one group element: ``(s * q1 + k * pi / 2, s * q2)``, wrapped.
+
+    :param joint_positions: (2,) radians.
+    :param element: int in [0, 8).
+    :return: (2,) float64 radians in [-pi, pi).
+    """
+    elem = int(_check_elements(element, 1)[0])
+    k, sign = elem % 4, 1.0 - 2.0 * (elem // 4)
+    q = np.asarray(joint_positions, dtype=np.float64) * sign
+    q = q + np.array([k * math.pi / 2.0, 0.0])
+    return (q + math.pi) % (2.0 * math.pi) - math.pi
+
+
+def transform_point(point: npt.ArrayLike, element: int) -> npt.NDArray[np.float64]:
+    """Map an xy point of ``world`` (e.g. the goal) by one group element.
+
+    :param point: (2,) metres.
+    :param element: int in [0, 8).
+    :return: (2,) float64 metres.
+    """
+    return matrices(element)[0] @ np.asarray(point, dtype=np.float64)
+
+
+def augment_samples(samples: ReplayBufferSamples,
+                    elements: npt.NDArray[np.int64]) -> ReplayBufferSamples:
+    """Map a batch of transitions, each by its own group element.
+
+    ``observations`` and ``next_observations`` of a transition get the same element;
+    ``actions`` are mapped; rewards, dones and n-step discounts are invariant.
+
+    :param samples: SB3 samples with (B, 11) observations and (B, 2) actions.
+    :param elements: (B,) ints in [0, 8).
+    :return: new samples (tensors on the same device and dtype).
+    """
+    obs, next_obs, act = samples.observations, samples.next_observations, samples.actions
+    assert isinstance(obs, torch.Tensor) and isinstance(next_obs, torch.Tensor)
+
+    def mapped(array: npt.NDArray[Any], like: torch.Tensor) -> torch.Tensor:
+        return torch.as_tensor(array, dtype=like.dtype, device=like.device)
+
+    return samples._replace(
+        observations=mapped(transform_observation(obs.cpu().numpy(), elements), obs),
+        next_observations=mapped(transform_observation(next_obs.cpu().numpy(), elements),
+                                 next_obs),
+        actions=mapped(transform_action(act.cpu().numpy(), elements), act))
+
+
+class SymmetryReplayBuffer(ReplayBuffer):
+    """SB3 replay buffer whose samples are mapped by independent uniform D4 elements.
+
+    Elements are drawn from NumPy's global generator, as SB3 draws the sample indices,
+    so a seeded run is reproducible. Same arguments as :class:`ReplayBuffer`; the
+    observation space must be the env's 11-d state box.
+
+    :raises ValueError: if the observation space is not (11,).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.obs_shape != (11,):
+            raise ValueError(f'symmetry augmentation needs the (11,) state observation, got '
+                             f'{self.obs_shape}')
+
+    def _get_samples(self, batch_inds: np.ndarray, env: Any = None) -> ReplayBufferSamples:
+        samples = super()._get_samples(batch_inds, env)
+        elements = np.random.randint(0, GROUP_ORDER, size=len(batch_inds))
+        return augment_samples(samples, elements)
+
+
+class SymmetryNStepReplayBuffer(NStepReplayBuffer):
+    """:class:`NStepReplayBuffer` with the augmentation of :class:`SymmetryReplayBuffer`.
+
+    The first observation and the bootstrap observation n steps later get the same
+    element; the n-step return is invariant.
+
+    :raises ValueError: if the observation space is not (11,).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.obs_shape != (11,):
+            raise ValueError(f'symmetry augmentation needs the (11,) state observation, got '
+                             f'{self.obs_shape}')
+
+    def _get_samples(self, batch_inds: np.ndarray, env: Any = None) -> ReplayBufferSamples:
+        samples = super()._get_samples(batch_inds, env)
+        elements = np.random.randint(0, GROUP_ORDER, size=len(batch_inds))
+        return augment_samples(samples, elements)
