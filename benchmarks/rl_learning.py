@@ -25,7 +25,7 @@ import tyro
 
 from reacher_policy.checkpoint import load_actor
 from reacher_policy.evaluate import evaluate_policy, torch_policy
-from reacher_policy.train import PRESETS, train
+from reacher_policy.train import named_config, train
 from reacher_sim.config import SimConfig
 
 
@@ -81,18 +81,9 @@ def table(rows, seeds):
     return '\n'.join(lines)
 
 
-def preset(name):
-    """The TrainConfig of a config name: a preset, or 'PRESET+d4' (with augmentation)."""
-    base, _, suffix = name.partition('+')
-    if base not in PRESETS or suffix not in ('', 'd4'):
-        raise SystemExit(f'config {name!r}: use a preset of {sorted(PRESETS)}, '
-                         'optionally with +d4')
-    return replace(PRESETS[base], symmetry_augmentation=True) if suffix else PRESETS[base]
-
-
 def main(argv):
     args = tyro.cli(Args, args=argv, description=Args.__doc__)
-    configs = {name: preset(name) for name in args.configs}
+    configs = {name: named_config(name) for name in args.configs}
     rows = []
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -8,8 +8,9 @@ note where that module is absent).
 ``--study noise``: success under observation noise levels of policies trained with and
 without observation noise.
 
-Policies come from ``--runs-root/<preset>/seed<k>/policy.pt`` and are trained first
-(one at a time) where missing.
+Policies come from ``--runs-root/<config>/seed<k>/policy.pt`` and are trained first
+(one at a time) where missing. A config is a preset name or ``PRESET+d4`` (the preset with
+symmetry augmentation), as in ``rl_learning.py``; ``+`` becomes ``_`` in the folder name.
 
     python benchmarks/rl_robustness.py --study smoothness --seeds 0 1 2
 """
@@ -28,7 +29,7 @@ import tyro
 
 from reacher_policy.checkpoint import load_actor
 from reacher_policy.evaluate import evaluate_policy, torch_policy
-from reacher_policy.train import PRESETS, train
+from reacher_policy.train import named_config, train
 from reacher_sim.config import SimConfig
 from reacher_sim.env import ReacherEnv
 from reacher_sim.options import RobustnessConfig
@@ -43,7 +44,8 @@ class Args:
     seeds: tuple[int, ...] = (0, 1, 2)
     """Training seeds."""
     policies: tuple[str, ...] = ()
-    """Presets to compare (default: sac and sac-smooth, or sac and sac-noise)."""
+    """Configs to compare: presets or 'PRESET+d4' (default: sac and sac-smooth, or sac and
+    sac-noise)."""
     episodes: int = 500
     """Evaluation episodes (the same seeds for every row)."""
     eval_seed: int = 10_000
@@ -58,14 +60,14 @@ class Args:
     """JSON results file ('' -> benchmarks/results/rl_<study>.json)."""
 
 
-def policy_path(args, preset, seed):
-    path = Path(args.runs_root) / preset / f'seed{seed}' / 'policy.pt'
+def policy_path(args, name, seed):
+    path = Path(args.runs_root) / name.replace('+', '_') / f'seed{seed}' / 'policy.pt'
     if not path.is_file():
-        config = replace(PRESETS[preset], seed=seed, progress=False, tensorboard=False,
+        config = replace(named_config(name), seed=seed, progress=False, tensorboard=False,
                          final_eval_episodes=0, out_dir=str(path.parent))
         if args.total_steps:
             config = replace(config, total_steps=args.total_steps)
-        train(config, command=f'benchmarks/rl_robustness.py preset {preset}')
+        train(config, command=f'benchmarks/rl_robustness.py config {name}')
     return path
 
 

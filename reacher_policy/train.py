@@ -13,12 +13,13 @@ Presets (``--preset NAME`` before the other flags) fill every field:
   51-step hold. (SB3 stores terminal flags and updates every target parameter, two
   bugs of the seed that are not reproduced.)
 - ``sac``: the best configuration of the hyperparameter search (SAC, lr 3e-3, 64x64,
-  batch 128, gamma 0.9, potential-based shaping and a success bonus);
-  ``sac-curriculum``, ``sac-smooth`` (D term), ``sac-noise`` (trained with observation
-  noise) and ``sac-20hz`` (dt = 0.05 s, the ROS loop's period) vary it; ``sac-utd2``
-  is it with two gradient steps per env step, 128x128 networks and batch 256 (two
-  seeds: final 0.996 and 0.988 after 20k steps, 90% at 12k and 11k; see
-  benchmarks/README.md); ``td3`` and ``ddpg`` use its reward and networks.
+  batch 128, gamma 0.9, potential-based shaping and a success bonus); ``sac-curriculum``,
+  ``sac-p``, ``sac-i`` and ``sac-smooth`` (the P, I and D smoothness terms),
+  ``sac-noise`` (trained with observation noise) and ``sac-20hz`` (dt = 0.05 s, the ROS
+  loop's period) vary it; ``sac-utd2`` is it with two gradient steps per env step,
+  128x128 networks and batch 256 (two seeds: final 0.996 and 0.988 after 20k steps, 90%
+  at 12k and 11k; see benchmarks/README.md); ``td3`` and ``ddpg`` use its reward and
+  networks.
 - ``sac-d4``: the best configuration found: ``sac`` trained on replayed transitions
   mapped by random symmetries of the task (``--symmetry-augmentation``,
   reacher_policy/symmetry.py); 90% at 3k-4k env steps and 1.000 final success on three
@@ -150,6 +151,8 @@ PRESETS: dict[str, TrainConfig] = {
         mode='linear', start_goal_size_m=0.08, start_max_distance_m=0.05,
         schedule_steps=4000)),
     'sac-smooth': replace(_TUNED, reward=replace(_TUNED.reward, action_change_weight=0.5)),
+    'sac-p': replace(_TUNED, reward=replace(_TUNED.reward, action_weight=0.1)),
+    'sac-i': replace(_TUNED, reward=replace(_TUNED.reward, integral_weight=0.1)),
     'sac-noise': replace(_TUNED, robustness=RobustnessConfig(
         joint_noise_std_rad=0.02, goal_noise_std_m=0.004)),
     'sac-20hz': replace(_TUNED, sim=SimConfig(dt=0.05), gamma=0.95, total_steps=50_000,
@@ -160,6 +163,20 @@ PRESETS: dict[str, TrainConfig] = {
     'ddpg': replace(_TUNED, algo='ddpg', learning_rate=1e-3),
 }
 """Named starting points for ``--preset``; 'seed-ddpg' is the seed's baseline."""
+
+
+def named_config(name: str) -> TrainConfig:
+    """The config a benchmark names: a preset, or ``PRESET+d4``.
+
+    ``PRESET+d4`` is the preset with ``symmetry_augmentation=True``.
+
+    :raises SystemExit: naming the config, if it is neither.
+    """
+    base, _, suffix = name.partition('+')
+    if base not in PRESETS or suffix not in ('', 'd4'):
+        raise SystemExit(f'config {name!r}: use a preset of {sorted(PRESETS)}, '
+                         'optionally with +d4')
+    return replace(PRESETS[base], symmetry_augmentation=True) if suffix else PRESETS[base]
 
 
 def make_env(config: TrainConfig, rank: int = 0) -> ReacherEnv:

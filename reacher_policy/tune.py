@@ -16,7 +16,7 @@ from typing import Any
 
 import tyro
 
-from reacher_policy.train import train, TrainConfig
+from reacher_policy.train import named_config, train, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,11 @@ class TuneArgs:
     """Episodes per evaluation."""
     seed: int = 0
     """Seed of the sampler and of every trial's run."""
+    preset: str = ''
+    """A preset or ``PRESET+d4`` (``reacher_policy.train.named_config``) to start from;
+    '' uses ``base``."""
     base: TrainConfig = field(default_factory=TrainConfig)
-    """The configuration the sampled knobs override."""
+    """The configuration the sampled knobs override, when ``preset`` is ''."""
     output: str = 'runs/tune/best.json'
     """Where to write the best configuration and the trial table."""
 
@@ -60,11 +63,12 @@ def tune_main(argv: list[str]) -> int:
 
     args = tyro.cli(TuneArgs, args=argv, prog='reacher policy tune',
                     description=TuneArgs.__doc__)
+    base = named_config(args.preset) if args.preset else args.base
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
 
     def objective(trial: Any) -> float:
-        config = replace(suggest(trial, args.base), total_steps=args.total_steps,
+        config = replace(suggest(trial, base), total_steps=args.total_steps,
                          eval_freq=args.eval_freq, eval_episodes=args.eval_episodes,
                          final_eval_episodes=0, seed=args.seed, progress=False,
                          tensorboard=False,
@@ -76,7 +80,7 @@ def tune_main(argv: list[str]) -> int:
     study = optuna.create_study(direction='maximize',
                                 sampler=optuna.samplers.TPESampler(seed=args.seed))
     study.optimize(objective, n_trials=args.trials)
-    best = suggest(optuna.trial.FixedTrial(study.best_params), args.base)
+    best = suggest(optuna.trial.FixedTrial(study.best_params), base)
     report = {'best_value': study.best_value, 'best_params': study.best_params,
               'best_config': asdict(best),
               'trials': [{'number': t.number, 'value': t.value, 'params': t.params}

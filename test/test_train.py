@@ -90,6 +90,22 @@ def test_tune_writes_the_best_configuration(tmp_path):
     assert report['best_config']['net_arch'][0] == report['best_params']['width']
 
 
+@pytest.mark.slow
+def test_tune_starts_from_a_named_preset(tmp_path):
+    output = tmp_path / 'best.json'
+    assert policy_main(['tune', '--preset', 'sac-d4', '--trials', '1', '--total-steps', '400',
+                        '--eval-freq', '200', '--eval-episodes', '2',
+                        '--output', str(output)]) == 0
+    best = json.loads(output.read_text())['best_config']
+    assert best['symmetry_augmentation'] is True
+    assert best['learning_starts'] == PRESETS['sac-d4'].learning_starts
+
+
+def test_tune_refuses_an_unknown_preset(tmp_path):
+    with pytest.raises(SystemExit, match="config 'sac-d5'"):
+        policy_main(['tune', '--preset', 'sac-d5', '--output', str(tmp_path / 'best.json')])
+
+
 @pytest.mark.parametrize('vec_env', ['dummy', 'subproc'])
 def test_vectorised_training_counts_steps_over_workers(tmp_path, vec_env):
     config = replace(PRESETS['td3'], total_steps=200, learning_starts=50, net_arch=(8,),
