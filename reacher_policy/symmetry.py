@@ -200,22 +200,13 @@ class SymmetryReplayBuffer(ReplayBuffer):
         return augment_samples(samples, elements)
 
 
-class SymmetryNStepReplayBuffer(NStepReplayBuffer):
+class SymmetryNStepReplayBuffer(SymmetryReplayBuffer, NStepReplayBuffer):
     """:class:`NStepReplayBuffer` with the augmentation of :class:`SymmetryReplayBuffer`.
 
     The first observation and the bootstrap observation n steps later get the same
-    element; the n-step return is invariant.
+    element; the n-step return is invariant. (The method resolution order puts
+    :class:`SymmetryReplayBuffer` first, so its ``_get_samples`` maps what
+    ``NStepReplayBuffer._get_samples`` returns.)
 
     :raises ValueError: if the observation space is not (11,).
     """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if self.obs_shape != (11,):
-            raise ValueError(f'symmetry augmentation needs the (11,) state observation, got '
-                             f'{self.obs_shape}')
-
-    def _get_samples(self, batch_inds: np.ndarray, env: Any = None) -> ReplayBufferSamples:
-        samples = super()._get_samples(batch_inds, env)
-        elements = np.random.randint(0, GROUP_ORDER, size=len(batch_inds))
-        return augment_samples(samples, elements)
