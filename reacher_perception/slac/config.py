@@ -37,7 +37,11 @@ class SlacModelConfig:
     base_depth: int = 8
     """Channels of the first conv layer; each later layer doubles it (paper: 32)."""
     feature_dim: int = 64
-    """Size of the encoder's feature of one frame (paper: 256)."""
+    """Size of the encoder's global feature of one frame (paper: 256)."""
+    keypoints: int = 0
+    """K spatial-softmax keypoints appended to the feature (Levine et al., JMLR 2016,
+    sec. 4.2; see ``network.Encoder``): 2K more numbers, sub-pixel positions read at half
+    the frame's resolution; 0 turns the branch off (the checkpoints made before it)."""
     z1_dim: int = 16
     """Size of the stochastic latent z1, the one the KL term shapes (paper: 32)."""
     z2_dim: int = 64
@@ -57,12 +61,18 @@ class SlacModelConfig:
             'action_dim': self.action_dim >= 1,
             'base_depth': self.base_depth >= 1,
             'feature_dim': self.feature_dim >= 1,
+            'keypoints': self.keypoints >= 0,
             'z1_dim': self.z1_dim >= 1,
             'z2_dim': self.z2_dim >= 1,
             'hidden_units': self.hidden_units >= 1,
             'decoder_std': 0.0 < self.decoder_std <= 1.0,
             'state_weight': self.state_weight >= 0.0,
         })
+
+    @property
+    def encoded_dim(self) -> int:
+        """Size of the encoder's output, what q(z1 | x, ...) reads (feature + keypoints)."""
+        return self.feature_dim + 2 * self.keypoints
 
     @property
     def state_dim(self) -> int:

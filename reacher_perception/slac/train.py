@@ -164,6 +164,33 @@ def load_checkpoint(path: Path | str, expected_model: SlacModelConfig | None = N
     return model, geometry, payload
 
 
+def load_probe_base(path: Path, expected_model: SlacModelConfig,
+                    expected_geometry: SequenceGeometry) -> LatentModel:
+    """The latent model whose heads a probe run (``heads_only_from``) re-fits.
+
+    The checkpoint may differ from ``expected_model`` in ``state_weight`` only: the
+    latent of the frozen alternative is trained on the ELBO alone (``state_weight=0``),
+    and the probe needs a positive weight to fit the heads at all (with 0 their loss, and
+    so their gradient, is zero). The returned model carries ``expected_model``.
+
+    :param path: the .pt file.
+    :param expected_model: the probe run's model config.
+    :param expected_geometry: the data's geometry.
+    :return: the model (train mode is up to the caller).
+    :raises ValueError: as :func:`load_checkpoint`, naming the fields that differ.
+    """
+    model, _, payload = load_checkpoint(path, expected_geometry=expected_geometry)
+    stored = replace(expected_model, state_weight=model.config.state_weight)
+    if model.config != stored:
+        differ = sorted(key for key, value in stored.to_dict().items()
+                        if payload['metadata']['model_config'].get(key) != value)
+        raise ValueError(f'checkpoint {path} was trained with another model config '
+                         f'(differs in {", ".join(differ)}); pass the same model options '
+                         '(state_weight may differ)')
+    model.config = expected_model
+    return model
+
+
 def augment_schedule(config: TrainConfig, step: int) -> AugmentConfig:
     """The augmentation at ``step``: none for ``clean_updates``, then ramped up linearly."""
     ramp = min(max((step - config.clean_updates) / max(config.clean_updates, 1), 0.0), 1.0)
@@ -211,7 +238,7 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     start, wall_offset = 0, 0.0
     resume_path = config.out / 'checkpoint.pt'
     if config.heads_only_from is not None:
-        model, _, _ = load_checkpoint(config.heads_only_from, config.model, dataset.geometry)
+        model = load_probe_base(config.heads_only_from, config.model, dataset.geometry)
         model.train()
         parameters = list(model.state_head.parameters())
     else:
