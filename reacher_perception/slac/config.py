@@ -4,8 +4,9 @@ Scaled down from the paper (arXiv 1907.00953, appendix B: feature 256, z1 32, z2
 hidden 256, conv depth 32 at 64x64) because our scene is five flat-coloured shapes and we
 train on one CPU core: DESIGN.md measures ~480 ms per update at depth 32 and ~157 ms at
 depth 16; at depth 8 with 64-d features an update of 32 sequences x 9 frames takes tens
-of ms, so a few thousand updates fit in minutes. The defaults are what the shipped
-checkpoint uses (see ``reacher_perception/slac/train.py``).
+of ms, so a few thousand updates fit in minutes. The shipped checkpoint uses these defaults
+except ``keypoints=16`` (see ``reacher_perception/slac/train.py``); the default stays 0 so
+that checkpoints from before the option, whose configs lack it, still load.
 """
 
 from __future__ import annotations
