@@ -21,9 +21,11 @@ from reacher_perception.slac.data import (
     write_shard,
 )
 from reacher_perception.slac.latent import LatentLosses, LatentModel
+from reacher_perception.slac.network import SpatialSoftmax
 from reacher_perception.slac.train import (
     augment_schedule,
     load_checkpoint,
+    load_probe_base,
     save_checkpoint,
     train,
     TrainConfig,
@@ -110,6 +112,67 @@ def test_zero_state_weight_leaves_the_elbo() -> None:
 def test_bad_model_config_is_named() -> None:
     with pytest.raises(ValueError, match='image_size'):
         SlacModelConfig(image_size=48)
+    with pytest.raises(ValueError, match='keypoints'):
+        SlacModelConfig(keypoints=-1)
+
+
+def pixel_to_unit(index: float, size: int) -> float:
+    """Pixel centre ``index`` (0 .. size-1) on SpatialSoftmax's [-1, 1] scale."""
+    return -1.0 + 2.0 * index / (size - 1)
+
+
+def test_spatial_softmax_finds_a_bright_dot() -> None:
+    layer = SpatialSoftmax(2, 32, 24)
+    with torch.no_grad():
+        layer.log_temperature.fill_(np.log(0.01))  # sharp: all the mass on the maximum
+    maps = torch.zeros(1, 2, 32, 24)
+    maps[0, 0, 5, 17] = 1.0   # row 5, column 17
+    maps[0, 1, 30, 2] = 1.0
+    points = layer(maps).detach()
+    assert points.shape == (1, 4)
+    x, y = points[0, :2], points[0, 2:]
+    np.testing.assert_allclose(x.numpy(), [pixel_to_unit(17, 24), pixel_to_unit(2, 24)],
+                               atol=1e-5)
+    np.testing.assert_allclose(y.numpy(), [pixel_to_unit(5, 32), pixel_to_unit(30, 32)],
+                               atol=1e-5)
+
+
+def test_spatial_softmax_is_sub_pixel() -> None:
+    # A blob centred between pixels: log-activations of a gaussian with std 1 px around
+    # (row 12.3, column 20.7). At temperature 1 the softmax is that gaussian, whose mean
+    # is the centre: the keypoint lands a fraction of a pixel away from any pixel centre.
+    size = 32
+    rows, columns = torch.meshgrid(torch.arange(size).float(), torch.arange(size).float(),
+                                   indexing='ij')
+    maps = (-((rows - 12.3) ** 2 + (columns - 20.7) ** 2) / 2.0)[None, None]
+    x, y = SpatialSoftmax(1, size, size)(maps)[0].tolist()
+    pixel = 2.0 / (size - 1)
+    assert abs(x - pixel_to_unit(20.7, size)) < 0.01 * pixel
+    assert abs(y - pixel_to_unit(12.3, size)) < 0.01 * pixel
+
+
+@pytest.mark.parametrize('size', [16, 64])
+def test_keypoint_encoder_shapes_and_gradients(size: int) -> None:
+    torch.manual_seed(0)
+    config = replace(TINY, image_size=size, keypoints=3)
+    assert config.encoded_dim == TINY.feature_dim + 6
+    model = LatentModel(config)
+    assert model.encoder.output_dim == config.encoded_dim
+    images, actions, states = tiny_batch(2, 3, size)
+    features = model.encoder(images)
+    assert features.shape == (2, 3, TINY.feature_dim + 6)
+    points = features[..., TINY.feature_dim:]
+    assert points.abs().max() <= 1.0
+    losses, reconstruction = model.losses(images, actions, states)
+    assert reconstruction.shape == images.shape
+    losses.loss.backward()
+    assert model.encoder.spatial_softmax is not None
+    assert model.encoder.spatial_softmax.log_temperature.grad is not None
+    assert all(parameter.grad is not None
+               for parameter in model.encoder.keypoint_net.parameters())  # type: ignore[union-attr]
+    # without keypoints the encoder's weights are named as before the option existed
+    plain = LatentModel(TINY).state_dict()
+    assert not any('keypoint' in key or 'spatial_softmax' in key for key in plain)
 
 
 def tiny_dataset(path: Path, sequences: int = 4, steps: int = 6) -> SequenceDataset:
@@ -203,6 +266,36 @@ def test_checkpoint_of_another_config_is_refused(tmp_path: Path) -> None:
         load_checkpoint(path, replace(TINY, z2_dim=6))
     with pytest.raises(ValueError, match='geometry'):
         load_checkpoint(path, TINY, replace(GEOMETRY_16, dt=0.1))
+
+
+def test_checkpoint_from_before_keypoints_still_loads(tmp_path: Path) -> None:
+    # Checkpoints written before the option have no 'keypoints' in their model config.
+    path = make_checkpoint(tmp_path / 'old.pt')
+    payload = torch.load(path, weights_only=True)
+    del payload['metadata']['model_config']['keypoints']
+    torch.save(payload, path)
+    model, _, _ = load_checkpoint(path, TINY, GEOMETRY_16)
+    assert model.config.keypoints == 0 and model.config == TINY
+    # and it is refused, by name, where keypoints are expected
+    with pytest.raises(ValueError, match='another model config.*keypoints'):
+        load_checkpoint(path, replace(TINY, keypoints=4))
+
+
+def test_checkpoint_with_keypoints_is_refused_without(tmp_path: Path) -> None:
+    path = make_checkpoint(tmp_path / 'c.pt', replace(TINY, keypoints=4))
+    model, _, _ = load_checkpoint(path, replace(TINY, keypoints=4), GEOMETRY_16)
+    assert model.encoder.output_dim == TINY.feature_dim + 8
+    with pytest.raises(ValueError, match=r'differs in keypoints\)'):
+        load_checkpoint(path, TINY)
+
+
+def test_probe_base_may_differ_in_state_weight_only(tmp_path: Path) -> None:
+    elbo_only = replace(TINY, state_weight=0.0)
+    path = make_checkpoint(tmp_path / 'elbo.pt', elbo_only)
+    model = load_probe_base(path, TINY, GEOMETRY_16)
+    assert model.config == TINY  # the probe's weight, so its heads get a gradient
+    with pytest.raises(ValueError, match='differs in z2_dim'):
+        load_probe_base(path, replace(TINY, z2_dim=6), GEOMETRY_16)
 
 
 def test_missing_checkpoint_is_named(tmp_path: Path) -> None:

@@ -4,8 +4,9 @@ Scaled down from the paper (arXiv 1907.00953, appendix B: feature 256, z1 32, z2
 hidden 256, conv depth 32 at 64x64) because our scene is five flat-coloured shapes and we
 train on one CPU core: DESIGN.md measures ~480 ms per update at depth 32 and ~157 ms at
 depth 16; at depth 8 with 64-d features an update of 32 sequences x 9 frames takes tens
-of ms, so a few thousand updates fit in minutes. The defaults are what the shipped
-checkpoint uses (see ``reacher_perception/slac/train.py``).
+of ms, so a few thousand updates fit in minutes. The shipped checkpoint uses these defaults
+except ``keypoints=16`` (see ``reacher_perception/slac/train.py``); the default stays 0 so
+that checkpoints from before the option, whose configs lack it, still load.
 """
 
 from __future__ import annotations
@@ -37,7 +38,11 @@ class SlacModelConfig:
     base_depth: int = 8
     """Channels of the first conv layer; each later layer doubles it (paper: 32)."""
     feature_dim: int = 64
-    """Size of the encoder's feature of one frame (paper: 256)."""
+    """Size of the encoder's global feature of one frame (paper: 256)."""
+    keypoints: int = 0
+    """K spatial-softmax keypoints appended to the feature (Levine et al., JMLR 2016,
+    sec. 4.2; see ``network.Encoder``): 2K more numbers, sub-pixel positions read at half
+    the frame's resolution; 0 turns the branch off (the checkpoints made before it)."""
     z1_dim: int = 16
     """Size of the stochastic latent z1, the one the KL term shapes (paper: 32)."""
     z2_dim: int = 64
@@ -57,12 +62,18 @@ class SlacModelConfig:
             'action_dim': self.action_dim >= 1,
             'base_depth': self.base_depth >= 1,
             'feature_dim': self.feature_dim >= 1,
+            'keypoints': self.keypoints >= 0,
             'z1_dim': self.z1_dim >= 1,
             'z2_dim': self.z2_dim >= 1,
             'hidden_units': self.hidden_units >= 1,
             'decoder_std': 0.0 < self.decoder_std <= 1.0,
             'state_weight': self.state_weight >= 0.0,
         })
+
+    @property
+    def encoded_dim(self) -> int:
+        """Size of the encoder's output, what q(z1 | x, ...) reads (feature + keypoints)."""
+        return self.feature_dim + 2 * self.keypoints
 
     @property
     def state_dim(self) -> int:

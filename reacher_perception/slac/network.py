@@ -22,6 +22,49 @@ def _halvings(image_size: int) -> int:
     return int(round(math.log2(image_size // 4)))
 
 
+class SpatialSoftmax(nn.Module):
+    """Feature maps -> expected image coordinates of each channel (keypoints).
+
+    Levine, Finn, Darrell, Abbeel, "End-to-End Training of Deep Visuomotor Policies" (JMLR
+    2016, sec. 4.2) and Finn et al., "Deep Spatial Autoencoders" (arXiv 1509.06113, eq. 1):
+    for channel c with activations a_cij, ``s_cij = softmax_ij(a_cij / temperature_c)``
+    and the keypoint is ``(sum_ij s_cij x_ij, sum_ij s_cij y_ij)``, with x, y the pixel
+    centres in [-1, 1]. An expectation over the whole grid moves continuously with the
+    activations, so it locates a feature to a fraction of a pixel, which a stack of
+    stride-2 convs down to 4x4 does not.
+
+    The temperature is learned per channel (the paper learns one), stored as its log and
+    initialised to 1.
+
+    :param channels: K, the number of keypoints.
+    :param height: rows of the feature map.
+    :param width: columns of the feature map.
+    """
+
+    grid_x: torch.Tensor
+    grid_y: torch.Tensor
+
+    def __init__(self, channels: int, height: int, width: int) -> None:
+        super().__init__()
+        xs = torch.linspace(-1.0, 1.0, width)
+        ys = torch.linspace(-1.0, 1.0, height)
+        grid_y, grid_x = torch.meshgrid(ys, xs, indexing='ij')
+        self.register_buffer('grid_x', grid_x.reshape(-1), persistent=False)
+        self.register_buffer('grid_y', grid_y.reshape(-1), persistent=False)
+        self.log_temperature = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        """Expected coordinates of every channel.
+
+        :param maps: (N, K, H, W) float32 activations.
+        :return: (N, 2K) float32: x of the K keypoints, then their y, each in [-1, 1]
+            (x grows to the right, y downwards, as columns and rows).
+        """
+        flat = maps.flatten(2) / self.log_temperature.exp()[:, None]
+        weights = torch.softmax(flat, dim=-1)
+        return torch.cat([weights @ self.grid_x, weights @ self.grid_y], dim=-1)
+
+
 class Encoder(nn.Module):
     """Frame -> feature, the paper's conv encoder scaled by ``base_depth``.
 
@@ -33,14 +76,23 @@ class Encoder(nn.Module):
     positions, which plain convolutions learn to regress slowly: in a trial without them
     the goal's RMS error had not left chance level (~90 mm) after 650 updates.
 
+    With ``keypoints`` K > 0, a second branch reads the first layer's (d, H/2, W/2) map:
+    two 3x3 stride-1 convs (d -> 2d -> K, the first with a leaky ReLU) keep the half
+    resolution, and a :class:`SpatialSoftmax` turns the K maps into K expected (x, y)
+    positions, appended to the global feature: the output is then
+    ``feature_dim + 2K`` long. With K = 0 the module (and its state_dict) is the
+    original one.
+
     :param image_size: frame width = height, a power of two >= 16.
     :param base_depth: channels of the first layer.
-    :param feature_dim: size of the output feature.
+    :param feature_dim: size of the global feature.
+    :param keypoints: K, spatial-softmax keypoints (0: none).
     """
 
     coordinates: torch.Tensor
 
-    def __init__(self, image_size: int, base_depth: int, feature_dim: int) -> None:
+    def __init__(self, image_size: int, base_depth: int, feature_dim: int,
+                 keypoints: int = 0) -> None:
         super().__init__()
         ramp = torch.linspace(-1.0, 1.0, image_size)
         # (2, H, W): x grows to the right, y downwards, as pixel columns and rows
@@ -57,17 +109,40 @@ class Encoder(nn.Module):
             channels = out
         layers += [nn.Conv2d(channels, feature_dim, 4), nn.LeakyReLU(_LEAK)]
         self.net = nn.Sequential(*layers)
+        self.keypoints = keypoints
+        self.keypoint_net: nn.Sequential | None = None
+        self.spatial_softmax: SpatialSoftmax | None = None
+        if keypoints > 0:
+            half = image_size // 2
+            self.keypoint_net = nn.Sequential(
+                nn.Conv2d(base_depth, 2 * base_depth, 3, 1, 1), nn.LeakyReLU(_LEAK),
+                nn.Conv2d(2 * base_depth, keypoints, 3, 1, 1))
+            self.spatial_softmax = SpatialSoftmax(keypoints, half, half)
+
+    @property
+    def output_dim(self) -> int:
+        """Size of the feature: ``feature_dim + 2 * keypoints``."""
+        last = self.net[-2]
+        assert isinstance(last, nn.Conv2d)
+        return last.out_channels + 2 * self.keypoints
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Encode frames.
 
         :param images: (..., 3, H, W) float32 in [0, 1].
-        :return: (..., feature_dim) float32.
+        :return: (..., feature_dim + 2 * keypoints) float32: the global feature, then
+            the keypoints' x and y in [-1, 1] when there are any.
         """
         batch_shape = images.shape[:-3]
         flat = images.reshape(-1, *images.shape[-3:])
         coordinates = self.coordinates.expand(flat.shape[0], -1, -1, -1)
-        return self.net(torch.cat([flat, coordinates], dim=1)).reshape(*batch_shape, -1)
+        inputs = torch.cat([flat, coordinates], dim=1)
+        if self.keypoint_net is None or self.spatial_softmax is None:
+            return self.net(inputs).reshape(*batch_shape, -1)
+        first = self.net[:2](inputs)
+        feature = self.net[2:](first).flatten(1)
+        points = self.spatial_softmax(self.keypoint_net(first))
+        return torch.cat([feature, points], dim=-1).reshape(*batch_shape, -1)
 
 
 class Decoder(nn.Module):
