@@ -5,8 +5,9 @@ hidden 256, conv depth 32 at 64x64) because our scene is five flat-coloured shap
 train on one CPU core: DESIGN.md measures ~480 ms per update at depth 32 and ~157 ms at
 depth 16; at depth 8 with 64-d features an update of 32 sequences x 9 frames takes tens
 of ms, so a few thousand updates fit in minutes. The shipped checkpoint uses these defaults
-except ``keypoints=16`` (see ``reacher_perception/slac/train.py``); the default stays 0 so
-that checkpoints from before the option, whose configs lack it, still load.
+except ``keypoints=16`` and ``state_weight=1e5`` (see ``reacher_perception/slac/train.py``);
+the keypoint default stays 0 so that checkpoints from before the option, whose configs
+lack it, still load.
 """
 
 from __future__ import annotations
@@ -54,7 +55,10 @@ class SlacModelConfig:
     on its scale); smaller weighs reconstruction more against the KL; in (0, 1]."""
     state_weight: float = 10000.0
     """Weight of the state heads' squared error in the loss (joint training; see
-    ``LatentModel``); 0 trains the latent on the ELBO alone, >= 0."""
+    ``LatentModel``); 0 trains the latent on the ELBO alone, >= 0. Measured with 16
+    keypoints, 2000 clean updates, seed 0: the goal's RMS error on the last training
+    batches was 3.9 mm at 1e4, 2.7 mm at 1e5 and 8.0 mm at 1e6; the shipped checkpoint
+    uses 1e5 (README.md, "Learned perception: SLAC")."""
 
     def __post_init__(self) -> None:
         check_fields(self, {
