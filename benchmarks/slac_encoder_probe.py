@@ -38,6 +38,7 @@ from reacher_perception.slac.data import (
     SequenceGeometry,
 )
 from reacher_perception.slac.network import Encoder, mlp
+from reacher_sim.kinematics import wrap_angle
 
 
 @dataclass(frozen=True)
@@ -85,8 +86,7 @@ def evaluate(encoder: Encoder, head: torch.nn.Module, dataset: SequenceDataset,
                                                               axis=1))
             joints = np.arctan2(estimate[:, [0, 2]], estimate[:, [1, 3]])
             true_joints = np.arctan2(truth[:, [0, 2]], truth[:, [1, 3]])
-            wrapped = np.abs((joints - true_joints + np.pi) % (2 * np.pi) - np.pi)
-            joint_errors.append(np.degrees(wrapped).mean(axis=1))
+            joint_errors.append(np.degrees(np.abs(wrap_angle(joints - true_joints))).mean(axis=1))
     return {'joint_mae_deg': float(np.concatenate(joint_errors).mean()),
             'goal_mm': float(np.concatenate(goal_errors).mean())}
 
