@@ -23,11 +23,12 @@ import numpy as np
 import numpy.typing as npt
 import tyro
 
+from reacher_common.geometry import ArmGeometry
+from reacher_common.kinematics import wrap_angle
 from reacher_perception.classical import ClassicalEstimator
 from reacher_perception.config import PerceptionConfig
 from reacher_sim.arm import ArmSim
 from reacher_sim.config import SimConfig
-from reacher_sim.kinematics import wrap_angle
 from reacher_sim.render import ArmRenderer
 
 
@@ -65,9 +66,10 @@ def run_benchmark(args: Args) -> dict[str, Any]:
     """
     if args.frames < 1:
         raise ValueError(f'frames={args.frames} must be >= 1')
-    config = PerceptionConfig(image_size=args.image_size)
-    sim_config = SimConfig(image_size=args.image_size, goal_sampling=args.goal_sampling)
-    arm, renderer = ArmSim(sim_config), ArmRenderer(sim_config)
+    geometry = ArmGeometry(image_size=args.image_size)
+    config = PerceptionConfig(geometry=geometry)
+    sim_config = SimConfig(geometry=geometry, goal_sampling=args.goal_sampling)
+    arm, renderer = ArmSim(sim_config), ArmRenderer(geometry)
     estimator = ClassicalEstimator(config)
     rng = np.random.default_rng(args.seed)
 
@@ -118,7 +120,7 @@ def run_benchmark(args: Args) -> dict[str, Any]:
         'goal_not_found': goal_missed,
         'time_median_ms': percentile(times, 50),
         'time_p99_ms': percentile(times, 99),
-        'pixel_mm': 1e3 * sim_config.arena_size_m / sim_config.image_size,
+        'pixel_mm': 1e3 * sim_config.geometry.arena_size_m / sim_config.geometry.image_size,
     }
     return {
         'benchmark': 'perception_accuracy',

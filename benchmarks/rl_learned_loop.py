@@ -59,7 +59,7 @@ def main(argv):
                 loop.reset()
                 history, previous, success = [], np.zeros(2), False
                 for tick in range(sim.max_episode_steps):
-                    now = tick * sim.dt
+                    now = tick * sim.timing.dt
                     history.append(PerceivedState(now, arm.joint_positions.copy(),
                                                   arm.goal.copy()))
                     loop.update_estimate(history[max(0, len(history) - 1 - latency)])
@@ -73,7 +73,7 @@ def main(argv):
                 successes.append(success)
             rows.append({'pid': name, 'latency_ticks': latency, 'episodes': args.episodes,
                          'success_rate': float(np.mean(successes)),
-                         'mean_time_to_goal_s': float(np.mean(steps)) * sim.dt if steps
+                         'mean_time_to_goal_s': float(np.mean(steps)) * sim.timing.dt if steps
                          else None,
                          'mean_abs_command_change_rad_s': float(np.mean(changes))})
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)

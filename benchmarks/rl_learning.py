@@ -25,8 +25,7 @@ import tyro
 
 from reacher_policy.checkpoint import load_actor
 from reacher_policy.evaluate import evaluate_policy, torch_policy
-from reacher_policy.train import named_config, train
-from reacher_sim.config import SimConfig
+from reacher_policy.train import named_config, SEED_SIM, train
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,6 @@ class Args:
     output: str = 'benchmarks/results/rl_learning.json'
     """JSON results file."""
 
-
 def fmt(values, spec='.0f'):
     values = [v for v in values if v is not None and not math.isnan(v)]
     if not values:
@@ -62,7 +60,6 @@ def fmt(values, spec='.0f'):
         return format(values[0], spec)
     return f'{format(statistics.median(values), spec)} [{format(min(values), spec)}, ' \
            f'{format(max(values), spec)}]'
-
 
 def table(rows, seeds):
     lines = ['| config | algo | steps to 90% | train s to 90% | reached 90% | '
@@ -79,7 +76,6 @@ def table(rows, seeds):
             f"{fmt([1000 * r['train_time_s'] / r['env_steps'] for r in runs], '.1f')} |")
     lines.append(f'\nmedian [min, max] over seeds {list(seeds)}')
     return '\n'.join(lines)
-
 
 def main(argv):
     args = tyro.cli(Args, args=argv, description=Args.__doc__)
@@ -102,7 +98,7 @@ def main(argv):
             start = time.perf_counter()
             result = train(config, command=f'benchmarks/rl_learning.py preset {name}')
             actor, _ = load_actor(Path(config.out_dir) / 'policy.pt')
-            final = evaluate_policy(torch_policy(actor), SimConfig(), args.final_episodes,
+            final = evaluate_policy(torch_policy(actor), SEED_SIM, args.final_episodes,
                                     config.eval_seed)
             rows.append({
                 'config': name, 'algo': config.algo, 'seed': seed,
@@ -124,7 +120,6 @@ def main(argv):
                 'rows': rows}, indent=2, default=list) + '\n')
     print(table(rows, args.seeds))
     return 0
-
 
 if __name__ == '__main__':
     sys.exit(main(sys.argv[1:]))

@@ -81,7 +81,7 @@ def run_with_pid(checkpoint, sim, episodes, seed, pid_config):
     from reacher_policy.learned import LearnedController
     from reacher_policy.pid import PidSmoother
     controller = LearnedController(
-        PolicyConfig(control_rate_hz=1.0 / sim.dt, controller='learned',
+        PolicyConfig(control_rate_hz=1.0 / sim.timing.dt, controller='learned',
                      checkpoint=str(checkpoint)), pid_config)
     pid = PidSmoother(pid_config)
     successes, changes, jerks = [], [], []
@@ -94,7 +94,7 @@ def run_with_pid(checkpoint, sim, episodes, seed, pid_config):
         for _ in range(sim.max_episode_steps):
             q = info['joint_positions']
             setpoint = controller.setpoint(q, info['goal'])
-            command = pid.update(setpoint, q, sim.dt) / sim.max_joint_velocity
+            command = pid.update(setpoint, q, sim.timing.dt) / sim.geometry.max_joint_velocity
             commands.append(np.clip(command, -1.0, 1.0))
             _, _, terminated, truncated, info = env.step(
                 commands[-1].astype(np.float32))
@@ -107,7 +107,7 @@ def run_with_pid(checkpoint, sim, episodes, seed, pid_config):
             changes.extend(np.abs(np.diff(a, axis=0)).mean(axis=1))
         if len(a) > 2:
             jerks.extend(np.abs(np.diff(a, 2, axis=0)).mean(axis=1)
-                         * sim.max_joint_velocity / sim.dt ** 2)
+                         * sim.geometry.max_joint_velocity / sim.timing.dt ** 2)
     return {'success_rate': float(np.mean(successes)),
             'mean_action_change': float(np.mean(changes)), 'mean_jerk': float(np.mean(jerks))}
 
@@ -126,7 +126,7 @@ def smoothness(args):
         for seed in args.seeds:
             path = policy_path(args, preset, seed)
             actor, meta = load_actor(path)
-            sim = replace(SimConfig(), dt=meta.dt)
+            sim = meta.sim_config()
             direct = evaluate_policy(torch_policy(actor), sim, args.episodes, args.eval_seed)
             rows.append({'policy': preset, 'seed': seed, 'loop': 'env (no PID)',
                          'success_rate': direct.success_rate,
@@ -154,11 +154,11 @@ def smoothness(args):
 
 def noise(args):
     rows = []
-    reach = SimConfig().reach_m
+    reach = SimConfig().geometry.reach_m
     for preset in args.policies or ('sac', 'sac-noise'):
         for seed in args.seeds:
             actor, meta = load_actor(policy_path(args, preset, seed))
-            sim = replace(SimConfig(), dt=meta.dt)
+            sim = meta.sim_config()
             for level in args.noise_levels_rad:
                 robustness = RobustnessConfig(joint_noise_std_rad=level,
                                               goal_noise_std_m=level * reach)

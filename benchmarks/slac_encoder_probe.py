@@ -30,6 +30,7 @@ import torch
 from tqdm import tqdm
 import tyro
 
+from reacher_common.kinematics import wrap_angle
 from reacher_perception.slac.config import SlacModelConfig
 from reacher_perception.slac.data import (
     collect,
@@ -38,7 +39,6 @@ from reacher_perception.slac.data import (
     SequenceGeometry,
 )
 from reacher_perception.slac.network import Encoder, mlp
-from reacher_sim.kinematics import wrap_angle
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ import numpy.typing as npt
 import torch
 import tyro
 
+from reacher_common.kinematics import wrap_angle
 from reacher_perception.classical import ClassicalEstimator
 from reacher_perception.config import PerceptionConfig
 from reacher_perception.estimator import Estimator
@@ -49,7 +50,6 @@ from reacher_perception.slac.data import (
     SequenceGeometry,
 )
 from reacher_perception.slac.estimator import SlacEstimator
-from reacher_sim.kinematics import wrap_angle
 
 CORRUPTIONS = ('clean', 'noise', 'noise_strong', 'colour', 'occlusion', 'blank')
 
@@ -152,10 +152,8 @@ def run_benchmark(args: Args) -> dict[str, Any]:
     else:
         dataset = SequenceDataset(args.data)
     geometry = dataset.geometry
-    config = PerceptionConfig(image_size=geometry.image_size, arena_size_m=geometry.arena_size_m,
-                              upper_arm_length_m=geometry.upper_arm_length_m,
-                              forearm_length_m=geometry.forearm_length_m,
-                              goal_size_m=geometry.goal_size_m, checkpoint=args.checkpoint)
+    config = PerceptionConfig(geometry=geometry.sim_config().geometry,
+                              checkpoint=args.checkpoint)
     estimators: dict[str, Estimator] = {'slac': SlacEstimator(config),
                                         'classical': ClassicalEstimator(config)}
     times: dict[str, list[float]] = {name: [] for name in estimators}

@@ -3,7 +3,10 @@
     ros2 launch reacher bringup.launch.py [estimator:=classical|slac] [controller:=ik|learned]
         [seed:=N] [rviz:=true]
 
-The parameter files are the package's config/*.yaml, the same ones ``reacher demo`` uses.
+The parameter files are the package's config/*.yaml, the same ones ``reacher demo`` uses:
+each node's own file, then config/geometry.yaml (the arm, once, for every node), then the
+launch arguments. The order matters: rcl applies a node's parameter sections in the order
+they first appear, and the arguments join the ``/**`` section of config/geometry.yaml.
 """
 
 import os
@@ -22,6 +25,7 @@ def generate_launch_description():
     estimator = LaunchConfiguration('estimator')
     controller = LaunchConfiguration('controller')
     seed = LaunchConfiguration('seed')
+    geometry = os.path.join(config, 'geometry.yaml')
     return LaunchDescription([
         DeclareLaunchArgument('estimator', default_value='classical',
                               description='perception backend: classical or slac'),
@@ -35,14 +39,14 @@ def generate_launch_description():
                                EnvironmentVariable('ROS_AUTOMATIC_DISCOVERY_RANGE',
                                                    default_value='LOCALHOST')),
         Node(package='reacher', executable='sim_node', name='sim_node', output='screen',
-             parameters=[os.path.join(config, 'sim.yaml'),
+             parameters=[os.path.join(config, 'sim.yaml'), geometry,
                          {'seed': ParameterValue(seed, value_type=int)}]),
         Node(package='reacher', executable='perception_node', name='perception_node',
              output='screen',
-             parameters=[os.path.join(config, 'perception.yaml'),
+             parameters=[os.path.join(config, 'perception.yaml'), geometry,
                          {'estimator': ParameterValue(estimator, value_type=str)}]),
         Node(package='reacher', executable='policy_node', name='policy_node', output='screen',
-             parameters=[os.path.join(config, 'policy.yaml'),
+             parameters=[os.path.join(config, 'policy.yaml'), geometry,
                          {'controller': ParameterValue(controller, value_type=str)}]),
         Node(package='rviz2', executable='rviz2', name='rviz2', output='log',
              arguments=['-d', os.path.join(config, 'reacher.rviz')],

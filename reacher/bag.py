@@ -262,7 +262,7 @@ def image_pixels(msg: Any) -> npt.NDArray[np.uint8]:
     """A sensor_msgs/Image (any encoding rosbags-image reads) as (H, W, 3) uint8 rgb8."""
     if msg.encoding == 'rgb8':
         # The common case is a reshape (rows may be padded to ``step`` bytes).
-        from reacher.images import rgb8_pixels
+        from reacher_common.images import rgb8_pixels
 
         return np.ascontiguousarray(rgb8_pixels(msg))
     from rosbags.image import message_to_cvimage
@@ -430,7 +430,7 @@ def match_errors(estimates: Sequence[StampedEstimate], truth_joints: dict[int, F
     :param link_lengths: upper arm and forearm lengths, metres.
     :return: the matched errors, in the estimates' order.
     """
-    from reacher_sim.kinematics import forward_kinematics, wrap_angle
+    from reacher_common.kinematics import forward_kinematics, wrap_angle
 
     nan2 = np.full(2, np.nan)
     rows: list[tuple[float, FloatArray, float, float, FloatArray, FloatArray]] = []
@@ -463,31 +463,34 @@ def match_errors(estimates: Sequence[StampedEstimate], truth_joints: dict[int, F
 
 
 def load_perception_config(params_file: Path | None, **overrides: Any) -> Any:
-    """A PerceptionConfig from a perception_node parameter file, with overrides.
+    """A PerceptionConfig from the shared geometry and a perception_node parameter file.
 
     :param params_file: YAML in ``perception_node: ros__parameters:`` form; None for the
-        package's config/perception.yaml.
+        package's config/perception.yaml. The package's config/geometry.yaml is read
+        first, so the file may leave the geometry out or override it.
     :param overrides: field values that replace the file's.
     :return: the validated ``PerceptionConfig``.
-    :raises BagError: when the file is missing or not a perception_node parameter file.
+    :raises BagError: when the file is missing or not a ROS parameter file.
     :raises ValueError: when a value is out of range (naming the field).
     """
     import yaml
 
-    from reacher.config_tools import config_from_dict
-    from reacher.paths import config_file
+    from reacher_common.config_tools import config_from_parameters, node_parameters
+    from reacher_common.geometry import ArmGeometry
+    from reacher_common.paths import config_file
     from reacher_perception.config import PerceptionConfig
 
     path = params_file if params_file is not None else config_file('perception.yaml')
     if not path.is_file():
         raise BagError(f'parameter file {str(path)!r} does not exist')
-    document = yaml.safe_load(path.read_text()) or {}
     try:
-        values = dict(document['perception_node']['ros__parameters'])
-    except (KeyError, TypeError) as error:
-        raise BagError(f'{str(path)!r} has no perception_node: ros__parameters:') from error
+        documents = [yaml.safe_load(file.read_text()) or {}
+                     for file in (config_file('geometry.yaml'), path)]
+        values = node_parameters(documents, 'perception_node')
+    except (ValueError, yaml.YAMLError) as error:
+        raise BagError(f'{str(path)!r} is not a ROS parameter file: {error}') from error
     values.update(overrides)
-    return config_from_dict(PerceptionConfig, values)
+    return config_from_parameters(PerceptionConfig, values, geometry=ArmGeometry)
 
 
 # eval --------------------------------------------------------------------------------------
@@ -545,7 +548,7 @@ def evaluate_bag(path: Path, estimator: str = 'classical', checkpoint: str = '',
     config = load_perception_config(params_file, estimator=estimator, checkpoint=checkpoint,
                                     image_size=size)
     model = make_estimator(config)
-    lengths = (config.upper_arm_length_m, config.forearm_length_m)
+    lengths = (config.geometry.upper_arm_length_m, config.geometry.forearm_length_m)
     estimates, times = [], []
     arm_lost = goal_lost = 0
     for time_ns, stamp, pixels in zip(streams.image_times, streams.image_stamps,
@@ -674,7 +677,7 @@ def build_dataset(streams: BagStreams, link_lengths: tuple[float, float],
     :return: the arrays of the .npz, keyed as documented.
     :raises BagError: when the bag has too few matched frames for one sequence.
     """
-    from reacher_sim.kinematics import forward_kinematics
+    from reacher_common.kinematics import forward_kinematics
 
     if sequence_length < 2:
         raise BagError(f'--sequence-length {sequence_length} must be >= 2')
@@ -747,7 +750,7 @@ def run_to_dataset(args: DatasetArgs) -> int:
     streams = read_streams(args.bag, need=(IMAGE_TOPIC, TRUTH_JOINTS_TOPIC, TRUTH_GOAL_TOPIC))
     if not streams.commands:
         print(f'warning: no {COMMAND_TOPIC} in the bag: actions are zero', file=sys.stderr)
-    arrays = build_dataset(streams, (config.upper_arm_length_m, config.forearm_length_m),
+    arrays = build_dataset(streams, config.geometry.link_lengths,
                            args.sequence_length, args.stride, args.split_on_goal_change)
     if not args.max_joint_velocity > 0:
         raise BagError(f'--max-joint-velocity {args.max_joint_velocity} must be > 0')
@@ -756,9 +759,10 @@ def run_to_dataset(args: DatasetArgs) -> int:
     from reacher_perception.slac.data import SequenceGeometry, write_shard
 
     geometry = SequenceGeometry(
-        image_size=int(arrays['images'].shape[2]), arena_size_m=config.arena_size_m,
-        upper_arm_length_m=config.upper_arm_length_m,
-        forearm_length_m=config.forearm_length_m, goal_size_m=config.goal_size_m,
+        image_size=int(arrays['images'].shape[2]), arena_size_m=config.geometry.arena_size_m,
+        upper_arm_length_m=config.geometry.upper_arm_length_m,
+        forearm_length_m=config.geometry.forearm_length_m,
+        goal_size_m=config.geometry.goal_size_m,
         dt=round(float(arrays['dt']), 6), max_joint_velocity=args.max_joint_velocity)
     arrays['actions'] = (arrays['actions'] / args.max_joint_velocity).astype(np.float32)
     core = ('images', 'actions', 'joint_positions', 'fingertip', 'goal')

@@ -23,9 +23,13 @@ from typing import Any
 
 import tyro
 
-from reacher.paths import config_file, share_dir
+from reacher_common.paths import config_file, share_dir
 
 NODES = ('sim_node', 'perception_node', 'policy_node')
+GEOMETRY_FILE = 'geometry.yaml'
+"""The arm's geometry (under ``/**:``), given to every node after its own file: rcl applies
+a node's parameter sections in the order they first appear, and ``-p`` overrides join the
+``/**`` section, so a ``/**`` file given first would let the node's own file override them."""
 PARAMETER_FILES = {'sim_node': 'sim.yaml', 'perception_node': 'perception.yaml',
                    'policy_node': 'policy.yaml'}
 
@@ -126,9 +130,11 @@ def start_nodes(args: DemoArgs, log_dir: Path, env: dict[str, str]
         'policy_node': ['-p', f'controller:={args.controller}'],
     }
     # Resolve every executable and parameter file before starting any process.
-    commands = {name: [find_executable(name), '--ros-args', '--params-file',
-                       str(config_file(PARAMETER_FILES[name])), *overrides[name],
-                       *args.ros_args] for name in NODES}
+    geometry = str(config_file(GEOMETRY_FILE))
+    commands = {name: [find_executable(name), '--ros-args',
+                       '--params-file', str(config_file(PARAMETER_FILES[name])),
+                       '--params-file', geometry, *overrides[name], *args.ros_args]
+                for name in NODES}
     processes = {}
     for name, command in commands.items():
         log = open(log_dir / f'{name}.log', 'wb')  # noqa: SIM115 - closed with the process

@@ -24,7 +24,7 @@ from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 from tqdm import tqdm
 
-from reacher.ros_utils import image_to_array
+from reacher_common.ros_utils import image_to_array
 
 
 class LoopMonitor:
@@ -93,8 +93,8 @@ class LoopMonitor:
     def _overlay(self) -> Any:
         import cv2
 
+        from reacher_common.kinematics import forward_kinematics
         from reacher_sim.camera import CameraModel
-        from reacher_sim.kinematics import forward_kinematics
 
         scale = 8
         size = self.frame.shape[0]

@@ -36,10 +36,10 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from reacher_common.kinematics import forward_kinematics, wrap_angle
 from reacher_perception.config import PerceptionConfig
 from reacher_perception.estimator import Estimate, ESTIMATORS, validate_image
 from reacher_sim.camera import CameraModel
-from reacher_sim.kinematics import forward_kinematics, wrap_angle
 from reacher_sim.render import RenderStyle
 
 FloatArray = npt.NDArray[np.float64]
@@ -157,15 +157,15 @@ class ClassicalEstimator:
         self.config = config
         self.style = style or RenderStyle()
         self.max_iterations = max_iterations
-        geometry = config.sim_geometry()
-        self.camera = CameraModel.from_config(geometry)
+        geometry = config.geometry
+        self.camera = CameraModel.from_geometry(geometry)
         scale = self.camera.pixels_per_metre
-        self._upper_arm_px = config.upper_arm_length_m * scale
-        self._forearm_px = config.forearm_length_m * scale
+        self._upper_arm_px = geometry.upper_arm_length_m * scale
+        self._forearm_px = geometry.forearm_length_m * scale
         self._link_half_width_px = geometry.link_width_m * scale / 2.0 + _AA_SPREAD_PX
-        self._goal_half_px = config.goal_size_m * scale / 2.0 + _AA_SPREAD_PX
+        self._goal_half_px = geometry.goal_size_m * scale / 2.0 + _AA_SPREAD_PX
         self._unmix = unmixing_matrix(self.style)
-        size = config.image_size
+        size = geometry.image_size
         centre = self.camera.principal_point
         rows, cols = np.mgrid[0:size, 0:size].astype(np.float64)
         # Shoulder-centred pixel frame, y up: world coordinates times pixels_per_metre.
@@ -184,7 +184,7 @@ class ClassicalEstimator:
         # Core pixels needed to see a part: a quarter of the forearm's area (the hub can hide
         # its tip), a twentieth of the goal's (the hub and the folded arm can hide the rest).
         self._min_arm_pixels = max(1.0, 0.25 * geometry.link_width_m * scale * self._forearm_px)
-        self._min_goal_pixels = max(1.0, 0.05 * (config.goal_size_m * scale) ** 2)
+        self._min_goal_pixels = max(1.0, 0.05 * (geometry.goal_size_m * scale) ** 2)
         self._joint_positions = np.zeros(2)
         self._goal = np.zeros(2)
 
@@ -197,12 +197,12 @@ class ClassicalEstimator:
                  previous_command: npt.NDArray[np.float64] | None = None) -> Estimate:
         """Estimate joint angles, fingertip and goal from one frame.
 
-        :param image: (H, W, 3) uint8 rgb8, H = W = ``config.image_size``.
+        :param image: (H, W, 3) uint8 rgb8, H = W = ``config.geometry.image_size``.
         :param previous_command: ignored (each frame is read on its own).
         :return: the estimate; parts not seen keep their previous values.
         :raises ValueError: if the image has the wrong shape or dtype.
         """
-        validate_image(image, self.config.image_size)
+        validate_image(image, self.config.geometry.image_size)
         # (H, W, 3) rgb -> (H*W, 3) alphas of (goal, upper arm, forearm).
         alpha = np.asarray(cv2.transform(image.astype(np.float32), self._unmix),
                            dtype=np.float32).reshape(-1, 3)
@@ -210,7 +210,7 @@ class ClassicalEstimator:
         np.clip(alpha, 0.0, 1.0, out=alpha)
         # Parts are found on 3x3-averaged alphas, a third as noisy, averaged over the pixels
         # outside the hub only (normalised convolution), so that the hub does not thin them.
-        size = self.config.image_size
+        size = self.config.geometry.image_size
         averaged = cv2.blur(alpha.reshape(size, size, 3), (3, 3)).reshape(-1, 3)
         core = averaged > _CORE_ALPHA * self._hub_free_share[:, None]
         upper, forearm = alpha[:, 1], alpha[:, 2]
@@ -222,8 +222,8 @@ class ClassicalEstimator:
         goal_visible = goal is not None
         if goal is not None:
             self._goal = goal
-        _, fingertip = forward_kinematics(self._joint_positions, self.config.upper_arm_length_m,
-                                          self.config.forearm_length_m)
+        _, fingertip = forward_kinematics(self._joint_positions,
+                                          *self.config.geometry.link_lengths)
         return Estimate(joint_positions=self._joint_positions.copy(), fingertip=fingertip,
                         goal=self._goal.copy(), arm_visible=arm_visible,
                         goal_visible=goal_visible)
@@ -241,7 +241,7 @@ class ClassicalEstimator:
         """
         if np.count_nonzero(forearm_core) < self._min_arm_pixels:
             return None
-        size = self.config.image_size
+        size = self.config.geometry.image_size
         core = (forearm_core | upper_core).view(np.uint8).reshape(size, size)
         # Fit over the links and a 1-pixel rim, so that a model too wide is penalised.
         region = cv2.dilate(core, self._kernel).ravel().view(bool) & self._hub_free_mask
@@ -353,7 +353,7 @@ class ClassicalEstimator:
         core = np.flatnonzero(goal_core)
         if core.size < self._min_goal_pixels:
             return None
-        size = self.config.image_size
+        size = self.config.geometry.image_size
         rows, cols = np.divmod(core, size)
         # A window around the core's median, wide enough for a goal shifted by occlusion;
         # in it, the middle of the core's extent is a start that occlusion barely moves.

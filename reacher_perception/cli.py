@@ -66,18 +66,17 @@ def run_eval(args: EvalArgs) -> dict[str, Any]:
     import numpy as np
     import torch
 
+    from reacher_common.kinematics import wrap_angle
     from reacher_perception.config import PerceptionConfig
     from reacher_perception.slac.data import SequenceDataset
     from reacher_perception.slac.estimator import SlacEstimator
-    from reacher_sim.kinematics import wrap_angle
 
     torch.set_num_threads(args.threads)
     dataset = SequenceDataset(args.data)
     geometry = dataset.geometry
     estimator = SlacEstimator(PerceptionConfig(
-        estimator='slac', checkpoint=str(args.checkpoint), image_size=geometry.image_size,
-        arena_size_m=geometry.arena_size_m, upper_arm_length_m=geometry.upper_arm_length_m,
-        forearm_length_m=geometry.forearm_length_m, goal_size_m=geometry.goal_size_m))
+        estimator='slac', checkpoint=str(args.checkpoint),
+        geometry=geometry.sim_config().geometry))
     joints, goals, true_joints, true_goals, tips, true_tips = [], [], [], [], [], []
     for index in range(min(args.sequences, len(dataset))):
         estimator.reset()

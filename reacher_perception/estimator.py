@@ -1,7 +1,7 @@
 """What every state estimator returns and promises, and the registry that makes them.
 
 An estimator turns one rgb8 camera frame into the arm's joint angles, its fingertip and the
-goal (frame ``world`` of ``reacher_sim.kinematics``: x right, y up, origin at the
+goal (frame ``world`` of ``reacher_common.kinematics``: x right, y up, origin at the
 shoulder). Backends register a factory in :data:`ESTIMATORS` under the name that
 ``PerceptionConfig.estimator`` selects; :func:`make_estimator` builds the configured one.
 """

@@ -23,8 +23,9 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32MultiArray, Float64MultiArray, Header
 from visualization_msgs.msg import MarkerArray
 
-from reacher.markers import arm_marker, goal_marker
-from reacher.ros_utils import (
+from reacher_common.geometry import ArmGeometry
+from reacher_common.markers import arm_marker, goal_marker
+from reacher_common.ros_utils import (
     declare_config,
     diagnostic_array,
     diagnostic_status,
@@ -44,7 +45,8 @@ class PerceptionNode(Node):
 
     def __init__(self) -> None:
         super().__init__('perception_node')
-        self.config = declare_config(self, PerceptionConfig)
+        self.config = declare_config(self, PerceptionConfig,
+                                     geometry=declare_config(self, ArmGeometry))
         self.estimator = make_estimator(self.config)
         self.last_command: np.ndarray | None = None
         self.rate = RateMeter()
@@ -59,14 +61,15 @@ class PerceptionNode(Node):
         self.latent_pub = self.create_publisher(Float32MultiArray, '/perception/latent', 10)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.marker_pub = self.create_publisher(MarkerArray, '/visualization/markers', 10)
-        self.link_lengths = (self.config.upper_arm_length_m, self.config.forearm_length_m)
+        self.link_lengths = self.config.geometry.link_lengths
         self.create_subscription(Image, '/camera/image_raw', self.image_callback,
                                  QoSProfile(depth=1))
         # The filtering estimators condition on the last command (SLAC's q(z_t+1|x, z_t, a_t)).
         self.create_subscription(Float64MultiArray, '/joint_commands', self.command_callback, 10)
         self.create_timer(1.0, self.publish_diagnostics)
         self.get_logger().info(f'estimator {self.config.estimator!r} on '
-                               f'{self.config.image_size}x{self.config.image_size} rgb8 frames')
+                               f'{self.config.geometry.image_size}x'
+                               f'{self.config.geometry.image_size} rgb8 frames')
 
     def command_callback(self, msg: Float64MultiArray) -> None:
         """Remember the newest well-formed joint command (ignored otherwise)."""
@@ -77,7 +80,7 @@ class PerceptionNode(Node):
     def image_callback(self, msg: Image) -> None:
         """Estimate from one frame and publish the estimates with the frame's stamp."""
         try:
-            pixels = image_to_array(msg, self.config.image_size)
+            pixels = image_to_array(msg, self.config.geometry.image_size)
         except ValueError as error:
             self.dropped_images += 1
             self.get_logger().warning(f'dropped /camera/image_raw: {error}',
@@ -98,7 +101,7 @@ class PerceptionNode(Node):
         self.marker_pub.publish(MarkerArray(markers=[
             arm_marker('perception/arm', estimate.joint_positions, self.link_lengths,
                        msg.header.stamp, (1.0, 1.0, 1.0, 0.5), width=0.004, z=0.003),
-            goal_marker('perception/goal', estimate.goal, self.config.goal_size_m,
+            goal_marker('perception/goal', estimate.goal, self.config.geometry.goal_size_m,
                         msg.header.stamp, (1.0, 1.0, 1.0, 0.8), wireframe=True),
         ]))
         if estimate.latent is not None:

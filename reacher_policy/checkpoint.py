@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from reacher_common.geometry import ArmGeometry, Timing
 from reacher_sim.config import SimConfig
 
 CHECKPOINT_FORMAT = 'reacher-actor-v1'
@@ -50,10 +51,12 @@ class ActorMetadata:
 
     def sim_config(self) -> SimConfig:
         """A SimConfig with this actor's geometry and timing (other fields default)."""
-        return SimConfig(dt=self.dt, max_joint_velocity=self.max_joint_velocity,
-                         upper_arm_length_m=self.upper_arm_length_m,
-                         forearm_length_m=self.forearm_length_m,
-                         goal_size_m=self.goal_size_m)
+        return SimConfig(
+            geometry=ArmGeometry(max_joint_velocity=self.max_joint_velocity,
+                                 upper_arm_length_m=self.upper_arm_length_m,
+                                 forearm_length_m=self.forearm_length_m,
+                                 goal_size_m=self.goal_size_m),
+            timing=Timing(dt=self.dt))
 
 
 class ActorMlp(nn.Module):

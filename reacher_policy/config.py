@@ -1,14 +1,16 @@
 """Typed configuration of the policy: the control loop, its controller and the PID smoother.
 
 Each field is also a ROS parameter of the policy node (same name, same default) and a YAML
-key under ``policy_node: ros__parameters:`` in config/policy.yaml. Units are SI (REP-103).
+key under ``policy_node: ros__parameters:`` in config/policy.yaml; the geometry's fields come
+from config/geometry.yaml, which all three nodes share. Units are SI (REP-103).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from reacher.config_tools import check_fields
+from reacher_common.config_tools import check_fields
+from reacher_common.geometry import ArmGeometry
 
 
 @dataclass(frozen=True)
@@ -73,10 +75,9 @@ class PolicyConfig:
     estimate_timeout_s: float = 0.5
     """Age of the newest perception estimate (from its image stamp) beyond which it is
     stale and the command is zero, seconds, in (0, 60]."""
-    upper_arm_length_m: float = 0.1
-    """Shoulder-to-elbow link length, metres, in (0, 1]; must match the arm."""
-    forearm_length_m: float = 0.1
-    """Elbow-to-fingertip link length, metres, in (0, 1]; must match the arm."""
+    geometry: ArmGeometry = field(default_factory=ArmGeometry)
+    """The arm being steered (config/geometry.yaml): IK solves for its links, a learned
+    controller must have been trained for it."""
     checkpoint: str = ''
     """Path of the learned controller's checkpoint; '' for controllers that need none."""
     warn_throttle_s: float = 5.0
@@ -88,8 +89,6 @@ class PolicyConfig:
             'control_rate_hz': 0.0 < self.control_rate_hz <= 1000.0,
             'controller': isinstance(self.controller, str) and self.controller != '',
             'estimate_timeout_s': 0.0 < self.estimate_timeout_s <= 60.0,
-            'upper_arm_length_m': 0.0 < self.upper_arm_length_m <= 1.0,
-            'forearm_length_m': 0.0 < self.forearm_length_m <= 1.0,
             'checkpoint': isinstance(self.checkpoint, str),
             'warn_throttle_s': 0.0 <= self.warn_throttle_s <= 3600.0,
         })

@@ -15,8 +15,8 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from reacher_common.kinematics import inverse_kinematics
 from reacher_policy.config import PidConfig, PolicyConfig
-from reacher_sim.kinematics import inverse_kinematics
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -47,7 +47,7 @@ class IkController:
 
     Of the two elbow solutions, the one nearest the present pose (in wrapped joint
     distance) is taken, so the arm does not swing across to the mirror pose; a goal
-    out of reach gives the pose pointing at it (``reacher_sim.kinematics``).
+    out of reach gives the pose pointing at it (``reacher_common.kinematics``).
 
     :param config: the policy config; only the link lengths are read.
     :param pid: the PID smoother's config (unused: IK gives an absolute setpoint).
@@ -57,8 +57,8 @@ class IkController:
     forearm_length_m: float
 
     def __init__(self, config: PolicyConfig, pid: PidConfig | None = None) -> None:
-        self.upper_arm_length_m = config.upper_arm_length_m
-        self.forearm_length_m = config.forearm_length_m
+        self.upper_arm_length_m = config.geometry.upper_arm_length_m
+        self.forearm_length_m = config.geometry.forearm_length_m
 
     def reset(self) -> None:
         """Nothing to forget: the IK solution depends only on the present inputs."""

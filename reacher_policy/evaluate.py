@@ -20,6 +20,7 @@ import numpy.typing as npt
 import torch
 import tyro
 
+from reacher_common.geometry import Timing
 from reacher_sim.config import SimConfig
 from reacher_sim.env import ReacherEnv
 from reacher_sim.options import RewardConfig, RobustnessConfig
@@ -91,8 +92,8 @@ def evaluate_policy(policy: PolicyFn, sim: SimConfig, episodes: int = 50, seed: 
                 changes.append(float(np.mean(np.abs(action - past[-1]))))
             if len(past) >= 2:
                 second = action - 2.0 * past[-1] + past[-2]
-                jerks.append(float(np.mean(np.abs(second))) * sim.max_joint_velocity
-                             / sim.dt ** 2)
+                jerks.append(float(np.mean(np.abs(second))) * sim.geometry.max_joint_velocity
+                             / sim.timing.dt ** 2)
             past.append(action)
             observation, step_reward, terminated, truncated, info = envs[i].step(actions[row])
             observations[i] = observation
@@ -101,7 +102,7 @@ def evaluate_policy(policy: PolicyFn, sim: SimConfig, episodes: int = 50, seed: 
                 active[i] = False
                 success[i] = bool(info['is_success'])
                 steps_to_goal[i] = len(past)
-    times = steps_to_goal[success] * sim.dt
+    times = steps_to_goal[success] * sim.timing.dt
     return EvalResult(
         episodes=episodes, success_rate=float(success.mean()),
         mean_time_to_goal_s=float(times.mean()) if success.any() else float('nan'),
@@ -146,7 +147,7 @@ class EvalArgs:
     """Evaluation episodes."""
     seed: int = 10_000
     """Seed of the first episode (episode i uses seed + i)."""
-    sim: SimConfig = field(default_factory=SimConfig)
+    sim: SimConfig = field(default_factory=lambda: SimConfig(timing=Timing(dt=0.1)))
     """The task; for a .pt checkpoint its dt, velocity limit and geometry are used."""
     robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
     """Observation/action noise and delay during evaluation."""
@@ -170,10 +171,12 @@ def load_policy(checkpoint: str, sim: SimConfig) -> tuple[PolicyFn, SimConfig]:
         from reacher_policy.train import load_model
         return sb3_policy(load_model(checkpoint)), sim
     actor, meta = load_actor(checkpoint)
-    sim = dataclasses.replace(sim, dt=meta.dt, max_joint_velocity=meta.max_joint_velocity,
-                              upper_arm_length_m=meta.upper_arm_length_m,
-                              forearm_length_m=meta.forearm_length_m,
-                              goal_size_m=meta.goal_size_m)
+    trained = meta.sim_config()
+    sim = dataclasses.replace(sim, timing=trained.timing, geometry=dataclasses.replace(
+        sim.geometry, max_joint_velocity=trained.geometry.max_joint_velocity,
+        upper_arm_length_m=trained.geometry.upper_arm_length_m,
+        forearm_length_m=trained.geometry.forearm_length_m,
+        goal_size_m=trained.geometry.goal_size_m))
     return torch_policy(actor), sim
 
 

@@ -23,7 +23,7 @@ import torch
 
 from reacher_policy.checkpoint import ActorMetadata, load_actor
 from reacher_policy.controllers import CONTROLLERS
-from reacher_sim.env import state_vector
+from reacher_sim.observation import state_vector
 
 if TYPE_CHECKING:
     from reacher_policy.config import PidConfig, PolicyConfig
@@ -53,7 +53,7 @@ class LearnedController:
 
     def __init__(self, config: PolicyConfig, pid: PidConfig) -> None:
         if not config.checkpoint:
-            from reacher.paths import share_dir
+            from reacher_common.paths import share_dir
             config = replace(config,
                              checkpoint=str(share_dir() / 'checkpoints' / DEFAULT_CHECKPOINT))
         self.kp = pid.kp
@@ -65,8 +65,8 @@ class LearnedController:
                 f'checkpoint {config.checkpoint!r} was trained with dt = {meta.dt} s '
                 f'({1.0 / meta.dt:g} Hz) but the node runs at control_rate_hz = '
                 f'{config.control_rate_hz:g} Hz (period {period:g} s); set control_rate_hz '
-                f'to {1.0 / meta.dt:g} or train a policy with --sim.dt {period:g}')
-        geometry = (config.upper_arm_length_m, config.forearm_length_m)
+                f'to {1.0 / meta.dt:g} or train a policy with --sim.timing.dt {period:g}')
+        geometry = (config.geometry.upper_arm_length_m, config.geometry.forearm_length_m)
         trained = (meta.upper_arm_length_m, meta.forearm_length_m)
         if not np.allclose(geometry, trained, rtol=1e-6, atol=0.0):
             raise ValueError(
@@ -85,7 +85,7 @@ class LearnedController:
         :param goal: (2,) metres in ``world``, the perceived goal.
         :return: (2,) float64 in [-1, 1].
         """
-        observation = state_vector(joint_positions, goal, self.sim_config)
+        observation = state_vector(joint_positions, goal, self.sim_config.geometry)
         with torch.no_grad():
             action = self.actor(torch.as_tensor(observation).unsqueeze(0))[0]
         return action.numpy().astype(np.float64)

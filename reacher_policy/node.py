@@ -20,7 +20,8 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
-from reacher.ros_utils import (
+from reacher_common.geometry import ArmGeometry
+from reacher_common.ros_utils import (
     declare_config,
     diagnostic_array,
     diagnostic_status,
@@ -43,7 +44,8 @@ class PolicyNode(Node):
 
     def __init__(self) -> None:
         super().__init__('policy_node')
-        self.config = declare_config(self, PolicyConfig)
+        self.config = declare_config(self, PolicyConfig,
+                                     geometry=declare_config(self, ArmGeometry))
         self.pid_config = declare_config(self, PidConfig, prefix=PID_PREFIX)
         self.loop = PolicyLoop(self.config, self.pid_config)
         self.goal: np.ndarray | None = None

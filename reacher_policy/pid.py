@@ -13,8 +13,8 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from reacher_common.kinematics import wrap_angle
 from reacher_policy.config import PidConfig
-from reacher_sim.kinematics import wrap_angle
 
 FloatArray = npt.NDArray[np.float64]
 

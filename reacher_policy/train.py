@@ -40,6 +40,7 @@ import numpy as np
 import torch
 import tyro
 
+from reacher_common.geometry import Timing
 from reacher_policy.checkpoint import actor_from_sb3, ActorMetadata, save_actor
 from reacher_policy.evaluate import evaluate_policy, sb3_policy
 from reacher_sim.config import SimConfig
@@ -47,6 +48,11 @@ from reacher_sim.env import ReacherEnv, STATE_DIM
 from reacher_sim.options import CurriculumConfig, RewardConfig, RobustnessConfig
 
 Algo = Literal['sac', 'td3', 'ddpg']
+
+
+SEED_SIM = SimConfig(timing=Timing(dt=0.1))
+"""The task the presets were tuned and benchmarked on: the seed's 10 Hz step (dt = 0.1 s).
+Named here since ``Timing``'s default is the ROS loop's 20 Hz (config/sim.yaml)."""
 
 
 @dataclass(frozen=True)
@@ -97,8 +103,9 @@ class TrainConfig:
     behaves like the stochastic one trained."""
     policy_delay: int = 2
     """TD3: critic updates per actor update (DDPG always 1)."""
-    sim: SimConfig = field(default_factory=SimConfig)
-    """The task."""
+    sim: SimConfig = field(default_factory=lambda: SEED_SIM)
+    """The task (default: the seed's 10 Hz step, dt = 0.1 s, on which the presets were
+    tuned; the ROS loop's config/sim.yaml runs dt = 0.05 s, see preset 'sac-20hz')."""
     train_episode_steps: int = 0
     """Truncate training episodes after this many steps (0: sim.max_episode_steps); more,
     shorter episodes show more goals per env step. Evaluation uses the sim's."""
@@ -145,7 +152,7 @@ PRESETS: dict[str, TrainConfig] = {
         algo='ddpg', gamma=0.9, tau=0.01, learning_rate=1e-3, batch_size=32,
         buffer_size=30_000, learning_starts=30_000, net_arch=(300,), action_noise_std=0.0,
         total_steps=150_000, eval_freq=10_000,
-        sim=SimConfig(goal_sampling='seed', success_hold_steps=51)),
+        sim=replace(SEED_SIM, goal_sampling='seed', success_hold_steps=51)),
     'sac': _TUNED,
     'sac-curriculum': replace(_TUNED, curriculum=CurriculumConfig(
         mode='linear', start_goal_size_m=0.08, start_max_distance_m=0.05,
@@ -155,8 +162,8 @@ PRESETS: dict[str, TrainConfig] = {
     'sac-i': replace(_TUNED, reward=replace(_TUNED.reward, integral_weight=0.1)),
     'sac-noise': replace(_TUNED, robustness=RobustnessConfig(
         joint_noise_std_rad=0.02, goal_noise_std_m=0.004)),
-    'sac-20hz': replace(_TUNED, sim=SimConfig(dt=0.05), gamma=0.95, total_steps=50_000,
-                        eval_freq=2000),
+    'sac-20hz': replace(_TUNED, sim=SimConfig(timing=Timing(dt=0.05)), gamma=0.95,
+                        total_steps=50_000, eval_freq=2000),
     'sac-utd2': replace(_TUNED, gradient_steps=2, net_arch=(128, 128), batch_size=256),
     'sac-d4': replace(_TUNED, symmetry_augmentation=True),
     'td3': replace(_TUNED, algo='td3', learning_rate=1e-3),
@@ -346,9 +353,11 @@ def train(config: TrainConfig, command: str = '') -> TrainResult:
         model.save_replay_buffer(out / 'replay_buffer.pkl')
     actor = actor_from_sb3(model)
     save_actor(out / 'policy.pt', actor, ActorMetadata(
-        algo=config.algo, dt=config.sim.dt, max_joint_velocity=config.sim.max_joint_velocity,
-        upper_arm_length_m=config.sim.upper_arm_length_m,
-        forearm_length_m=config.sim.forearm_length_m, goal_size_m=config.sim.goal_size_m,
+        algo=config.algo, dt=config.sim.timing.dt,
+        max_joint_velocity=config.sim.geometry.max_joint_velocity,
+        upper_arm_length_m=config.sim.geometry.upper_arm_length_m,
+        forearm_length_m=config.sim.geometry.forearm_length_m,
+        goal_size_m=config.sim.geometry.goal_size_m,
         observation_dim=STATE_DIM, net_arch=tuple(config.net_arch),
         env_steps=result.env_steps, command=command))
     if config.final_eval_episodes > 0:
@@ -433,8 +442,9 @@ class ExportArgs:
     """The .pt file to write."""
     algo: Algo = 'sac'
     """Recorded in the metadata."""
-    sim: SimConfig = field(default_factory=SimConfig)
-    """The task the model was trained on (dt, velocity limit, geometry)."""
+    sim: SimConfig = field(default_factory=lambda: SEED_SIM)
+    """The task the model was trained on (dt, velocity limit, geometry); the default is
+    ``TrainConfig``'s."""
 
 
 def export_main(argv: list[str]) -> int:
@@ -445,9 +455,10 @@ def export_main(argv: list[str]) -> int:
     actor = actor_from_sb3(model)
     sim = args.sim
     save_actor(args.output, actor, ActorMetadata(
-        algo=args.algo, dt=sim.dt, max_joint_velocity=sim.max_joint_velocity,
-        upper_arm_length_m=sim.upper_arm_length_m, forearm_length_m=sim.forearm_length_m,
-        goal_size_m=sim.goal_size_m, observation_dim=STATE_DIM,
+        algo=args.algo, dt=sim.timing.dt, max_joint_velocity=sim.geometry.max_joint_velocity,
+        upper_arm_length_m=sim.geometry.upper_arm_length_m,
+        forearm_length_m=sim.geometry.forearm_length_m,
+        goal_size_m=sim.geometry.goal_size_m, observation_dim=STATE_DIM,
         net_arch=tuple(layer.out_features for layer in actor.layers[:-1]),  # type: ignore
         env_steps=int(model.num_timesteps), command='reacher policy export ' + shlex.join(argv)))
     print(f'wrote {args.output}')

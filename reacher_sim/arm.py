@@ -13,8 +13,8 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from reacher_common.kinematics import forward_kinematics, wrap_angle
 from reacher_sim.config import SimConfig
-from reacher_sim.kinematics import forward_kinematics, wrap_angle
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -45,7 +45,7 @@ class ArmSim:
         self.config = config
         self.joint_positions: FloatArray = np.zeros(2)
         self.joint_velocities: FloatArray = np.zeros(2)
-        self.goal: FloatArray = np.array([config.reach_m / 2.0, 0.0])
+        self.goal: FloatArray = np.array([config.geometry.reach_m / 2.0, 0.0])
         self.hold_steps = 0
 
     def reset(self, rng: np.random.Generator, randomize_joints: bool = True) -> None:
@@ -72,10 +72,11 @@ class ArmSim:
         """
         cfg = self.config
         if cfg.goal_sampling == 'seed':
-            half = (cfg.arena_size_m - cfg.goal_size_m) / 2.0
+            half = (cfg.geometry.arena_size_m - cfg.geometry.goal_size_m) / 2.0
             return rng.uniform(-half, half, size=2)
-        r_min = abs(cfg.upper_arm_length_m - cfg.forearm_length_m) + cfg.goal_margin_m
-        r_max = cfg.reach_m - cfg.goal_margin_m
+        geometry = cfg.geometry
+        r_min = abs(geometry.upper_arm_length_m - geometry.forearm_length_m) + cfg.goal_margin_m
+        r_max = cfg.geometry.reach_m - cfg.goal_margin_m
         radius = math.sqrt(rng.uniform(r_min * r_min, r_max * r_max))
         angle = rng.uniform(-math.pi, math.pi)
         return np.array([radius * math.cos(angle), radius * math.sin(angle)])
@@ -83,19 +84,17 @@ class ArmSim:
     @property
     def fingertip(self) -> FloatArray:
         """(2,) metres: the fingertip in ``world``."""
-        return forward_kinematics(self.joint_positions, self.config.upper_arm_length_m,
-                                  self.config.forearm_length_m)[1]
+        return forward_kinematics(self.joint_positions, *self.config.geometry.link_lengths)[1]
 
     @property
     def elbow(self) -> FloatArray:
         """(2,) metres: the elbow in ``world``."""
-        return forward_kinematics(self.joint_positions, self.config.upper_arm_length_m,
-                                  self.config.forearm_length_m)[0]
+        return forward_kinematics(self.joint_positions, *self.config.geometry.link_lengths)[0]
 
     def inside_goal(self) -> bool:
         """Whether the fingertip lies inside the goal square (edges included)."""
         offset = np.abs(self.fingertip - self.goal)
-        return bool(np.all(offset <= self.config.goal_size_m / 2.0))
+        return bool(np.all(offset <= self.config.geometry.goal_size_m / 2.0))
 
     def distance(self) -> float:
         """Fingertip-to-goal-centre distance, metres."""
@@ -105,16 +104,16 @@ class ArmSim:
         """Integrate one step of commanded joint velocities.
 
         :param joint_velocities: (2,) rad/s; clipped to +-``max_joint_velocity``.
-        :param dt: seconds; defaults to ``config.dt``.
+        :param dt: seconds; defaults to ``config.timing.dt``.
         :return: the step's distance, inside flag, hold count and success.
         :raises ValueError: if the command is not two finite numbers.
         """
         command = np.asarray(joint_velocities, dtype=np.float64)
         if command.shape != (2,) or not np.all(np.isfinite(command)):
             raise ValueError(f'joint_velocities must be 2 finite numbers, got {command!r}')
-        limit = self.config.max_joint_velocity
+        limit = self.config.geometry.max_joint_velocity
         self.joint_velocities = np.clip(command, -limit, limit)
-        step_dt = self.config.dt if dt is None else dt
+        step_dt = self.config.timing.dt if dt is None else dt
         self.joint_positions = wrap_angle(self.joint_positions + self.joint_velocities * step_dt)
         inside = self.inside_goal()
         self.hold_steps = self.hold_steps + 1 if inside else 0

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from reacher_sim.config import SimConfig
+from reacher_common.geometry import ArmGeometry
 
 
 @dataclass(frozen=True)
@@ -30,9 +30,9 @@ class CameraModel:
     height_m: float = 1.0
 
     @classmethod
-    def from_config(cls, config: SimConfig) -> CameraModel:
-        """Build the camera of a simulator config."""
-        return cls(config.image_size, config.arena_size_m, config.camera_height_m)
+    def from_geometry(cls, geometry: ArmGeometry) -> CameraModel:
+        """Build the camera of an arm geometry."""
+        return cls(geometry.image_size, geometry.arena_size_m, geometry.camera_height_m)
 
     @property
     def pixels_per_metre(self) -> float:

@@ -1,42 +1,35 @@
 """Typed configuration of the simulated arm, its camera and its task.
 
-Each field is also a ROS parameter of the sim node (same name, same default) and a YAML
-key under ``sim_node: ros__parameters:`` in config/sim.yaml. Units are SI (REP-103).
+Each scalar field is also a ROS parameter of the sim node (same name, same default) and a
+YAML key under ``sim_node: ros__parameters:`` in config/sim.yaml; the geometry's fields
+come from config/geometry.yaml. Units are SI (REP-103).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
-from reacher.config_tools import check_fields
+from reacher_common.config_tools import check_fields
+from reacher_common.geometry import ArmGeometry, Timing
 
 GoalSampling = Literal['reachable', 'seed']
 
 
 @dataclass(frozen=True)
 class SimConfig:
-    """World, arm, camera and task of the 2-link planar reacher.
+    """The reaching task on an arm: its geometry, its clock, and what counts as success.
 
-    The defaults reproduce the seed's arena in SI units (1 seed unit = 1 mm): two
-    0.1 m links from the centre of a 0.4 m square arena, a 0.04 m goal square, joint
-    velocities clipped to 1 rad/s and integrated with dt = 0.1 s.
+    The geometry and timing are the shared :class:`ArmGeometry` and :class:`Timing`
+    (config/geometry.yaml, and ``dt`` in config/sim.yaml); the other fields are the task's.
 
     :raises ValueError: from ``__post_init__``, naming the field that is out of range.
     """
 
-    upper_arm_length_m: float = 0.1
-    """Shoulder-to-elbow link length, metres, in (0, 1]."""
-    forearm_length_m: float = 0.1
-    """Elbow-to-fingertip link length, metres, in (0, 1]."""
-    arena_size_m: float = 0.4
-    """Side of the square arena seen by the camera, metres; must hold the whole arm."""
-    dt: float = 0.1
-    """Physics step and control period of the env, seconds, in (0, 1]."""
-    max_joint_velocity: float = 1.0
-    """Joint velocity limit, rad/s; an action of +-1 commands this velocity."""
-    goal_size_m: float = 0.04
-    """Side of the square goal, metres, in (0, arena_size_m)."""
+    geometry: ArmGeometry = field(default_factory=ArmGeometry)
+    """The arm, arena, goal size and camera."""
+    timing: Timing = field(default_factory=Timing)
+    """The physics step (and camera period) ``dt``."""
     success_hold_steps: int = 10
     """Consecutive steps the fingertip must stay inside the goal for a success (seed: 50)."""
     max_episode_steps: int = 200
@@ -46,47 +39,21 @@ class SimConfig:
     'seed': uniform over the arena as in the seed, where 8.3% of goals are unreachable."""
     goal_margin_m: float = 0.01
     """Reachable sampling keeps goal centres this far inside the arm's reach, metres."""
-    image_size: int = 64
-    """Camera image width and height, pixels, in [16, 1024]."""
-    link_width_m: float = 0.012
-    """Drawn width of the links, metres."""
-    camera_height_m: float = 1.0
-    """Height of the virtual pinhole camera over the arena plane (only scales CameraInfo)."""
 
     def __post_init__(self) -> None:
         check_fields(self, {
-            'upper_arm_length_m': 0.0 < self.upper_arm_length_m <= 1.0,
-            'forearm_length_m': 0.0 < self.forearm_length_m <= 1.0,
-            'arena_size_m': self.arena_size_m >= 2.0 * self.reach_m,
-            'dt': 0.0 < self.dt <= 1.0,
-            'max_joint_velocity': 0.0 < self.max_joint_velocity <= 100.0,
-            'goal_size_m': 0.0 < self.goal_size_m < self.arena_size_m,
             'success_hold_steps': self.success_hold_steps >= 1,
             'max_episode_steps': self.max_episode_steps >= 1,
             'goal_sampling': self.goal_sampling in ('reachable', 'seed'),
-            'goal_margin_m': 0.0 <= self.goal_margin_m < self.reach_m,
-            'image_size': 16 <= self.image_size <= 1024,
-            'link_width_m': 0.0 < self.link_width_m < self.arena_size_m,
-            'camera_height_m': self.camera_height_m > 0.0,
+            'goal_margin_m': 0.0 <= self.goal_margin_m < self.geometry.reach_m,
         })
-
-    @property
-    def reach_m(self) -> float:
-        """Total reach of the arm, metres."""
-        return self.upper_arm_length_m + self.forearm_length_m
-
-    @property
-    def pixels_per_metre(self) -> float:
-        """Image scale, pixels per metre of arena."""
-        return self.image_size / self.arena_size_m
-
 
 
 @dataclass(frozen=True)
 class SimNodeConfig:
     """What the sim node adds to :class:`SimConfig`: the continuous task and its safety.
 
-    The node steps the physics every ``SimConfig.dt`` seconds and publishes a camera
+    The node steps the physics every ``Timing.dt`` seconds and publishes a camera
     frame every step.
     """
 

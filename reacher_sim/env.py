@@ -14,50 +14,11 @@ import numpy.typing as npt
 
 from reacher_sim.arm import ArmSim
 from reacher_sim.config import SimConfig
-from reacher_sim.kinematics import forward_kinematics
+from reacher_sim.observation import STATE_DIM, STATE_HIGH, STATE_LOW, state_vector
 from reacher_sim.options import CurriculumConfig, reward_terms, RewardConfig, RobustnessConfig
 from reacher_sim.render import ArmRenderer
 
 ObservationMode = Literal['state', 'pixels', 'state_pixels']
-STATE_DIM = 11
-STATE_LOW = np.array([-1.0] * 6 + [-1.5] * 2 + [-2.5] * 2 + [0.0], dtype=np.float32)
-STATE_HIGH = -STATE_LOW + np.array([0.0] * 10 + [1.0], dtype=np.float32)
-
-
-def state_vector(joint_positions: npt.ArrayLike, goal: npt.ArrayLike,
-                 config: SimConfig) -> npt.NDArray[np.float32]:
-    """The env's state observation, from joint angles and goal alone.
-
-    The policy node builds the same vector from perception estimates, so a policy trained
-    on the env runs unchanged on what the camera sees.
-
-    ====  =========================================  =====  =====
-    idx   observation                                min    max
-    ====  =========================================  =====  =====
-    0-1   cos, sin of the shoulder angle             -1     1
-    2-3   cos, sin of the elbow angle                -1     1
-    4-5   fingertip x, y / reach                     -1     1
-    6-7   goal centre x, y / reach                   -1.5   1.5
-    8-9   (goal - fingertip) x, y / reach            -2.5   2.5
-    10    1 if the fingertip is inside the goal       0      1
-    ====  =========================================  =====  =====
-
-    :param joint_positions: (2,) radians.
-    :param goal: (2,) metres in ``world``.
-    :param config: the simulator config (link lengths, goal size).
-    :return: (11,) float32.
-    """
-    q = np.asarray(joint_positions, dtype=np.float64)
-    goal_xy = np.asarray(goal, dtype=np.float64)
-    _, tip = forward_kinematics(q, config.upper_arm_length_m, config.forearm_length_m)
-    reach = config.reach_m
-    inside = float(np.all(np.abs(goal_xy - tip) <= config.goal_size_m / 2.0))
-    return np.concatenate([
-        np.cos(q[:1]), np.sin(q[:1]), np.cos(q[1:]), np.sin(q[1:]),
-        tip / reach, goal_xy / reach, (goal_xy - tip) / reach, [inside],
-    ]).astype(np.float32)
-
-
 class ReacherEnv(gym.Env[Any, npt.NDArray[np.float32]]):
     """A 2-link planar arm reaching a square goal, seen by a top-down camera.
 
@@ -128,12 +89,13 @@ class ReacherEnv(gym.Env[Any, npt.NDArray[np.float32]]):
         self.config = config or SimConfig()
         self.observation_mode = observation_mode
         self.render_mode = render_mode
-        self.metadata = {**self.metadata, 'render_fps': int(round(1.0 / self.config.dt))}
+        self.metadata = {**self.metadata,
+                         'render_fps': int(round(1.0 / self.config.timing.dt))}
         self.arm = ArmSim(self.config)
-        self.renderer = ArmRenderer(self.config)
+        self.renderer = ArmRenderer(self.config.geometry)
         self._viewer: Any = None
         self._elapsed_steps = 0
-        size = self.config.image_size
+        size = self.config.geometry.image_size
         state_space = spaces.Box(STATE_LOW, STATE_HIGH, (STATE_DIM,), np.float32)
         pixel_space = spaces.Box(0, 255, (size, size, 3), np.uint8)
         self.observation_space: spaces.Space[Any]
@@ -165,17 +127,19 @@ class ReacherEnv(gym.Env[Any, npt.NDArray[np.float32]]):
     def _apply_curriculum(self) -> None:
         """Resize and redraw the goal for the current curriculum level."""
         level, cur, cfg = self.curriculum_level, self.curriculum, self.config
-        size = cur.start_goal_size_m + level * (cfg.goal_size_m - cur.start_goal_size_m)
-        self.task_config = dataclasses.replace(cfg, goal_size_m=size)
+        size = cur.start_goal_size_m + level * (cfg.geometry.goal_size_m - cur.start_goal_size_m)
+        self.task_config = dataclasses.replace(
+            cfg, geometry=dataclasses.replace(cfg.geometry, goal_size_m=size))
         self.arm.config = self.task_config
         if level >= 1.0:
             return
         max_distance = cur.start_max_distance_m + level * (
-            2.0 * cfg.reach_m - cur.start_max_distance_m)
+            2.0 * cfg.geometry.reach_m - cur.start_max_distance_m)
         tip = self.arm.fingertip
-        r_min = abs(cfg.upper_arm_length_m - cfg.forearm_length_m) + cfg.goal_margin_m
-        r_max = cfg.reach_m - cfg.goal_margin_m
-        half = (cfg.arena_size_m - size) / 2.0
+        r_min = (abs(cfg.geometry.upper_arm_length_m - cfg.geometry.forearm_length_m)
+                 + cfg.goal_margin_m)
+        r_max = cfg.geometry.reach_m - cfg.goal_margin_m
+        half = (cfg.geometry.arena_size_m - size) / 2.0
         for _ in range(1000):
             radius = max_distance * math.sqrt(self.np_random.uniform())
             angle = self.np_random.uniform(-math.pi, math.pi)
@@ -212,7 +176,7 @@ class ReacherEnv(gym.Env[Any, npt.NDArray[np.float32]]):
         self._observed.append((joints, goal))
         # The oldest kept entry is observation_delay_steps old (less just after reset).
         joints, goal = self._observed[0]
-        return state_vector(joints, goal, self.task_config)
+        return state_vector(joints, goal, self.task_config.geometry)
 
     def _observation(self) -> Any:
         if self.observation_mode == 'state':
@@ -229,7 +193,7 @@ class ReacherEnv(gym.Env[Any, npt.NDArray[np.float32]]):
             'goal': self.arm.goal.copy(),
             'distance': self.arm.distance(),
             'curriculum_level': self.curriculum_level,
-            'goal_size_m': self.task_config.goal_size_m,
+            'goal_size_m': self.task_config.geometry.goal_size_m,
         }
 
     def reset(self, *, seed: int | None = None,
@@ -257,10 +221,11 @@ class ReacherEnv(gym.Env[Any, npt.NDArray[np.float32]]):
             executed = np.clip(
                 action + self.np_random.normal(0.0, self.robustness.action_noise_std, 2),
                 -1.0, 1.0)
-        result = self.arm.step(executed * self.config.max_joint_velocity)
+        result = self.arm.step(executed * self.config.geometry.max_joint_velocity)
         self._elapsed_steps += 1
         self.total_steps += 1
-        self._integral_error += result.distance_m / self.config.arena_size_m * self.config.dt
+        self._integral_error += (result.distance_m / self.config.geometry.arena_size_m
+                                 * self.config.timing.dt)
         terms = reward_terms(result.distance_m, self._previous_distance, result.inside_goal,
                              action, self._previous_action, self._integral_error,
                              self.reward_config, self.config, result.success)
@@ -297,3 +262,7 @@ class ReacherEnv(gym.Env[Any, npt.NDArray[np.float32]]):
         if self._viewer is not None:
             self._viewer.close()
             self._viewer = None
+
+
+if 'reacher/Reacher-v0' not in gym.registry:
+    gym.register(id='reacher/Reacher-v0', entry_point='reacher_sim.env:ReacherEnv')

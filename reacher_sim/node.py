@@ -6,7 +6,8 @@ truth) and /visualization/markers (true arm, goal, fingertip trail) every step,
 ``publish_clock`` (then every stamp is simulation time), and /tf for the links where
 tf2_msgs is installed; subscribes /joint_commands (std_msgs/Float64MultiArray, joint
 velocities in rad/s, ros2_control forward-command convention); serves ~/reset and
-~/new_goal (std_srvs/Trigger). Parameters: every field of SimConfig and SimNodeConfig.
+~/new_goal (std_srvs/Trigger). Parameters: every field of ArmGeometry (config/geometry.yaml),
+Timing, SimConfig and SimNodeConfig.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ from std_msgs.msg import Float64MultiArray, Header
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
-from reacher.markers import arm_marker, goal_marker, link_transforms, trail_marker
-from reacher.ros_utils import (
+from reacher_common.geometry import ArmGeometry, Timing
+from reacher_common.markers import arm_marker, goal_marker, link_transforms, trail_marker
+from reacher_common.ros_utils import (
     array_to_image,
     CAMERA_FRAME,
     declare_config,
@@ -75,12 +77,14 @@ class SimNode(Node):
 
     def __init__(self) -> None:
         super().__init__('sim_node')
-        self.sim_config = declare_config(self, SimConfig)
+        self.sim_config = declare_config(self, SimConfig,
+                                         geometry=declare_config(self, ArmGeometry),
+                                         timing=declare_config(self, Timing))
         self.node_config = declare_config(self, SimNodeConfig)
         self.task = ReachingTask(self.sim_config, self.node_config.goal_timeout_s,
                                  self.node_config.seed)
-        self.renderer = ArmRenderer(self.sim_config)
-        self.camera_info = self._camera_info(CameraModel.from_config(self.sim_config))
+        self.renderer = ArmRenderer(self.sim_config.geometry)
+        self.camera_info = self._camera_info(CameraModel.from_geometry(self.sim_config.geometry))
         self.command = np.zeros(2)
         self.command_time = -math.inf
         self.rate = RateMeter()
@@ -104,12 +108,13 @@ class SimNode(Node):
         self.sim_time_ns = 0
         # Stepping runs on the steady clock: with use_sim_time the node's own clock would
         # wait for the /clock that this very timer publishes.
-        self.timer = self.create_timer(self.sim_config.dt, self.step_callback,
+        self.timer = self.create_timer(self.sim_config.timing.dt, self.step_callback,
                                        clock=Clock_(clock_type=ClockType.STEADY_TIME))
         self.create_timer(self.node_config.diagnostics_period_s, self.publish_diagnostics)
         self.get_logger().info(
-            f'simulating at {1.0 / self.sim_config.dt:.1f} Hz, '
-            f'{self.sim_config.image_size}x{self.sim_config.image_size} camera')
+            f'simulating at {1.0 / self.sim_config.timing.dt:.1f} Hz, '
+            f'{self.sim_config.geometry.image_size}x{self.sim_config.geometry.image_size} '
+            'camera')
 
     def _camera_info(self, camera: CameraModel) -> CameraInfo:
         size = camera.image_size
@@ -148,7 +153,7 @@ class SimNode(Node):
                     'holding the arm still')
                 self.stopped_for_timeout = True
         _, event = self.task.step(command)
-        self.sim_time_ns += int(round(self.sim_config.dt * 1e9))
+        self.sim_time_ns += int(round(self.sim_config.timing.dt * 1e9))
         if self.clock_pub is not None:
             self.clock_pub.publish(Clock(clock=self._stamp()))
         if event is not None:
@@ -182,7 +187,7 @@ class SimNode(Node):
         self.joint_pub.publish(joints)
         self.goal_pub.publish(point_stamped(arm.goal, Header(stamp=stamp, frame_id=WORLD_FRAME)))
         self.trail.append(arm.fingertip)
-        cfg = self.sim_config
+        cfg = self.sim_config.geometry
         lengths = (cfg.upper_arm_length_m, cfg.forearm_length_m)
         self.marker_pub.publish(MarkerArray(markers=[
             arm_marker('sim/arm', arm.joint_positions, lengths, stamp, (0.3, 0.55, 1.0, 1.0),
@@ -204,7 +209,7 @@ class SimNode(Node):
             'current_goal_age_s': stats.current_goal_age_s,
             'task_time_s': self.task.time_s,
             'rate_hz': self.rate.rate_hz(),
-            'configured_rate_hz': 1.0 / self.sim_config.dt,
+            'configured_rate_hz': 1.0 / self.sim_config.timing.dt,
             'dropped_commands': self.dropped_commands,
         }
         self.diagnostics_pub.publish(diagnostic_array(

@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from reacher.config_tools import check_fields
+from reacher_common.config_tools import check_fields
 from reacher_sim.config import SimConfig
 
 CurriculumMode = Literal['off', 'linear', 'success']
@@ -174,9 +174,10 @@ def reward_terms(distance_m: float, previous_distance_m: float, inside_goal: boo
     """
     act = np.asarray(action, dtype=np.float64)
     change = act - np.asarray(previous_action, dtype=np.float64)
-    step_scale = sim_config.reach_m * sim_config.max_joint_velocity * sim_config.dt
+    geometry = sim_config.geometry
+    step_scale = geometry.reach_m * geometry.max_joint_velocity * sim_config.timing.dt
     return {
-        'reward_dist': -config.dist_weight * distance_m / sim_config.arena_size_m,
+        'reward_dist': -config.dist_weight * distance_m / sim_config.geometry.arena_size_m,
         'reward_goal': config.goal_weight * float(inside_goal),
         'reward_shaping': config.shaping_weight * (previous_distance_m - distance_m)
         / step_scale,

@@ -15,9 +15,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from reacher_common.geometry import ArmGeometry
+from reacher_common.kinematics import forward_kinematics
 from reacher_sim.camera import CameraModel
-from reacher_sim.config import SimConfig
-from reacher_sim.kinematics import forward_kinematics
 
 RGB = tuple[int, int, int]
 
@@ -36,20 +36,20 @@ class RenderStyle:
 class ArmRenderer:
     """Renders the arm and the goal as an rgb8 image.
 
-    :param config: the simulator config (link lengths, arena, image size, widths).
+    :param geometry: link lengths and width, arena, goal size and image size.
     :param style: colours.
     :param supersample: drawing resolution over the output's, >= 1.
     """
 
-    def __init__(self, config: SimConfig, style: RenderStyle | None = None,
+    def __init__(self, geometry: ArmGeometry, style: RenderStyle | None = None,
                  supersample: int = 4) -> None:
         if supersample < 1:
             raise ValueError(f'supersample={supersample} must be >= 1')
-        self.config = config
+        self.geometry = geometry
         self.style = style or RenderStyle()
         self.supersample = supersample
-        self.camera = CameraModel.from_config(config)
-        size = config.image_size * supersample
+        self.camera = CameraModel.from_geometry(geometry)
+        size = geometry.image_size * supersample
         self._canvas = np.empty((size, size, 3), dtype=np.uint8)
         # Copying a prepared background is ~20x faster than broadcasting a colour tuple.
         self._background = np.empty_like(self._canvas)
@@ -67,9 +67,9 @@ class ArmRenderer:
 
         :param joint_positions: (2,) radians.
         :param goal: (2,) metres, the goal square's centre in ``world``.
-        :return: (H, W, 3) uint8 rgb8 image, H = W = ``config.image_size``.
+        :return: (H, W, 3) uint8 rgb8 image, H = W = ``geometry.image_size``.
         """
-        cfg, style, canvas = self.config, self.style, self._canvas
+        cfg, style, canvas = self.geometry, self.style, self._canvas
         np.copyto(canvas, self._background)
         half = cfg.goal_size_m / 2.0
         goal_xy = np.asarray(goal, dtype=np.float64)

@@ -95,7 +95,7 @@ class ReachingTask:
         :raises ValueError: if the command is not two finite numbers.
         """
         result = self.arm.step(joint_velocities)
-        self.time_s += self.config.dt
+        self.time_s += self.config.timing.dt
         event: GoalEvent | None = None
         if result.success:
             self._reached += 1

@@ -33,6 +33,9 @@ class NodeProcess:
         command = [executable(name), '--ros-args']
         if params_file:
             command += ['--params-file', str(CONFIG / params_file)]
+        # The shared geometry after the node's own file, as the launch file and `reacher
+        # demo` give it (docs/architecture.md says why the order matters).
+        command += ['--params-file', str(CONFIG / 'geometry.yaml')]
         for key, value in (params or {}).items():
             command += ['-p', f'{key}:={value}']
         self.log_path = log_dir / f'{name}.log'

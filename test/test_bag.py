@@ -30,8 +30,9 @@ from reacher.bag import (
     read_streams,
     typestore,
 )
+from reacher_common.geometry import Timing
+from reacher_common.kinematics import forward_kinematics, inverse_kinematics, wrap_angle
 from reacher_sim.config import SimConfig
-from reacher_sim.kinematics import forward_kinematics, inverse_kinematics, wrap_angle
 from reacher_sim.render import ArmRenderer
 from reacher_sim.task import ReachingTask
 
@@ -226,9 +227,9 @@ def synthetic_bag(path, steps=120, seed=3):
     """
     store = typestore()
     types = store.types
-    config = SimConfig(dt=0.05)
+    config = SimConfig(timing=Timing(dt=0.05))
     task = ReachingTask(config, goal_timeout_s=15.0, seed=seed)
-    renderer = ArmRenderer(config)
+    renderer = ArmRenderer(config.geometry)
     commands = []
     with Writer(path, version=9) as writer:
         image_c = writer.add_connection('/camera/image_raw', 'sensor_msgs/msg/Image',

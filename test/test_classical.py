@@ -13,6 +13,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from reacher_common.geometry import ArmGeometry
+from reacher_common.kinematics import forward_kinematics, wrap_angle
 from reacher_perception.classical import (
     capsule_coverage,
     ClassicalEstimator,
@@ -23,7 +25,6 @@ from reacher_perception.config import PerceptionConfig
 from reacher_perception.estimator import Estimate, Estimator, ESTIMATORS, make_estimator
 from reacher_sim.arm import ArmSim
 from reacher_sim.config import SimConfig
-from reacher_sim.kinematics import forward_kinematics, wrap_angle
 from reacher_sim.render import ArmRenderer, RenderStyle
 
 Frame = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.uint8]]
@@ -33,7 +34,7 @@ def random_frames(count: int, seed: int, sim_config: SimConfig | None = None,
                   fold: bool = False) -> list[Frame]:
     """(joint_positions, goal, image) of random states, as the env draws them."""
     sim_config = sim_config or SimConfig()
-    arm, renderer = ArmSim(sim_config), ArmRenderer(sim_config)
+    arm, renderer = ArmSim(sim_config), ArmRenderer(sim_config.geometry)
     rng = np.random.default_rng(seed)
     frames = []
     for _ in range(count):
@@ -99,7 +100,7 @@ def test_fold_over_poses(estimator: ClassicalEstimator) -> None:
                                     (math.pi / 4, math.pi - 1e-3), (-3 * math.pi / 4, 0.0)])
 def test_axis_aligned_and_degenerate_poses(estimator: ClassicalEstimator,
                                            joints: tuple[float, float]) -> None:
-    image = ArmRenderer(SimConfig()).render(joints, (0.1, 0.1))
+    image = ArmRenderer(ArmGeometry()).render(joints, (0.1, 0.1))
     estimate = estimator.estimate(image)
     error = np.abs(wrap_angle(estimate.joint_positions - np.array(joints)))
     assert np.degrees(error).max() < 0.5
@@ -109,7 +110,7 @@ def test_axis_aligned_and_degenerate_poses(estimator: ClassicalEstimator,
 def test_goal_cut_by_the_image_or_under_the_hub(estimator: ClassicalEstimator,
                                                 goal: tuple[float, float]) -> None:
     # (0.19, 0) pokes 1 cm out of the 0.4 m arena; (0.005, -0.01) lies on the shoulder.
-    image = ArmRenderer(SimConfig()).render((2.0, 1.0), goal)
+    image = ArmRenderer(ArmGeometry()).render((2.0, 1.0), goal)
     estimate = estimator.estimate(image)
     assert estimate.goal_visible
     assert 1e3 * np.linalg.norm(estimate.goal - np.array(goal)) < 1.0
@@ -120,7 +121,7 @@ def test_goal_under_the_arm(estimator: ClassicalEstimator) -> None:
     joints = np.array([0.0, math.pi / 2])
     _, tip = forward_kinematics(joints, 0.1, 0.1)
     goal = tip - np.array([0.0, 0.05])
-    estimate = estimator.estimate(ArmRenderer(SimConfig()).render(joints, goal))
+    estimate = estimator.estimate(ArmRenderer(ArmGeometry()).render(joints, goal))
     assert 1e3 * np.linalg.norm(estimate.goal - goal) < 1.0
     assert np.degrees(np.abs(wrap_angle(estimate.joint_positions - joints))).max() < 0.5
 
@@ -138,14 +139,15 @@ def test_pixel_noise(estimator: ClassicalEstimator, noise: float, joint_mae_deg:
 
 
 def test_other_image_size() -> None:
-    config = PerceptionConfig(image_size=128)
-    result = errors(ClassicalEstimator(config), random_frames(40, 5, config.sim_geometry()))
+    config = PerceptionConfig(geometry=ArmGeometry(image_size=128))
+    result = errors(ClassicalEstimator(config),
+                    random_frames(40, 5, SimConfig(geometry=config.geometry)))
     assert result['joint_deg'].mean() < 0.1
     assert result['goal_mm'].mean() < 0.3
 
 
 def test_missing_goal_keeps_the_previous_one(estimator: ClassicalEstimator) -> None:
-    renderer = ArmRenderer(SimConfig())
+    renderer = ArmRenderer(ArmGeometry())
     joints, goal = np.array([0.5, -1.0]), np.array([-0.1, 0.08])
     seen = estimator.estimate(renderer.render(joints, goal))
     assert seen.goal_visible
@@ -158,7 +160,7 @@ def test_missing_goal_keeps_the_previous_one(estimator: ClassicalEstimator) -> N
 
 
 def test_occluded_goal_keeps_the_previous_one(estimator: ClassicalEstimator) -> None:
-    renderer = ArmRenderer(SimConfig())
+    renderer = ArmRenderer(ArmGeometry())
     goal = np.array([0.12, -0.1])
     image = renderer.render((0.5, -1.0), goal)
     seen = estimator.estimate(image)
@@ -173,7 +175,7 @@ def test_occluded_goal_keeps_the_previous_one(estimator: ClassicalEstimator) -> 
 
 def test_blank_image_sees_nothing_and_keeps_the_last_estimate(
         estimator: ClassicalEstimator) -> None:
-    seen = estimator.estimate(ArmRenderer(SimConfig()).render((1.0, 1.0), (0.1, 0.0)))
+    seen = estimator.estimate(ArmRenderer(ArmGeometry()).render((1.0, 1.0), (0.1, 0.0)))
     blank = np.empty((64, 64, 3), dtype=np.uint8)
     blank[:] = RenderStyle().background
     for image in (blank, np.zeros_like(blank)):
@@ -185,7 +187,7 @@ def test_blank_image_sees_nothing_and_keeps_the_last_estimate(
 
 
 def test_reset_forgets(estimator: ClassicalEstimator) -> None:
-    estimator.estimate(ArmRenderer(SimConfig()).render((1.0, 1.0), (0.1, 0.0)))
+    estimator.estimate(ArmRenderer(ArmGeometry()).render((1.0, 1.0), (0.1, 0.0)))
     estimator.reset()
     blank = np.zeros((64, 64, 3), dtype=np.uint8)
     estimate = estimator.estimate(blank)

@@ -5,11 +5,12 @@ from gymnasium.utils.env_checker import check_env
 import numpy as np
 import pytest
 
-import reacher_sim  # noqa: F401 - registers reacher/Reacher-v0
+from reacher_common.geometry import Timing
+from reacher_common.kinematics import inverse_kinematics
 from reacher_sim.arm import ArmSim
 from reacher_sim.config import SimConfig
+import reacher_sim.env  # noqa: F401 - registers reacher/Reacher-v0
 from reacher_sim.env import ReacherEnv, state_vector
-from reacher_sim.kinematics import inverse_kinematics
 
 
 @pytest.mark.parametrize('mode', ['state', 'pixels', 'state_pixels'])
@@ -78,7 +79,7 @@ def test_truncated_after_max_episode_steps():
 
 
 def test_actions_are_clipped_to_the_joint_velocity_limit():
-    env = ReacherEnv()
+    env = ReacherEnv(SimConfig(timing=Timing(dt=0.1)))
     env.reset(seed=0)
     before = env.arm.joint_positions.copy()
     env.step(np.array([5.0, -5.0], dtype=np.float32))
@@ -100,7 +101,7 @@ def test_reachable_goals_are_reachable_and_seed_sampling_is_not():
 
 def test_state_vector_layout():
     config = SimConfig()
-    vector = state_vector([0.0, 0.0], [0.2, 0.0], config)
+    vector = state_vector([0.0, 0.0], [0.2, 0.0], config.geometry)
     np.testing.assert_allclose(vector, [1, 0, 1, 0, 1, 0, 1, 0, 0, 0, 1], atol=1e-7)
     assert vector.dtype == np.float32
 

@@ -6,11 +6,12 @@ from gymnasium.utils.env_checker import check_env
 import numpy as np
 import pytest
 
+from reacher_common.geometry import Timing
 from reacher_sim.config import SimConfig
 from reacher_sim.env import ReacherEnv
 from reacher_sim.options import CurriculumConfig, reward_terms, RewardConfig, RobustnessConfig
 
-SIM = SimConfig()
+SIM = SimConfig(timing=Timing(dt=0.1))  # the seed's step, as these figures assume
 
 
 def test_reward_terms_hand_computed():
@@ -51,7 +52,7 @@ def test_default_reward_is_the_seeds():
     env.reset(seed=3)
     for _ in range(20):
         _, reward, _, _, info = env.step(np.array([0.7, -0.3], dtype=np.float32))
-        expected = -info['distance'] / SIM.arena_size_m + float(info['hold_steps'] > 0)
+        expected = -info['distance'] / SIM.geometry.arena_size_m + float(info['hold_steps'] > 0)
         assert reward == pytest.approx(expected)
         assert info['reward_shaping'] == info['reward_action'] == 0.0
         assert info['reward_precision'] == 0.0
@@ -68,7 +69,7 @@ def test_env_logs_every_term_and_integrates_error():
     previous_action = np.zeros(2)
     for action in actions:
         _, reward, _, _, info = env.step(action.astype(np.float32))
-        integral += info['distance'] / SIM.arena_size_m * SIM.dt
+        integral += info['distance'] / SIM.geometry.arena_size_m * SIM.timing.dt
         assert info['reward_shaping'] == pytest.approx((previous - info['distance']) / 0.02)
         assert info['reward_action'] == pytest.approx(-np.mean(action ** 2))
         assert info['reward_integral'] == pytest.approx(-integral)
@@ -111,8 +112,8 @@ def test_linear_curriculum_widens_goals_on_schedule():
         _, info = env.reset()
         level = env.total_steps / 400
         assert info['curriculum_level'] == pytest.approx(level)
-        assert info['goal_size_m'] == pytest.approx(0.1 + level * (SIM.goal_size_m - 0.1))
-        assert info['distance'] <= 0.03 + level * (2 * SIM.reach_m - 0.03) + 1e-9
+        assert info['goal_size_m'] == pytest.approx(0.1 + level * (SIM.geometry.goal_size_m - 0.1))
+        assert info['distance'] <= 0.03 + level * (2 * SIM.geometry.reach_m - 0.03) + 1e-9
     # Step to the end of the schedule: level 1, final goal size, goals anywhere.
     for _ in range(400):
         env.step(np.zeros(2, dtype=np.float32))
@@ -120,7 +121,7 @@ def test_linear_curriculum_widens_goals_on_schedule():
     far = 0
     for _ in range(50):
         _, info = env.reset()
-        assert info['goal_size_m'] == pytest.approx(SIM.goal_size_m)
+        assert info['goal_size_m'] == pytest.approx(SIM.geometry.goal_size_m)
         far += info['distance'] > 0.03
     assert far > 25
 
@@ -131,13 +132,13 @@ def test_curriculum_level_sets_size_and_distance():
     env = ReacherEnv(SIM, curriculum=curriculum)
     env.reset(seed=0)
     env.set_curriculum_level(0.5)
-    limit = 0.04 + 0.5 * (2 * SIM.reach_m - 0.04)
+    limit = 0.04 + 0.5 * (2 * SIM.geometry.reach_m - 0.04)
     for _ in range(20):
         _, info = env.reset()
         assert info['goal_size_m'] == pytest.approx(0.06)
         assert info['distance'] <= limit + 1e-9
         goal_radius = float(np.linalg.norm(info['goal']))
-        assert SIM.goal_margin_m <= goal_radius <= SIM.reach_m - SIM.goal_margin_m
+        assert SIM.goal_margin_m <= goal_radius <= SIM.geometry.reach_m - SIM.goal_margin_m
 
 
 def test_success_curriculum_rises_with_success():

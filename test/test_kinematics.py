@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from reacher_sim.kinematics import forward_kinematics, inverse_kinematics, wrap_angle
+from reacher_common.kinematics import forward_kinematics, inverse_kinematics, wrap_angle
 
 L1, L2 = 0.1, 0.1
 

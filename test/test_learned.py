@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from reacher_common.geometry import ArmGeometry, Timing
 from reacher_policy.checkpoint import ActorMetadata, ActorMlp, load_actor, save_actor
 from reacher_policy.config import PidConfig, PolicyConfig
 from reacher_policy.controllers import make_controller
@@ -64,7 +65,7 @@ def test_the_pid_p_term_commands_the_trained_action(tmp_path, kp):
                                                 checkpoint=str(path)), pid)
     controller.reset()
     q, goal = np.array([0.3, -1.2]), np.array([0.05, 0.12])
-    observation = state_vector(q, goal, SimConfig(dt=0.05))
+    observation = state_vector(q, goal, ArmGeometry())
     with torch.no_grad():
         action = actor(torch.as_tensor(observation)[None])[0].numpy()
     setpoint = controller.setpoint(q, goal)
@@ -125,12 +126,12 @@ def test_export_cli_writes_a_loadable_actor(tmp_path):
     from stable_baselines3 import DDPG
 
     from reacher_policy.cli import policy_main
-    env = ReacherEnv(SimConfig(dt=0.05))
+    env = ReacherEnv(SimConfig(timing=Timing(dt=0.05)))
     model = DDPG('MlpPolicy', env, policy_kwargs=dict(net_arch=[16]), seed=0, device='cpu')
     model.save(tmp_path / 'model.zip')
     output = tmp_path / 'actor.pt'
     assert policy_main(['export', '--model', str(tmp_path / 'model.zip'), '--output',
-                        str(output), '--algo', 'ddpg', '--sim.dt', '0.05']) == 0
+                        str(output), '--algo', 'ddpg', '--sim.timing.dt', '0.05']) == 0
     actor, meta = load_actor(output)
     assert meta.algo == 'ddpg' and meta.dt == 0.05 and meta.net_arch == (16,)
     observation, _ = env.reset(seed=0)

@@ -8,7 +8,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from reacher.config_tools import config_from_dict, field_docs
+from reacher_common.config_tools import config_from_dict, field_docs
+from reacher_common.geometry import ArmGeometry
 from reacher_perception.config import PerceptionConfig
 from reacher_perception.estimator import (
     Estimate,
@@ -24,9 +25,8 @@ from reacher_sim.config import SimConfig
 def test_defaults_match_the_simulator() -> None:
     config, sim = PerceptionConfig(), SimConfig()
     assert config.estimator == 'classical' and config.checkpoint == ''
-    for name in ('image_size', 'arena_size_m', 'upper_arm_length_m', 'forearm_length_m',
-                 'goal_size_m'):
-        assert getattr(config, name) == getattr(sim, name), name
+    # One geometry class: the defaults cannot disagree field by field any more.
+    assert config.geometry == sim.geometry
 
 
 def test_every_field_is_documented_with_its_unit_or_range() -> None:
@@ -38,42 +38,46 @@ def test_every_field_is_documented_with_its_unit_or_range() -> None:
 def test_field_names_are_the_node_parameters() -> None:
     # The perception node declares these as ROS parameters; renaming one breaks YAML files.
     assert [field.name for field in fields(PerceptionConfig)] == [
-        'estimator', 'image_size', 'arena_size_m', 'upper_arm_length_m', 'forearm_length_m',
-        'goal_size_m', 'checkpoint', 'warn_throttle_s']
+        'estimator', 'geometry', 'checkpoint', 'warn_throttle_s']
+    assert [field.name for field in fields(ArmGeometry)] == [
+        'upper_arm_length_m', 'forearm_length_m', 'link_width_m', 'arena_size_m', 'goal_size_m',
+        'image_size', 'camera_height_m', 'max_joint_velocity']
 
 
 def test_sim_geometry() -> None:
-    config = PerceptionConfig(image_size=128, arena_size_m=0.5, upper_arm_length_m=0.12,
-                              forearm_length_m=0.08, goal_size_m=0.05)
-    sim = config.sim_geometry()
+    geometry = ArmGeometry(image_size=128, arena_size_m=0.5, upper_arm_length_m=0.12,
+                           forearm_length_m=0.08, goal_size_m=0.05)
+    config = PerceptionConfig(geometry=geometry)
+    sim = SimConfig(geometry=config.geometry)
     assert isinstance(sim, SimConfig)
-    assert (sim.image_size, sim.arena_size_m, sim.upper_arm_length_m, sim.forearm_length_m,
-            sim.goal_size_m) == (128, 0.5, 0.12, 0.08, 0.05)
-    assert CameraModel.from_config(sim).pixels_per_metre == pytest.approx(256.0)
+    assert (sim.geometry.image_size, sim.geometry.arena_size_m, sim.geometry.upper_arm_length_m,
+            sim.geometry.forearm_length_m, sim.geometry.goal_size_m) == (
+                128, 0.5, 0.12, 0.08, 0.05)
+    assert CameraModel.from_geometry(sim.geometry).pixels_per_metre == pytest.approx(256.0)
 
 
-@pytest.mark.parametrize('name, value', [
-    ('image_size', 8), ('image_size', 2048),
-    ('arena_size_m', 0.3),  # smaller than the arm's span, 2 * 0.2 m
-    ('upper_arm_length_m', 0.0), ('upper_arm_length_m', 1.5),
-    ('forearm_length_m', -0.1),
-    ('goal_size_m', 0.0), ('goal_size_m', 0.4),
-    ('warn_throttle_s', -1.0), ('warn_throttle_s', 4000.0),
+@pytest.mark.parametrize('cls, name, value', [
+    (ArmGeometry, 'image_size', 8), (ArmGeometry, 'image_size', 2048),
+    (ArmGeometry, 'arena_size_m', 0.3),  # smaller than the arm's span, 2 * 0.2 m
+    (ArmGeometry, 'upper_arm_length_m', 0.0), (ArmGeometry, 'upper_arm_length_m', 1.5),
+    (ArmGeometry, 'forearm_length_m', -0.1),
+    (ArmGeometry, 'goal_size_m', 0.0), (ArmGeometry, 'goal_size_m', 0.4),
+    (PerceptionConfig, 'warn_throttle_s', -1.0), (PerceptionConfig, 'warn_throttle_s', 4000.0),
 ])
-def test_out_of_range_values_name_the_field(name: str, value: Any) -> None:
-    with pytest.raises(ValueError, match=rf'PerceptionConfig\.{name}=.* is out of range'):
-        PerceptionConfig(**{name: value})
+def test_out_of_range_values_name_the_field(cls: type, name: str, value: Any) -> None:
+    with pytest.raises(ValueError, match=rf'{cls.__name__}\.{name}=.* is out of range'):
+        cls(**{name: value})
 
 
 def test_non_finite_values_are_rejected() -> None:
-    with pytest.raises(ValueError, match=r'PerceptionConfig\.goal_size_m=nan must be a finite'):
-        PerceptionConfig(goal_size_m=math.nan)
+    with pytest.raises(ValueError, match=r'ArmGeometry\.goal_size_m=nan must be a finite'):
+        ArmGeometry(goal_size_m=math.nan)
 
 
 def test_from_dict_rejects_unknown_keys() -> None:
-    assert config_from_dict(PerceptionConfig, {'image_size': 96}).image_size == 96
+    assert config_from_dict(ArmGeometry, {'image_size': 96}).image_size == 96
     with pytest.raises(ValueError, match=r"no field\(s\) \['image_width'\]"):
-        config_from_dict(PerceptionConfig, {'image_width': 96})
+        config_from_dict(ArmGeometry, {'image_width': 96})
 
 
 def test_estimate_is_frozen() -> None:
@@ -121,7 +125,7 @@ class ConstantEstimator:
 
     def estimate(self, image: npt.NDArray[np.uint8],
                  previous_command: npt.NDArray[np.float64] | None = None) -> Estimate:
-        validate_image(image, self.config.image_size)
+        validate_image(image, self.config.geometry.image_size)
         self.frames += 1
         return Estimate(np.zeros(2), np.array([0.2, 0.0]), np.zeros(2), True, True,
                         latent=np.zeros(4, np.float32))
@@ -129,7 +133,8 @@ class ConstantEstimator:
 
 def test_a_new_backend_registers_itself(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(ESTIMATORS, 'constant', ConstantEstimator)
-    estimator = make_estimator(PerceptionConfig(estimator='constant', image_size=32))
+    estimator = make_estimator(PerceptionConfig(estimator='constant',
+                                                geometry=ArmGeometry(image_size=32)))
     assert isinstance(estimator, ConstantEstimator) and isinstance(estimator, Estimator)
     estimate = estimator.estimate(np.zeros((32, 32, 3), np.uint8), np.ones(2))
     assert estimate.latent is not None and estimate.latent.dtype == np.float32

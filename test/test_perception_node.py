@@ -7,7 +7,7 @@ import pytest
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Header
 
-from reacher_sim.config import SimConfig
+from reacher_common.geometry import ArmGeometry
 from reacher_sim.render import ArmRenderer
 
 from ros_support import NodeProcess, running
@@ -47,7 +47,7 @@ def test_estimates_carry_the_image_stamp_and_drop_bad_images(perception, collect
     collector.listen('/diagnostics', DiagnosticArray)
     publisher = collector.node.create_publisher(Image, '/camera/image_raw', 1)
     joints, goal = np.array([0.4, 1.1]), np.array([0.05, 0.12])
-    frame = ArmRenderer(SimConfig()).render(joints, goal)
+    frame = ArmRenderer(ArmGeometry()).render(joints, goal)
     assert collector.spin_until(lambda: publisher.get_subscription_count() > 0, 20), \
         perception.output()
 

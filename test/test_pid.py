@@ -9,9 +9,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from reacher_common.kinematics import wrap_angle
 from reacher_policy.config import PidConfig
 from reacher_policy.pid import PidSmoother
-from reacher_sim.kinematics import wrap_angle
 
 FloatArray = npt.NDArray[np.float64]
 

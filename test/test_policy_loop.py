@@ -10,13 +10,14 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from reacher.config_tools import config_from_dict, field_docs
+from reacher_common.config_tools import config_from_dict, field_docs
+from reacher_common.geometry import ArmGeometry, Timing
+from reacher_common.kinematics import forward_kinematics
 from reacher_policy.config import PidConfig, PolicyConfig
 from reacher_policy.controllers import CONTROLLERS, IkController, make_controller
 from reacher_policy.loop import ControlOutput, PerceivedState, PolicyLoop
 from reacher_sim.arm import ArmSim
 from reacher_sim.config import SimConfig
-from reacher_sim.kinematics import forward_kinematics
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -139,7 +140,7 @@ def run_episode(loop: PolicyLoop, sim: ArmSim, delay: int, max_steps: int) -> in
 
     :return: steps until success, or None.
     """
-    dt = sim.config.dt
+    dt = sim.config.timing.dt
     history = [(0.0, sim.joint_positions.copy())]
     for step in range(max_steps):
         stamp_s, joints = history[max(0, len(history) - 1 - delay)]
@@ -155,7 +156,7 @@ def run_episode(loop: PolicyLoop, sim: ArmSim, delay: int, max_steps: int) -> in
 
 @pytest.mark.parametrize(('dt', 'max_steps'), [(0.1, 60), (0.05, 100)])
 def test_closed_loop_reaches_and_holds_goals(dt: float, max_steps: int) -> None:
-    sim_config = SimConfig(dt=dt)
+    sim_config = SimConfig(timing=Timing(dt=dt))
     sim = ArmSim(sim_config)
     loop = PolicyLoop(PolicyConfig(control_rate_hz=1.0 / dt), PidConfig())
     rng = np.random.default_rng(7)
@@ -185,7 +186,7 @@ def test_closed_loop_with_stale_gap_stops_then_resumes() -> None:
 
 
 def test_ik_controller_puts_fingertip_on_goal_nearest_elbow() -> None:
-    config = PolicyConfig(upper_arm_length_m=0.12, forearm_length_m=0.08)
+    config = PolicyConfig(geometry=ArmGeometry(upper_arm_length_m=0.12, forearm_length_m=0.08))
     controller = make_controller(config, PidConfig())
     assert isinstance(controller, IkController)
     goal = np.array([-0.05, 0.13])
@@ -235,8 +236,8 @@ def test_unknown_controller_lists_known_ones() -> None:
     (PolicyConfig, 'control_rate_hz', 0.0),
     (PolicyConfig, 'controller', ''),
     (PolicyConfig, 'estimate_timeout_s', 0.0),
-    (PolicyConfig, 'upper_arm_length_m', 0.0),
-    (PolicyConfig, 'forearm_length_m', 2.0),
+    (ArmGeometry, 'upper_arm_length_m', 0.0),
+    (ArmGeometry, 'forearm_length_m', 2.0),
     (PolicyConfig, 'warn_throttle_s', -1.0),
     (PolicyConfig, 'estimate_timeout_s', math.inf),
 ])

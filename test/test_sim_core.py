@@ -3,20 +3,22 @@
 import numpy as np
 import pytest
 
+from reacher_common.geometry import ArmGeometry, Timing
+from reacher_common.kinematics import inverse_kinematics
 from reacher_sim.camera import CameraModel
 from reacher_sim.config import SimConfig, SimNodeConfig
-from reacher_sim.kinematics import inverse_kinematics
 from reacher_sim.render import ArmRenderer, RenderStyle
 from reacher_sim.task import GoalEvent, ReachingTask
 
 
-@pytest.mark.parametrize('field, value', [
-    ('dt', 0.0), ('upper_arm_length_m', -0.1), ('image_size', 8), ('success_hold_steps', 0),
-    ('goal_sampling', 'anywhere'), ('arena_size_m', 0.3), ('max_joint_velocity', float('nan')),
+@pytest.mark.parametrize('cls, field, value', [
+    (Timing, 'dt', 0.0), (ArmGeometry, 'upper_arm_length_m', -0.1), (ArmGeometry, 'image_size', 8),
+    (SimConfig, 'success_hold_steps', 0), (SimConfig, 'goal_sampling', 'anywhere'),
+    (ArmGeometry, 'arena_size_m', 0.3), (ArmGeometry, 'max_joint_velocity', float('nan')),
 ])
-def test_sim_config_names_the_bad_field(field, value):
+def test_sim_config_names_the_bad_field(cls, field, value):
     with pytest.raises(ValueError, match=field):
-        SimConfig(**{field: value})
+        cls(**{field: value})
 
 
 def test_sim_node_config_names_the_bad_field():
@@ -37,9 +39,9 @@ def test_camera_round_trip_and_edges():
 def test_renderer_draws_each_part_where_it_belongs():
     config = SimConfig()
     style = RenderStyle()
-    frame = ArmRenderer(config, style).render([0.0, np.pi / 2], [-0.1, -0.1])
+    frame = ArmRenderer(config.geometry, style).render([0.0, np.pi / 2], [-0.1, -0.1])
     assert frame.shape == (64, 64, 3) and frame.dtype == np.uint8
-    camera = CameraModel.from_config(config)
+    camera = CameraModel.from_geometry(config.geometry)
 
     def colour_at(xy):
         u, v = np.round(camera.world_to_pixel(xy)).astype(int)
@@ -53,7 +55,7 @@ def test_renderer_draws_each_part_where_it_belongs():
 
 
 def test_renderer_is_deterministic_and_subpixel_sensitive():
-    renderer = ArmRenderer(SimConfig())
+    renderer = ArmRenderer(ArmGeometry())
     a = renderer.render([0.3, 0.4], [0.05, 0.1])
     np.testing.assert_array_equal(a, renderer.render([0.3, 0.4], [0.05, 0.1]))
     # A 1 mm goal shift (a sixth of a pixel) still changes the image.
@@ -61,7 +63,7 @@ def test_renderer_is_deterministic_and_subpixel_sensitive():
 
 
 def test_task_counts_reached_and_timed_out_goals():
-    config = SimConfig(dt=0.1, success_hold_steps=3)
+    config = SimConfig(timing=Timing(dt=0.1), success_hold_steps=3)
     task = ReachingTask(config, goal_timeout_s=1.0, seed=0)
     events = [task.step([0.0, 0.0])[1] for _ in range(10)]
     assert events.count(GoalEvent.TIMED_OUT) == 1 and events[-1] is GoalEvent.TIMED_OUT

@@ -11,7 +11,7 @@ from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
-from reacher_sim.kinematics import forward_kinematics
+from reacher_common.kinematics import forward_kinematics
 
 from ros_support import NodeProcess, running
 

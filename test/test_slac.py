@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from reacher_common.geometry import ArmGeometry
 from reacher_perception.config import PerceptionConfig
 from reacher_perception.estimator import Estimate, ESTIMATORS, make_estimator
 from reacher_perception.slac.config import SlacModelConfig, STATE_NAMES
@@ -188,7 +189,7 @@ def test_collect_writes_the_documented_format(tmp_path: Path) -> None:
     assert dataset.actions.shape == (4, 6, 2) and np.abs(dataset.actions).max() <= 1.0
     assert dataset.geometry == GEOMETRY_16
     # the frames are the renderer's view of the recorded state
-    renderer = ArmRenderer(GEOMETRY_16.sim_config())
+    renderer = ArmRenderer(GEOMETRY_16.sim_config().geometry)
     frame = renderer.render(dataset.joint_positions[1, 2].astype(np.float64),
                             dataset.goal[1, 2].astype(np.float64))
     assert np.abs(frame.astype(int) - dataset.images[1, 2]).max() <= 1
@@ -310,7 +311,8 @@ def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path: Path) -> None:
 
 
 def slac_config(path: Path, **changes) -> PerceptionConfig:
-    return PerceptionConfig(estimator='slac', checkpoint=str(path), image_size=16, **changes)
+    return PerceptionConfig(estimator='slac', checkpoint=str(path),
+                            geometry=ArmGeometry(image_size=16, **changes))
 
 
 def test_slac_backend_through_make_estimator(tmp_path: Path) -> None:
@@ -367,7 +369,8 @@ def test_training_lowers_the_loss_and_the_filter_rides_out_a_blank_frame(
     assert more['frames_seen'] == 300 * 8 * 6
     # the trained run's checkpoint drives the slac backend
     estimator = make_estimator(PerceptionConfig(
-        estimator='slac', checkpoint=str(tmp_path / 'run' / 'final.pt'), image_size=32))
+        estimator='slac', checkpoint=str(tmp_path / 'run' / 'final.pt'),
+        geometry=ArmGeometry(image_size=32)))
     frame = SequenceDataset(data).images[0, 0]
     assert np.all(np.isfinite(estimator.estimate(frame).joint_positions))
 

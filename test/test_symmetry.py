@@ -44,17 +44,18 @@ def test_state_vector_is_equivariant(element):
         q = rng.uniform(-np.pi, np.pi, 2)
         goal = rng.uniform(-0.2, 0.2, 2)
         if rng.uniform() < 0.3:  # goals around the fingertip exercise the inside flag
-            tip = state_vector(q, goal, config)[4:6] * config.reach_m
+            tip = state_vector(q, goal, config.geometry)[4:6] * config.geometry.reach_m
             goal = tip + rng.uniform(-0.03, 0.03, 2)
-        mapped = transform_observation(state_vector(q, goal, config), element)
+        mapped = transform_observation(state_vector(q, goal, config.geometry), element)
         direct = state_vector(transform_joints(q, element), transform_point(goal, element),
-                              config)
+                              config.geometry)
         np.testing.assert_allclose(mapped, direct, atol=1e-6)
 
 
 def test_group_composes_and_inverts():
     rng = np.random.default_rng(0)
-    obs = np.stack([state_vector(rng.uniform(-3, 3, 2), rng.uniform(-0.2, 0.2, 2), SimConfig())
+    obs = np.stack([state_vector(rng.uniform(-3, 3, 2), rng.uniform(-0.2, 0.2, 2),
+                                 SimConfig().geometry)
                     for _ in range(64)])
     action = rng.uniform(-1, 1, (64, 2)).astype(np.float32)
     elements = rng.integers(0, GROUP_ORDER, 64)

@@ -65,7 +65,7 @@ def test_short_training_improves_success_and_round_trips(tmp_path):
     assert result.final['success_rate'] >= before.success_rate + 0.2
     # The exported actor acts as the SB3 model did, on the same episodes.
     actor, meta = load_actor(tmp_path / 'run' / 'policy.pt')
-    assert meta.dt == config.sim.dt and meta.net_arch == (32, 32)
+    assert meta.dt == config.sim.timing.dt and meta.net_arch == (32, 32)
     exported = evaluate_policy(torch_policy(actor), config.sim, 30, config.eval_seed)
     assert exported.success_rate == pytest.approx(result.final['success_rate'])
     report = json.loads((tmp_path / 'run' / 'evaluations.json').read_text())

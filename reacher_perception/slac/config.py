@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from reacher.config_tools import check_fields
+from reacher_common.config_tools import check_fields
 
 STATE_NAMES: tuple[str, ...] = (
     'sin_shoulder', 'cos_shoulder', 'sin_elbow', 'cos_elbow',

@@ -24,7 +24,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +31,14 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from reacher.config_tools import check_fields
+from reacher_common.config_tools import check_fields
+from reacher_common.geometry import ArmGeometry, mismatches, Timing
+from reacher_common.kinematics import inverse_kinematics
 from reacher_perception.config import PerceptionConfig
 from reacher_perception.slac.config import STATE_NAMES
 from reacher_policy.config import PidConfig
 from reacher_policy.pid import PidSmoother
 from reacher_sim.config import SimConfig
-from reacher_sim.kinematics import inverse_kinematics
 from reacher_sim.render import ArmRenderer
 from reacher_sim.task import ReachingTask
 
@@ -71,25 +71,26 @@ class SequenceGeometry:
     @classmethod
     def from_sim(cls, config: SimConfig) -> SequenceGeometry:
         """The geometry of a simulator config."""
-        return cls(config.image_size, config.arena_size_m, config.upper_arm_length_m,
-                   config.forearm_length_m, config.goal_size_m, config.dt,
-                   config.max_joint_velocity)
+        geometry = config.geometry
+        return cls(geometry.image_size, geometry.arena_size_m, geometry.upper_arm_length_m,
+                   geometry.forearm_length_m, geometry.goal_size_m, config.timing.dt,
+                   geometry.max_joint_velocity)
 
     def sim_config(self) -> SimConfig:
         """A simulator config with this geometry (the rest at its defaults)."""
-        return SimConfig(image_size=self.image_size, arena_size_m=self.arena_size_m,
-                         upper_arm_length_m=self.upper_arm_length_m,
-                         forearm_length_m=self.forearm_length_m,
-                         goal_size_m=self.goal_size_m, dt=self.dt,
-                         max_joint_velocity=self.max_joint_velocity)
+        return SimConfig(
+            geometry=ArmGeometry(image_size=self.image_size, arena_size_m=self.arena_size_m,
+                                 upper_arm_length_m=self.upper_arm_length_m,
+                                 forearm_length_m=self.forearm_length_m,
+                                 goal_size_m=self.goal_size_m,
+                                 max_joint_velocity=self.max_joint_velocity),
+            timing=Timing(dt=self.dt))
 
     def mismatches(self, config: PerceptionConfig) -> list[str]:
         """Fields of a perception config that differ from this geometry, as sentences."""
-        return [f'{name}: checkpoint {getattr(self, name)!r}, config {getattr(config, name)!r}'
-                for name in ('image_size', 'arena_size_m', 'upper_arm_length_m',
-                             'forearm_length_m', 'goal_size_m')
-                if not math.isclose(float(getattr(self, name)), float(getattr(config, name)),
-                                    rel_tol=1e-9, abs_tol=1e-12)]
+        return mismatches(self.sim_config().geometry, config.geometry,
+                          ('image_size', 'arena_size_m', 'upper_arm_length_m',
+                           'forearm_length_m', 'goal_size_m'))
 
 
 def states_from_truth(joint_positions: npt.NDArray[Any], fingertip: npt.NDArray[Any],
@@ -226,13 +227,13 @@ def collect(config: CollectConfig, geometry: SequenceGeometry, out_dir: Path,
     sim = geometry.sim_config()
     rng = np.random.default_rng(config.seed)
     task = ReachingTask(sim, goal_timeout_s=15.0, seed=config.seed)
-    renderer = ArmRenderer(sim)
-    limit = sim.max_joint_velocity
+    renderer = ArmRenderer(sim.geometry)
+    limit = sim.geometry.max_joint_velocity
     paths: list[Path] = []
     bar = tqdm(total=config.sequences, desc='collect', disable=not progress)
     for shard, start in enumerate(range(0, config.sequences, config.shard_size)):
         count = min(config.shard_size, config.sequences - start)
-        steps, size = config.steps, sim.image_size
+        steps, size = config.steps, sim.geometry.image_size
         images = np.empty((count, steps, size, size, 3), np.uint8)
         arrays: dict[str, Any] = {name: np.empty((count, steps, 2), np.float32)
                   for name in ('actions', 'joint_positions', 'fingertip', 'goal')}
@@ -250,10 +251,10 @@ def collect(config: CollectConfig, geometry: SequenceGeometry, out_dir: Path,
                 arrays['fingertip'][index, step] = arm.fingertip
                 arrays['goal'][index, step] = arm.goal
                 if use_ik:
-                    setpoint = inverse_kinematics(arm.goal, sim.upper_arm_length_m,
-                                                  sim.forearm_length_m,
+                    setpoint = inverse_kinematics(arm.goal, sim.geometry.upper_arm_length_m,
+                                                  sim.geometry.forearm_length_m,
                                                   current=arm.joint_positions)
-                    command = pid.update(setpoint, arm.joint_positions, sim.dt)
+                    command = pid.update(setpoint, arm.joint_positions, sim.timing.dt)
                     command = command + rng.normal(0.0, config.command_noise, 2)
                 else:
                     command = random_policy()

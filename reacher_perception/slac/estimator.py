@@ -23,12 +23,12 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from reacher.paths import share_dir
+from reacher_common.kinematics import forward_kinematics
+from reacher_common.paths import share_dir
 from reacher_perception.config import PerceptionConfig
 from reacher_perception.estimator import Estimate, ESTIMATORS, validate_image
 from reacher_perception.slac.latent import LatentModel
 from reacher_perception.slac.train import load_checkpoint
-from reacher_sim.kinematics import forward_kinematics
 
 DEFAULT_CHECKPOINT = 'slac_reacher.pt'
 """File name of the shipped checkpoint under the share directory's checkpoints/."""
@@ -81,13 +81,13 @@ class SlacEstimator:
                  previous_command: npt.NDArray[np.float64] | None = None) -> Estimate:
         """Update the latent with one frame and read the state out.
 
-        :param image: (H, W, 3) uint8 rgb8, H = W = ``config.image_size``.
+        :param image: (H, W, 3) uint8 rgb8, H = W = ``config.geometry.image_size``.
         :param previous_command: (2,) float64 rad/s, the joint velocities commanded since
             the previous frame; None reads as zeros.
         :return: the estimate, with ``latent`` (z1_dim + z2_dim,) float32.
         :raises ValueError: if the image has the wrong shape or dtype.
         """
-        validate_image(image, self.config.image_size)
+        validate_image(image, self.config.geometry.image_size)
         model = self.model
         frame = torch.from_numpy(image).permute(2, 0, 1).float().div_(255.0)
         feature = model.encoder(frame[None])

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from reacher.config_tools import config_from_dict
+from reacher_common.config_tools import config_from_dict
 from reacher_perception.slac.config import SlacModelConfig
 from reacher_perception.slac.data import (
     augment,

@@ -26,8 +26,8 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from reacher.config_tools import config_from_dict, field_docs
-from reacher.images import rgb8_pixels
+from reacher_common.config_tools import config_from_dict, field_docs
+from reacher_common.images import rgb8_pixels
 
 C = TypeVar('C')
 
@@ -63,7 +63,7 @@ def _coerce(cls: type, name: str, value: Any, default: Any) -> Any:
 
 
 def declare_config(node: Node, cls: type[C], prefix: str = '',
-                   base: C | None = None) -> C:
+                   base: C | None = None, **nested: Any) -> C:
     """Declare one ROS parameter per dataclass field and build the config from them.
 
     Each parameter is named ``prefix + field``, defaults to the field's default (or to
@@ -74,12 +74,17 @@ def declare_config(node: Node, cls: type[C], prefix: str = '',
     :param cls: a frozen config dataclass whose ``__post_init__`` validates it.
     :param prefix: parameter name prefix, e.g. ``'pid.'``.
     :param base: values to use as defaults instead of the dataclass defaults.
+    :param nested: values of the fields that hold a config dataclass (``geometry=...``),
+        declared on their own (the shared geometry has no prefix); such fields are not
+        declared here.
     :return: the validated config.
     :raises ParameterError: naming the parameter that is of the wrong type or out of range.
     """
     docs = field_docs(cls)
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = dict(nested)
     for field in fields(cls):  # type: ignore[arg-type]
+        if field.name in nested:
+            continue
         if base is not None:
             default = getattr(base, field.name)
         elif field.default is not MISSING:

@@ -15,8 +15,8 @@ import numpy.typing as npt
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker
 
-from reacher.ros_utils import WORLD_FRAME
-from reacher_sim.kinematics import forward_kinematics
+from reacher_common.kinematics import forward_kinematics
+from reacher_common.ros_utils import WORLD_FRAME
 
 RGBA = tuple[float, float, float, float]
 

@@ -1,0 +1,134 @@
+"""The one definition of the arm, its camera and its timing that every part must agree on.
+
+The simulator draws this arm, the estimators fit or learned it, the controllers steer it,
+and every checkpoint records the geometry (and period) it was trained for. Each field is
+a ROS parameter of all three nodes, given once by config/geometry.yaml under ``/**:``.
+Units are SI (REP-103): metres, radians, seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+import math
+from typing import Any
+
+from reacher_common.config_tools import check_fields
+
+
+@dataclass(frozen=True)
+class ArmGeometry:
+    """The 2-link planar arm, its arena and its top-down camera.
+
+    The defaults are the seed's arena in SI units (1 seed unit = 1 mm): two 0.1 m links
+    from the centre of a 0.4 m square arena, a 0.04 m goal square, joint velocities limited
+    to 1 rad/s, seen by a 64x64 camera.
+
+    :raises ValueError: from ``__post_init__``, naming the field that is out of range.
+    """
+
+    upper_arm_length_m: float = 0.1
+    """Shoulder-to-elbow link length, metres, in (0, 1]."""
+    forearm_length_m: float = 0.1
+    """Elbow-to-fingertip link length, metres, in (0, 1]."""
+    link_width_m: float = 0.012
+    """Drawn width of the links, metres, in (0, arena_size_m)."""
+    arena_size_m: float = 0.4
+    """Side of the square arena seen by the camera, metres; must hold the whole arm."""
+    goal_size_m: float = 0.04
+    """Side of the square goal, metres, in (0, arena_size_m)."""
+    image_size: int = 64
+    """Camera image width and height, pixels, in [16, 1024]."""
+    camera_height_m: float = 1.0
+    """Height of the pinhole camera over the arena plane, metres, > 0 (only scales the
+    intrinsics of CameraInfo)."""
+    max_joint_velocity: float = 1.0
+    """Joint velocity limit, rad/s, in (0, 100]; an action of +-1 commands this velocity."""
+
+    def __post_init__(self) -> None:
+        check_fields(self, {
+            'upper_arm_length_m': 0.0 < self.upper_arm_length_m <= 1.0,
+            'forearm_length_m': 0.0 < self.forearm_length_m <= 1.0,
+            'link_width_m': 0.0 < self.link_width_m < self.arena_size_m,
+            'arena_size_m': self.arena_size_m >= 2.0 * self.reach_m,
+            'goal_size_m': 0.0 < self.goal_size_m < self.arena_size_m,
+            'image_size': 16 <= self.image_size <= 1024,
+            'camera_height_m': self.camera_height_m > 0.0,
+            'max_joint_velocity': 0.0 < self.max_joint_velocity <= 100.0,
+        })
+
+    @property
+    def reach_m(self) -> float:
+        """Total reach of the arm, metres."""
+        return self.upper_arm_length_m + self.forearm_length_m
+
+    @property
+    def link_lengths(self) -> tuple[float, float]:
+        """(upper arm, forearm), metres."""
+        return (self.upper_arm_length_m, self.forearm_length_m)
+
+    @property
+    def pixels_per_metre(self) -> float:
+        """Image scale, pixels per metre of arena."""
+        return self.image_size / self.arena_size_m
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The loop's clock: how often the world is stepped and seen.
+
+    Today the physics step and the camera period are one ``dt``; the policy's own
+    ``control_rate_hz`` (``PolicyConfig``) is its control period. A learned model records
+    the ``dt`` it was trained at, since its dynamics (SLAC's latent transition, an actor's
+    one-step velocity) are learned per step.
+
+    :raises ValueError: from ``__post_init__``, naming the field that is out of range.
+    """
+
+    dt: float = 0.05
+    """Physics step and camera period, seconds, in (0, 1] (0.05: 20 Hz)."""
+
+    def __post_init__(self) -> None:
+        check_fields(self, {'dt': 0.0 < self.dt <= 1.0})
+
+
+GEOMETRY_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ArmGeometry))
+"""The names of :class:`ArmGeometry`'s fields, in order (the keys of config/geometry.yaml)."""
+
+
+def mismatches(expected: ArmGeometry, actual: ArmGeometry,
+               names: tuple[str, ...] = GEOMETRY_FIELDS) -> list[str]:
+    """The fields in which two geometries differ, as sentences for an error message.
+
+    Every checkpoint check uses it: a model trained for one arm or camera must not drive
+    or read another.
+
+    :param expected: what the checkpoint (or file) was made for.
+    :param actual: what the node or command is configured with.
+    :param names: the fields to compare (default: all).
+    :return: one ``'name: checkpoint X, config Y'`` per differing field; empty when equal.
+    """
+    return [f'{name}: checkpoint {getattr(expected, name)!r}, '
+            f'config {getattr(actual, name)!r}'
+            for name in names
+            if not math.isclose(float(getattr(expected, name)), float(getattr(actual, name)),
+                                rel_tol=1e-9, abs_tol=1e-12)]
+
+
+def geometry_to_dict(geometry: ArmGeometry, timing: Timing) -> dict[str, Any]:
+    """The flat dict that checkpoints and dataset shards store: geometry fields plus ``dt``."""
+    return {**asdict(geometry), 'dt': timing.dt}
+
+
+def geometry_from_dict(values: dict[str, Any]) -> tuple[ArmGeometry, Timing]:
+    """Read what :func:`geometry_to_dict` wrote, or an older file's subset of it.
+
+    Files written before the geometry was one class lack some fields (``link_width_m``,
+    ``camera_height_m``); those take the defaults, which is what the simulator drew.
+
+    :param values: a flat dict of geometry fields and ``dt``; other keys are ignored.
+    :return: the geometry and the timing.
+    :raises ValueError: for an out-of-range value.
+    """
+    known = {name: values[name] for name in GEOMETRY_FIELDS if name in values}
+    timing = Timing(dt=float(values['dt'])) if 'dt' in values else Timing()
+    return ArmGeometry(**known), timing
