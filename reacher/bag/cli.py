@@ -14,19 +14,19 @@ from typing import Any
 import tyro
 
 from reacher.bag.dataset import DatasetArgs, run_to_dataset
-from reacher.bag.evaluate import EvalArgs, run_eval
+from reacher.bag.evaluate import BagEvalArgs, run_eval
 from reacher.bag.info import InfoArgs, run_info
 from reacher.bag.io import BagError
 from reacher.bag.play import PlayArgs, run_play
 from reacher.bag.record import RecordArgs, run_record
 
 SUBCOMMANDS: dict[str, Callable[..., Any]] = {
-    'record': RecordArgs, 'play': PlayArgs, 'info': InfoArgs, 'eval': EvalArgs,
+    'record': RecordArgs, 'play': PlayArgs, 'info': InfoArgs, 'eval': BagEvalArgs,
     'to-dataset': DatasetArgs,
 }
 
 RUNNERS: dict[type, Callable[[Any], int]] = {
-    RecordArgs: run_record, PlayArgs: run_play, InfoArgs: run_info, EvalArgs: run_eval,
+    RecordArgs: run_record, PlayArgs: run_play, InfoArgs: run_info, BagEvalArgs: run_eval,
     DatasetArgs: run_to_dataset}
 
 

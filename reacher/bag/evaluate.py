@@ -32,7 +32,7 @@ from reacher.bag.io import (
 
 
 @dataclass
-class EvalArgs:
+class BagEvalArgs:
     """Evaluate a perception estimator offline on a bag's camera frames (no ROS needed)."""
 
     bag: Annotated[Path, tyro.conf.Positional, tyro.conf.arg(metavar='BAG')]
@@ -170,7 +170,7 @@ def match_errors(estimates: Sequence[StampedEstimate], truth_joints: dict[int, F
 
 
 @dataclass
-class EvalResult:
+class BagEvalResult:
     """What ``bag eval`` measured: error summaries per source and the offline series."""
 
     bag: str
@@ -197,7 +197,7 @@ class EvalResult:
 
 
 def evaluate_bag(path: Path, estimator: str = 'classical', checkpoint: str = '',
-                 params_file: Path | None = None) -> EvalResult:
+                 params_file: Path | None = None) -> BagEvalResult:
     """Run an estimator over a bag's camera frames and score it against the ground truth.
 
     Frames are fed in receive order, each with the last /joint_commands received before
@@ -240,14 +240,14 @@ def evaluate_bag(path: Path, estimator: str = 'classical', checkpoint: str = '',
     if recorded:
         series['recorded'] = match_errors(recorded, streams.truth_joints, streams.truth_goal,
                                           lengths)
-    return EvalResult(
+    return BagEvalResult(
         bag=str(path), estimator=estimator, frames=len(streams.images),
         inference_ms_p50=float(np.median(times)), arm_lost_frames=arm_lost,
         goal_lost_frames=goal_lost,
         metrics={name: item.summary() for name, item in series.items()}, series=series)
 
 
-def format_table(result: EvalResult) -> str:
+def format_table(result: BagEvalResult) -> str:
     """The eval summary as a fixed-width text table, one row per source."""
     header = ('source', 'frames', 'shoulder', 'elbow', 'joint MAE', 'fingertip',
               'fingertip p95', 'goal', 'goal p95')
@@ -268,7 +268,7 @@ def format_table(result: EvalResult) -> str:
     return '\n'.join(lines)
 
 
-def plot_eval(result: EvalResult, out: Path, dpi: int = 80) -> list[Path]:
+def plot_eval(result: BagEvalResult, out: Path, dpi: int = 80) -> list[Path]:
     """Write errors_over_time.png and estimate_vs_truth.png for the offline estimates.
 
     :param result: the evaluation.
@@ -319,7 +319,7 @@ def plot_eval(result: EvalResult, out: Path, dpi: int = 80) -> list[Path]:
     return [over_time, scatter]
 
 
-def run_eval(args: EvalArgs) -> int:
+def run_eval(args: BagEvalArgs) -> int:
     """``bag eval``: table on stdout, metrics.json and the plots in ``args.out``."""
     result = evaluate_bag(args.bag, args.estimator, args.checkpoint, args.params_file)
     print(f'{result.bag}: {result.frames} frames, {result.estimator} estimator '
