@@ -29,7 +29,7 @@ DEFAULT_TOPICS: tuple[str, ...] = (
     '/perception/joint_states', '/perception/fingertip', '/perception/goal',
     '/perception/latent', '/joint_commands', '/diagnostics', '/clock',
 )
-"""Every topic of the loop (DESIGN.md's interface contract); /clock when a node has one."""
+"""Every topic of the loop (the three nodes' topic contract); /clock when a node has one."""
 
 IMAGE_TOPIC = '/camera/image_raw'
 COMMAND_TOPIC = '/joint_commands'
