@@ -16,7 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     'policy': ('reacher_policy.cli:policy_main', 'train / evaluate learned controllers'),
     'perception': ('reacher_perception.cli:perception_main',
                    'train / evaluate learned perception'),
-    'bag': ('reacher.bag:bag_main', 'record / play / evaluate rosbag2 bags (rosbags library)'),
+    'bag': ('reacher.bag.cli:bag_main', 'record / play / evaluate rosbag2 bags (rosbags library)'),
 }
 
 

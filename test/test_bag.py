@@ -21,15 +21,10 @@ from rosbags.rosbag2 import Reader, Writer
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
-from reacher.bag import (
-    bag_main,
-    build_dataset,
-    ESTIMATE_TOPICS,
-    estimates_from_messages,
-    match_errors,
-    read_streams,
-    typestore,
-)
+from reacher.bag.cli import bag_main
+from reacher.bag.dataset import build_dataset
+from reacher.bag.evaluate import estimates_from_messages, match_errors
+from reacher.bag.io import ESTIMATE_TOPICS, read_streams, typestore
 from reacher_common.geometry import Timing
 from reacher_common.kinematics import forward_kinematics, inverse_kinematics, wrap_angle
 from reacher_sim.config import SimConfig
