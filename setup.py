@@ -19,7 +19,7 @@ setup(
     ],
     # rclpy and the ROS messages come from the ROS distro (or, without one, from the
     # PyPI wheels in requirements/ros-pip.txt): never from install_requires, so that
-    # `colcon build` on a ROS machine never pulls a second rclpy (DESIGN.md).
+    # `colcon build` on a ROS machine never pulls a second rclpy (docs/architecture.md).
     install_requires=[
         'setuptools',
         'numpy>=1.26',
@@ -35,7 +35,7 @@ setup(
         'viz': ['pyglet>=2.0'],
         'learn': ['stable-baselines3>=2.3', 'tensorboard', 'optuna'],
         'bags': ['rosbags>=0.10', 'rosbags-image>=0.10'],
-        'test': ['pytest', 'pytest-timeout', 'ruff', 'mypy', 'types-PyYAML'],
+        'test': ['pytest', 'pytest-timeout', 'ruff', 'mypy', 'types-PyYAML', 'import-linter'],
     },
     zip_safe=True,
     maintainer='Reacher developers',

@@ -21,8 +21,6 @@ import tempfile
 import time
 from typing import Any
 
-import tyro
-
 from reacher_common.paths import config_file, share_dir
 
 NODES = ('sim_node', 'perception_node', 'policy_node')
@@ -51,7 +49,8 @@ class DemoArgs:
     seed: int = 0
     """Seed of the simulator's goals and initial pose."""
     ros_args: tuple[str, ...] = ()
-    """Extra '-p name:=value' overrides given to every node, e.g. '-p pid.kp:=3.0'."""
+    """ROS arguments for every node; on the command line, everything after '--ros-args'
+    (as for ros2 run), e.g. 'reacher demo --ros-args -p pid.kp:=3.0'."""
     log_dir: Path | None = None
     """Where the nodes' logs go (default: a new temporary directory)."""
     startup_timeout: float = 60.0
@@ -245,13 +244,19 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``reacher demo`` entry point."""
-    args = tyro.cli(DemoArgs, args=argv, prog='reacher demo')
-    try:
-        summary, code = run(args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f'reacher demo: {error}', file=sys.stderr)
-        return 2
+def run_demo(args: DemoArgs) -> int:
+    """``reacher demo``'s runner: run the loop, print the summary, return the exit code.
+
+    :raises ValueError: for a bad argument or a node that refused to start.
+    :raises FileNotFoundError: for a missing executable or parameter file.
+    """
+    summary, code = run(args)
     print_summary(summary, args.json)
     return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``reacher demo ...`` with ``argv`` the arguments after ``demo``."""
+    from reacher.cli import main as reacher_main
+
+    return reacher_main(['demo', *(sys.argv[1:] if argv is None else argv)])

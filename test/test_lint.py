@@ -20,3 +20,11 @@ def test_mypy():
     result = subprocess.run([str(BIN / 'mypy'), '--no-incremental'], cwd=ROOT,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_import_layers():
+    """Every import arrow points down the layers, and the runtime never imports training
+    (.importlinter's contracts, checked by import-linter)."""
+    result = subprocess.run([str(BIN / 'lint-imports'), '--no-cache'], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
