@@ -14,7 +14,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     'demo': ('reacher.demo:main', 'run the camera-in-the-loop demo (three ROS 2 nodes)'),
     'policy': ('reacher_policy.cli:policy_main', 'train / evaluate learned controllers'),
-    'perception': ('reacher_perception.cli:perception_main',
+    'perception': ('reacher_perception.training.commands:perception_main',
                    'train / evaluate learned perception'),
     'bag': ('reacher.bag.cli:bag_main', 'record / play / evaluate rosbag2 bags (rosbags library)'),
 }

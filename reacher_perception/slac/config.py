@@ -5,7 +5,7 @@ hidden 256, conv depth 32 at 64x64) because our scene is five flat-coloured shap
 train on one CPU core: DESIGN.md measures ~480 ms per update at depth 32 and ~157 ms at
 depth 16; at depth 8 with 64-d features an update of 32 sequences x 9 frames takes tens
 of ms, so a few thousand updates fit in minutes. The shipped checkpoint uses these defaults
-except ``keypoints=16`` and ``state_weight=1e5`` (see ``reacher_perception/slac/train.py``);
+except ``keypoints=16`` and ``state_weight=1e5`` (see ``reacher_perception/training/train.py``);
 the keypoint default stays 0 so that checkpoints from before the option, whose configs
 lack it, still load.
 """
@@ -15,6 +15,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from reacher_common.config_tools import check_fields
 
 STATE_NAMES: tuple[str, ...] = (
@@ -22,6 +25,24 @@ STATE_NAMES: tuple[str, ...] = (
     'fingertip_x', 'fingertip_y', 'goal_x', 'goal_y')
 """What the state heads predict, in this order: sin/cos of the joint angles, then the
 fingertip and the goal in ``world`` divided by the arm's reach (so all are O(1))."""
+
+
+def states_from_truth(joint_positions: npt.NDArray[Any], fingertip: npt.NDArray[Any],
+                      goal: npt.NDArray[Any], reach_m: float) -> npt.NDArray[np.float32]:
+    """The state heads' targets (``STATE_NAMES``) from ground truth.
+
+    :param joint_positions: (..., 2) rad.
+    :param fingertip: (..., 2) metres.
+    :param goal: (..., 2) metres.
+    :param reach_m: the arm's reach, metres; positions are divided by it.
+    :return: (..., 8) float32.
+    """
+    states = np.concatenate([
+        np.sin(joint_positions[..., :1]), np.cos(joint_positions[..., :1]),
+        np.sin(joint_positions[..., 1:]), np.cos(joint_positions[..., 1:]),
+        fingertip / reach_m, goal / reach_m], axis=-1).astype(np.float32)
+    assert states.shape[-1] == len(STATE_NAMES)
+    return states
 
 
 @dataclass(frozen=True)
