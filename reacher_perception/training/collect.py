@@ -1,8 +1,10 @@
 """The collector: the simulator driven by random and IK policies, written as dataset shards.
 
 Each sequence is acted by one of :data:`~reacher_perception.training.dataset.POLICIES`:
-smooth random joint velocities (:class:`RandomSmoothPolicy`), or analytic IK and the PID
-smoother on the true state, with gaussian noise on the command.
+smooth random joint velocities (:class:`RandomSmoothPolicy`), or the policy node's own
+loop (``reacher_policy.loop.PolicyLoop``: the IK controller and the PID smoother) fed the
+true joint angles and goal every frame, with gaussian noise on its command. The loop is
+ticked once per frame at the frame's time, so the PID runs at the camera's period.
 """
 
 from __future__ import annotations
@@ -14,11 +16,10 @@ import numpy as np
 import numpy.typing as npt
 
 from reacher_common.geometry import ArmGeometry, Timing
-from reacher_common.kinematics import inverse_kinematics
 from reacher_perception.training.config import CollectConfig
 from reacher_perception.training.dataset import POLICIES, write_shard
-from reacher_policy.config import PidConfig
-from reacher_policy.pid import PidSmoother
+from reacher_policy.config import PidConfig, PolicyConfig
+from reacher_policy.loop import PerceivedState, PolicyLoop
 from reacher_sim.config import SimConfig
 from reacher_sim.render import ArmRenderer
 from reacher_sim.task import ReachingTask
@@ -48,6 +49,22 @@ class RandomSmoothPolicy:
         return self.command.copy()
 
 
+def ik_loop(geometry: ArmGeometry, timing: Timing) -> PolicyLoop:
+    """The policy node's IK + PID loop for this arm, ticked once per frame.
+
+    The PID keeps its default gains with the output limited to the arm's joint limit; the
+    control period is the frame period, and an estimate is never stale (each tick gets the
+    frame's truth at the frame's time).
+
+    :param geometry: the arm.
+    :param timing: the frame period.
+    :return: a fresh loop.
+    """
+    return PolicyLoop(PolicyConfig(control_rate_hz=1.0 / timing.dt, controller='ik',
+                                   geometry=geometry),
+                      PidConfig(output_limit=geometry.max_joint_velocity))
+
+
 def collect(config: CollectConfig, geometry: ArmGeometry, timing: Timing, out_dir: Path,
             progress: bool = True) -> list[Path]:
     """Run the simulator with a mix of policies and write the sequences as shards.
@@ -68,6 +85,7 @@ def collect(config: CollectConfig, geometry: ArmGeometry, timing: Timing, out_di
     rng = np.random.default_rng(config.seed)
     task = ReachingTask(sim, goal_timeout_s=15.0, seed=config.seed)
     renderer = ArmRenderer(geometry)
+    loop = ik_loop(geometry, timing)
     limit = geometry.max_joint_velocity
     paths: list[Path] = []
     bar = tqdm(total=config.sequences, desc='collect', disable=not progress)
@@ -84,7 +102,7 @@ def collect(config: CollectConfig, geometry: ArmGeometry, timing: Timing, out_di
             use_ik = rng.random() < config.ik_fraction
             policy[index] = POLICIES.index('ik' if use_ik else 'random')
             random_policy = RandomSmoothPolicy(rng, limit)
-            pid = PidSmoother(PidConfig(output_limit=limit))
+            loop.reset()
             for step in range(steps):
                 arm = task.arm
                 images[index, step] = renderer.render(arm.joint_positions, arm.goal)
@@ -92,10 +110,9 @@ def collect(config: CollectConfig, geometry: ArmGeometry, timing: Timing, out_di
                 arrays['fingertip'][index, step] = arm.fingertip
                 arrays['goal'][index, step] = arm.goal
                 if use_ik:
-                    setpoint = inverse_kinematics(arm.goal, geometry.upper_arm_length_m,
-                                                  geometry.forearm_length_m,
-                                                  current=arm.joint_positions)
-                    command = pid.update(setpoint, arm.joint_positions, timing.dt)
+                    now_s = step * timing.dt
+                    loop.update_estimate(PerceivedState(now_s, arm.joint_positions, arm.goal))
+                    command = loop.step(now_s).command
                     command = command + rng.normal(0.0, config.command_noise, 2)
                 else:
                     command = random_policy()
