@@ -1,13 +1,18 @@
 """Tests of the SLAC latent model, its data, checkpoints, training and the slac backend."""
 
+import dataclasses
 from dataclasses import replace
+import json
 from pathlib import Path
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 
-from reacher_common.geometry import ArmGeometry, Timing
+from reacher_common.config_tools import field_docs
+from reacher_common.geometry import ArmGeometry, geometry_to_dict, Timing
 from reacher_perception.config import PerceptionConfig
 from reacher_perception.estimator import Estimate, ESTIMATORS, make_estimator
 from reacher_perception.slac.checkpoint import load_checkpoint, save_checkpoint
@@ -16,6 +21,7 @@ from reacher_perception.slac.latent import LatentLosses, LatentModel
 from reacher_perception.slac.network import SpatialSoftmax
 from reacher_perception.training.augment import augment
 from reacher_perception.training.collect import collect
+from reacher_perception.training.commands import COMMANDS, perception_main
 from reacher_perception.training.config import AugmentConfig, CollectConfig, SlacTrainConfig
 from reacher_perception.training.dataset import SequenceDataset, write_shard
 from reacher_perception.training.train import augment_schedule, load_probe_base, train
@@ -390,3 +396,95 @@ def test_shipped_filter_rides_out_blank_frames(tmp_path: Path) -> None:
             (blank_errors if blank else clean_errors).append(np.degrees(error).mean())
     assert np.mean(clean_errors) < 5.0
     assert np.mean(blank_errors) < 10.0
+
+
+# The geometry in files: one ArmGeometry + Timing, in the flat dict of geometry_to_dict ----
+
+OLD_GEOMETRY_KEYS = {'image_size', 'arena_size_m', 'upper_arm_length_m', 'forearm_length_m',
+                     'goal_size_m', 'dt', 'max_joint_velocity'}
+"""What files written before ArmGeometry (SequenceGeometry's fields) hold."""
+
+
+@pytest.mark.skipif(not SHIPPED.is_file(), reason='no shipped checkpoint in this checkout')
+def test_the_shipped_checkpoint_loads_unchanged() -> None:
+    payload = torch.load(SHIPPED, weights_only=True)
+    assert set(payload['metadata']['geometry']) == OLD_GEOMETRY_KEYS
+    # the defaults (config/geometry.yaml, dt 0.05 s) are what it was trained for
+    model, geometry, timing, _ = load_checkpoint(SHIPPED, expected_geometry=ArmGeometry(),
+                                                 expected_timing=Timing(dt=0.05))
+    assert geometry == ArmGeometry() and timing == Timing(dt=0.05)
+    assert model.config.keypoints == 16
+
+
+def test_checkpoint_geometry_is_the_flat_dict(tmp_path: Path) -> None:
+    path = make_checkpoint(tmp_path / 'c.pt')
+    stored = torch.load(path, weights_only=True)['metadata']['geometry']
+    assert stored == geometry_to_dict(GEOMETRY_16, TIMING)
+    assert OLD_GEOMETRY_KEYS < set(stored)
+    # a file from before ArmGeometry: the old keys only; the rest read as the defaults
+    payload = torch.load(path, weights_only=True)
+    payload['metadata']['geometry'] = {key: stored[key] for key in OLD_GEOMETRY_KEYS}
+    torch.save(payload, tmp_path / 'old.pt')
+    _, geometry, timing, _ = load_checkpoint(tmp_path / 'old.pt', TINY, GEOMETRY_16, TIMING)
+    assert (geometry, timing) == (GEOMETRY_16, TIMING)
+    with pytest.raises(ValueError, match=r'another geometry \(arena_size_m: checkpoint 0.4'):
+        load_checkpoint(path, TINY, replace(GEOMETRY_16, arena_size_m=0.5))
+
+
+def test_shards_of_the_old_format_load(tmp_path: Path) -> None:
+    arrays = [np.zeros((1, 2, 2), np.float32)] * 4
+    path = write_shard(tmp_path / 'shard_0000.npz', np.zeros((1, 2, 16, 16, 3), np.uint8),
+                       *arrays, GEOMETRY_16, replace(TIMING, dt=0.1), seed=4)
+    with np.load(path) as shard:
+        contents = dict(shard)
+    metadata = json.loads(str(contents['metadata']))
+    assert metadata == {'geometry': geometry_to_dict(GEOMETRY_16, replace(TIMING, dt=0.1)),
+                        'seed': 4}
+    metadata['geometry'] = {key: metadata['geometry'][key] for key in OLD_GEOMETRY_KEYS}
+    contents['metadata'] = np.array(json.dumps(metadata))
+    np.savez_compressed(path, **contents)
+    dataset = SequenceDataset(tmp_path)
+    assert dataset.geometry == GEOMETRY_16 and dataset.timing == Timing(dt=0.1)
+
+
+def test_shards_of_two_geometries_are_refused(tmp_path: Path) -> None:
+    arrays = [np.zeros((1, 2, 2), np.float32)] * 4
+    images = np.zeros((1, 2, 16, 16, 3), np.uint8)
+    write_shard(tmp_path / 'shard_0000.npz', images, *arrays, GEOMETRY_16, TIMING)
+    write_shard(tmp_path / 'shard_0001.npz', images, *arrays,
+                replace(GEOMETRY_16, goal_size_m=0.05), replace(TIMING, dt=0.1))
+    with pytest.raises(ValueError, match=r'goal_size_m 0.04 vs 0.05; dt 0.05 vs 0.1'):
+        SequenceDataset(tmp_path)
+
+
+# The command line ------------------------------------------------------------------------
+
+def test_commands_load_no_torch() -> None:
+    code = ('import sys, reacher_perception.training.commands as c\n'
+            "heavy = [m for m in sys.modules if m.split('.')[0] in "
+            "('torch', 'gymnasium', 'stable_baselines3')]\n"
+            'print(sorted(c.COMMANDS), heavy)\n')
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "['collect', 'eval', 'train'] []"
+
+
+def test_every_command_argument_is_documented_and_frozen() -> None:
+    for name, (args_type, runner) in COMMANDS.items():
+        assert dataclasses.is_dataclass(args_type) and callable(runner), name
+        assert args_type.__dataclass_params__.frozen, name  # type: ignore[attr-defined]
+        docs = field_docs(args_type)
+        for item in dataclasses.fields(args_type):
+            assert docs.get(item.name), f'{name}: {item.name} has no docstring'
+
+
+def test_perception_collect_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert perception_main(['collect', '--out', str(tmp_path), '--collect.sequences', '2',
+                            '--collect.steps', '3', '--geometry.image-size', '16',
+                            '--timing.dt', '0.1']) == 0
+    assert json.loads(capsys.readouterr().out)['sequences'] == 2
+    dataset = SequenceDataset(tmp_path)
+    assert dataset.geometry == GEOMETRY_16 and dataset.timing == Timing(dt=0.1)
+    assert perception_main(['eval', '--checkpoint', str(tmp_path / 'none.pt'),
+                            '--data', str(tmp_path)]) == 2
+    assert 'none.pt does not exist' in capsys.readouterr().err
