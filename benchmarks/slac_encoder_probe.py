@@ -1,6 +1,6 @@
 """How precisely can the SLAC encoder read the state from one frame, with no latent at all?
 
-A diagnostic for the SLAC table in README.md: the frame encoder of the latent model
+A diagnostic for the SLAC table in docs/slac.md: the frame encoder of the latent model
 (``reacher_perception.slac.network.Encoder``, the shipped checkpoint's sizes, 16
 spatial-softmax keypoints) with an MLP head (``network.mlp``) is trained by plain
 supervised regression of ``STATE_NAMES`` on single frames, clean for ``--clean-updates``

@@ -15,7 +15,7 @@ The shipped checkpoint ``checkpoints/slac_reacher.pt`` was made with::
 defaults: 1455 s of training on one CPU core, 1.12 M frames seen from a dataset of
 24 000). The checkpoint it replaced (state weight 1e4, 1500 clean updates without
 clipping, resumed to 9500) had goal errors of 8.3 mm clean and 10.8 mm under strong
-noise against 5.7 and 6.7 mm (README.md, "Learned perception: SLAC").
+noise against 5.7 and 6.7 mm (docs/slac.md, "Measured against the classical estimator").
 
 The checkpoint format is :mod:`reacher_perception.slac.checkpoint`'s; a run folder holds
 the resumable ``checkpoint.pt`` (with the optimizer) and ``final.pt``.
