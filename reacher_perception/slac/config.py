@@ -3,12 +3,11 @@
 Scaled down from the paper (arXiv 1907.00953, appendix B: feature 256, z1 32, z2 256,
 hidden 256, conv depth 32 at 64x64) because our scene is five flat-coloured shapes and we
 train on one CPU core: when the model was sized, an update took ~480 ms at depth 32 and
-~157 ms at depth 16 on the 2-core development machine; at depth 8 with 64-d features an
-update of 32 sequences x 9 frames takes tens of ms, so a few thousand updates fit in
-minutes. The shipped checkpoint uses these defaults except ``keypoints=16`` and
-``state_weight=1e5`` (the command that made it: ``reacher_perception/training/train.py``
-and docs/slac.md); the keypoint default stays 0 so that checkpoints from before the
-option, whose configs lack it, still load.
+~157 ms at depth 16; at depth 8 with 64-d features an update of 32 sequences x 9 frames
+takes tens of ms, so a few thousand updates fit in minutes. The shipped checkpoint uses
+these defaults except ``keypoints=16`` and ``state_weight=1e5`` (the command that made
+it: ``reacher_perception/training/train.py`` and docs/slac.md); the keypoint default
+stays 0 so that checkpoints from before the option, whose configs lack it, still load.
 
 The heads' targets (:data:`STATE_NAMES`, :func:`states_from_truth`) are defined here, in
 the runtime, next to the estimator that decodes them.
