@@ -1,6 +1,6 @@
 """How precisely can the SLAC encoder read the state from one frame, with no latent at all?
 
-A diagnostic for the SLAC table in README.md: the frame encoder of the latent model
+A diagnostic for the SLAC table in docs/slac.md: the frame encoder of the latent model
 (``reacher_perception.slac.network.Encoder``, the shipped checkpoint's sizes, 16
 spatial-softmax keypoints) with an MLP head (``network.mlp``) is trained by plain
 supervised regression of ``STATE_NAMES`` on single frames, clean for ``--clean-updates``
@@ -30,15 +30,13 @@ import torch
 from tqdm import tqdm
 import tyro
 
+from reacher_common.geometry import ArmGeometry
 from reacher_common.kinematics import wrap_angle
 from reacher_perception.slac.config import SlacModelConfig
-from reacher_perception.slac.data import (
-    collect,
-    CollectConfig,
-    SequenceDataset,
-    SequenceGeometry,
-)
 from reacher_perception.slac.network import Encoder, mlp
+from reacher_perception.training.collect import collect
+from reacher_perception.training.config import CollectConfig
+from reacher_perception.training.dataset import SequenceDataset
 
 
 @dataclass(frozen=True)
@@ -99,9 +97,9 @@ def run(args: Args) -> dict[str, Any]:
     train = SequenceDataset(args.data)
     folder = Path(tempfile.mkdtemp(prefix='slac-probe-'))
     collect(CollectConfig(sequences=args.held_out_sequences, steps=64, seed=args.seed),
-            train.geometry, folder, progress=False)
+            train.geometry, train.timing, folder, progress=False)
     held_out = SequenceDataset(folder)
-    geometry: SequenceGeometry = train.geometry
+    geometry: ArmGeometry = train.geometry
     reach_m = geometry.upper_arm_length_m + geometry.forearm_length_m
     sizes = SlacModelConfig(keypoints=16)
     encoder = Encoder(sizes.image_size, sizes.base_depth, sizes.feature_dim, sizes.keypoints)

@@ -1,6 +1,6 @@
 """SLAC vs the classical estimator on the same held-out sequences, clean and corrupted.
 
-Held-out sequences are collected with ``reacher_perception.slac.data.collect`` (a seed the
+Held-out sequences are collected with ``reacher_perception.training.collect.collect`` (a seed the
 training data did not use; random and noisy-IK policies, dt 0.05 s as the demo runs).
 Every corruption is applied once, with a fixed seed, and the *same* corrupted frames go
 to both estimators, each run frame by frame over the sequence as the perception node
@@ -39,17 +39,15 @@ import numpy.typing as npt
 import torch
 import tyro
 
+from reacher_common.geometry import ArmGeometry, Timing
 from reacher_common.kinematics import wrap_angle
 from reacher_perception.classical import ClassicalEstimator
 from reacher_perception.config import PerceptionConfig
 from reacher_perception.estimator import Estimator
-from reacher_perception.slac.data import (
-    collect,
-    CollectConfig,
-    SequenceDataset,
-    SequenceGeometry,
-)
 from reacher_perception.slac.estimator import SlacEstimator
+from reacher_perception.training.collect import collect
+from reacher_perception.training.config import CollectConfig
+from reacher_perception.training.dataset import SequenceDataset
 
 CORRUPTIONS = ('clean', 'noise', 'noise_strong', 'colour', 'occlusion', 'blank')
 
@@ -147,13 +145,12 @@ def run_benchmark(args: Args) -> dict[str, Any]:
     if args.data is None:
         folder = Path(tempfile.mkdtemp(prefix='slac-bench-'))
         collect(CollectConfig(sequences=args.sequences, steps=args.steps, seed=args.seed),
-                SequenceGeometry(), folder, progress=False)
+                ArmGeometry(), Timing(dt=0.05), folder, progress=False)
         dataset = SequenceDataset(folder)
     else:
         dataset = SequenceDataset(args.data)
     geometry = dataset.geometry
-    config = PerceptionConfig(geometry=geometry.sim_config().geometry,
-                              checkpoint=args.checkpoint)
+    config = PerceptionConfig(geometry=geometry, checkpoint=args.checkpoint)
     estimators: dict[str, Estimator] = {'slac': SlacEstimator(config),
                                         'classical': ClassicalEstimator(config)}
     times: dict[str, list[float]] = {name: [] for name in estimators}

@@ -207,9 +207,9 @@ def test_to_dataset_of_the_recorded_loop(live_bag, tmp_path):
     # The loop's commands are what the policy sent: bounded joint velocities, not all zero.
     assert np.all(np.abs(data['actions']) <= 1.0) and np.any(data['actions'] != 0)
     # SLAC's loader reads it as a training dataset, with the loop's geometry.
-    from reacher_perception.slac.data import SequenceDataset
+    from reacher_perception.training.dataset import SequenceDataset
     dataset = SequenceDataset(out)
-    assert dataset.images.shape[0] == count and abs(dataset.geometry.dt - 0.05) < 0.005
+    assert dataset.images.shape[0] == count and abs(dataset.timing.dt - 0.05) < 0.005
 
 
 # Offline: a bag written without ROS -------------------------------------------------------

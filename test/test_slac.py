@@ -1,41 +1,37 @@
 """Tests of the SLAC latent model, its data, checkpoints, training and the slac backend."""
 
+import dataclasses
 from dataclasses import replace
+import json
 from pathlib import Path
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 
-from reacher_common.geometry import ArmGeometry
+from reacher.cli import main as reacher_main
+from reacher_common.config_tools import field_docs
+from reacher_common.geometry import ArmGeometry, geometry_to_dict, Timing
 from reacher_perception.config import PerceptionConfig
 from reacher_perception.estimator import Estimate, ESTIMATORS, make_estimator
-from reacher_perception.slac.config import SlacModelConfig, STATE_NAMES
-from reacher_perception.slac.data import (
-    augment,
-    AugmentConfig,
-    collect,
-    CollectConfig,
-    SequenceDataset,
-    SequenceGeometry,
-    states_from_truth,
-    write_shard,
-)
+from reacher_perception.slac.checkpoint import load_checkpoint, save_checkpoint
+from reacher_perception.slac.config import SlacModelConfig, STATE_NAMES, states_from_truth
 from reacher_perception.slac.latent import LatentLosses, LatentModel
 from reacher_perception.slac.network import SpatialSoftmax
-from reacher_perception.slac.train import (
-    augment_schedule,
-    load_checkpoint,
-    load_probe_base,
-    save_checkpoint,
-    train,
-    TrainConfig,
-)
+from reacher_perception.training.augment import augment
+from reacher_perception.training.collect import collect
+from reacher_perception.training.commands import COMMANDS
+from reacher_perception.training.config import AugmentConfig, CollectConfig, SlacTrainConfig
+from reacher_perception.training.dataset import SequenceDataset, write_shard
+from reacher_perception.training.train import augment_schedule, load_probe_base, train
 from reacher_sim.render import ArmRenderer
 
 TINY = SlacModelConfig(image_size=16, base_depth=4, feature_dim=8, z1_dim=3, z2_dim=5,
                        hidden_units=16)
-GEOMETRY_16 = SequenceGeometry(image_size=16)
+GEOMETRY_16 = ArmGeometry(image_size=16)
+TIMING = Timing()
 
 
 def tiny_batch(batch: int = 2, steps: int = 3, size: int = 16):
@@ -178,7 +174,7 @@ def test_keypoint_encoder_shapes_and_gradients(size: int) -> None:
 
 def tiny_dataset(path: Path, sequences: int = 4, steps: int = 6) -> SequenceDataset:
     collect(CollectConfig(sequences=sequences, steps=steps, shard_size=2, seed=3),
-            GEOMETRY_16, path, progress=False)
+            GEOMETRY_16, TIMING, path, progress=False)
     return SequenceDataset(path)
 
 
@@ -189,14 +185,14 @@ def test_collect_writes_the_documented_format(tmp_path: Path) -> None:
     assert dataset.actions.shape == (4, 6, 2) and np.abs(dataset.actions).max() <= 1.0
     assert dataset.geometry == GEOMETRY_16
     # the frames are the renderer's view of the recorded state
-    renderer = ArmRenderer(GEOMETRY_16.sim_config().geometry)
+    renderer = ArmRenderer(GEOMETRY_16)
     frame = renderer.render(dataset.joint_positions[1, 2].astype(np.float64),
                             dataset.goal[1, 2].astype(np.float64))
     assert np.abs(frame.astype(int) - dataset.images[1, 2]).max() <= 1
     # the actions integrate to the next pose
     step = dataset.joint_positions[1, 3] - dataset.joint_positions[1, 2]
     wrapped = (step + np.pi) % (2 * np.pi) - np.pi
-    np.testing.assert_allclose(wrapped, dataset.actions[1, 2] * GEOMETRY_16.dt, atol=1e-5)
+    np.testing.assert_allclose(wrapped, dataset.actions[1, 2] * TIMING.dt, atol=1e-5)
     images, actions, states = dataset.sample(np.random.default_rng(0), 3, 4)
     assert images.shape == (3, 4, 3, 16, 16) and actions.shape == (3, 3, 2)
     assert states.shape == (3, 4, 8) and float(images.max()) <= 1.0
@@ -206,7 +202,7 @@ def test_write_shard_rejects_bad_arrays(tmp_path: Path) -> None:
     images = np.zeros((1, 2, 16, 16, 3), np.uint8)
     with pytest.raises(ValueError, match='actions'):
         write_shard(tmp_path / 's.npz', images, np.zeros((1, 3, 2)), np.zeros((1, 2, 2)),
-                    np.zeros((1, 2, 2)), np.zeros((1, 2, 2)), GEOMETRY_16)
+                    np.zeros((1, 2, 2)), np.zeros((1, 2, 2)), GEOMETRY_16, TIMING)
 
 
 def test_missing_dataset_is_named(tmp_path: Path) -> None:
@@ -221,7 +217,7 @@ def test_states_from_truth() -> None:
 
 
 def test_augmentation_starts_after_the_clean_updates() -> None:
-    config = TrainConfig(clean_updates=100)
+    config = SlacTrainConfig(clean_updates=100)
     assert augment_schedule(config, 50).noise_probability == 0.0
     assert augment_schedule(config, 150).noise_probability == pytest.approx(
         0.5 * config.augment.noise_probability)
@@ -243,16 +239,16 @@ def test_augment_keeps_shape_range_and_input() -> None:
 
 
 def make_checkpoint(path: Path, config: SlacModelConfig = TINY,
-                    geometry: SequenceGeometry = GEOMETRY_16) -> Path:
+                    geometry: ArmGeometry = GEOMETRY_16) -> Path:
     torch.manual_seed(0)
-    return save_checkpoint(path, LatentModel(config), geometry, {'updates': 0})
+    return save_checkpoint(path, LatentModel(config), geometry, TIMING, {'updates': 0})
 
 
 def test_checkpoint_round_trip(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = LatentModel(TINY)
-    path = save_checkpoint(tmp_path / 'c.pt', model, GEOMETRY_16, {'updates': 7})
-    loaded, geometry, payload = load_checkpoint(path, TINY, GEOMETRY_16)
+    path = save_checkpoint(tmp_path / 'c.pt', model, GEOMETRY_16, TIMING, {'updates': 7})
+    loaded, geometry, _, payload = load_checkpoint(path, TINY, GEOMETRY_16, TIMING)
     assert geometry == GEOMETRY_16 and payload['metadata']['updates'] == 7
     assert loaded.config == TINY
     for key, value in model.state_dict().items():
@@ -266,7 +262,7 @@ def test_checkpoint_of_another_config_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match='another model config.*z2_dim'):
         load_checkpoint(path, replace(TINY, z2_dim=6))
     with pytest.raises(ValueError, match='geometry'):
-        load_checkpoint(path, TINY, replace(GEOMETRY_16, dt=0.1))
+        load_checkpoint(path, TINY, GEOMETRY_16, replace(TIMING, dt=0.1))
 
 
 def test_checkpoint_from_before_keypoints_still_loads(tmp_path: Path) -> None:
@@ -275,7 +271,7 @@ def test_checkpoint_from_before_keypoints_still_loads(tmp_path: Path) -> None:
     payload = torch.load(path, weights_only=True)
     del payload['metadata']['model_config']['keypoints']
     torch.save(payload, path)
-    model, _, _ = load_checkpoint(path, TINY, GEOMETRY_16)
+    model, _, _, _ = load_checkpoint(path, TINY, GEOMETRY_16, TIMING)
     assert model.config.keypoints == 0 and model.config == TINY
     # and it is refused, by name, where keypoints are expected
     with pytest.raises(ValueError, match='another model config.*keypoints'):
@@ -284,7 +280,7 @@ def test_checkpoint_from_before_keypoints_still_loads(tmp_path: Path) -> None:
 
 def test_checkpoint_with_keypoints_is_refused_without(tmp_path: Path) -> None:
     path = make_checkpoint(tmp_path / 'c.pt', replace(TINY, keypoints=4))
-    model, _, _ = load_checkpoint(path, replace(TINY, keypoints=4), GEOMETRY_16)
+    model, _, _, _ = load_checkpoint(path, replace(TINY, keypoints=4), GEOMETRY_16, TIMING)
     assert model.encoder.output_dim == TINY.feature_dim + 8
     with pytest.raises(ValueError, match=r'differs in keypoints\)'):
         load_checkpoint(path, TINY)
@@ -293,10 +289,10 @@ def test_checkpoint_with_keypoints_is_refused_without(tmp_path: Path) -> None:
 def test_probe_base_may_differ_in_state_weight_only(tmp_path: Path) -> None:
     elbo_only = replace(TINY, state_weight=0.0)
     path = make_checkpoint(tmp_path / 'elbo.pt', elbo_only)
-    model = load_probe_base(path, TINY, GEOMETRY_16)
+    model = load_probe_base(path, TINY, GEOMETRY_16, TIMING)
     assert model.config == TINY  # the probe's weight, so its heads get a gradient
     with pytest.raises(ValueError, match='differs in z2_dim'):
-        load_probe_base(path, replace(TINY, z2_dim=6), GEOMETRY_16)
+        load_probe_base(path, replace(TINY, z2_dim=6), GEOMETRY_16, TIMING)
 
 
 def test_missing_checkpoint_is_named(tmp_path: Path) -> None:
@@ -350,10 +346,10 @@ def test_training_lowers_the_loss_and_the_filter_rides_out_a_blank_frame(
     torch.manual_seed(0)
     data = tmp_path / 'data'
     collect(CollectConfig(sequences=24, steps=12, shard_size=24, seed=5),
-            SequenceGeometry(image_size=32), data, progress=False)
+            ArmGeometry(image_size=32), TIMING, data, progress=False)
     model = SlacModelConfig(image_size=32, base_depth=4, feature_dim=32, z1_dim=8, z2_dim=32,
                             hidden_units=64)
-    config = TrainConfig(data=data, out=tmp_path / 'run', updates=300, batch_size=8,
+    config = SlacTrainConfig(data=data, out=tmp_path / 'run', updates=300, batch_size=8,
                          sequence_length=6, learning_rate=2e-3, log_every=25,
                          checkpoint_every=150, warmup_updates=50, clean_updates=100,
                          model=model)
@@ -383,7 +379,7 @@ def test_shipped_filter_rides_out_blank_frames(tmp_path: Path) -> None:
     # Three black frames mid-sequence: the filter predicts through them with
     # p(z_t+1 | z_t, a_t) instead of losing the arm (issue 4: "estimates stay good when a
     # frame is ... briefly occluded").
-    collect(CollectConfig(sequences=6, steps=24, shard_size=6, seed=77), SequenceGeometry(),
+    collect(CollectConfig(sequences=6, steps=24, shard_size=6, seed=77), ArmGeometry(), TIMING,
             tmp_path, progress=False)
     dataset = SequenceDataset(tmp_path)
     estimator = make_estimator(PerceptionConfig(estimator='slac', checkpoint=str(SHIPPED)))
@@ -401,3 +397,95 @@ def test_shipped_filter_rides_out_blank_frames(tmp_path: Path) -> None:
             (blank_errors if blank else clean_errors).append(np.degrees(error).mean())
     assert np.mean(clean_errors) < 5.0
     assert np.mean(blank_errors) < 10.0
+
+
+# The geometry in files: one ArmGeometry + Timing, in the flat dict of geometry_to_dict ----
+
+OLD_GEOMETRY_KEYS = {'image_size', 'arena_size_m', 'upper_arm_length_m', 'forearm_length_m',
+                     'goal_size_m', 'dt', 'max_joint_velocity'}
+"""What files written before ArmGeometry (SequenceGeometry's fields) hold."""
+
+
+@pytest.mark.skipif(not SHIPPED.is_file(), reason='no shipped checkpoint in this checkout')
+def test_the_shipped_checkpoint_loads_unchanged() -> None:
+    payload = torch.load(SHIPPED, weights_only=True)
+    assert set(payload['metadata']['geometry']) == OLD_GEOMETRY_KEYS
+    # the defaults (config/geometry.yaml, dt 0.05 s) are what it was trained for
+    model, geometry, timing, _ = load_checkpoint(SHIPPED, expected_geometry=ArmGeometry(),
+                                                 expected_timing=Timing(dt=0.05))
+    assert geometry == ArmGeometry() and timing == Timing(dt=0.05)
+    assert model.config.keypoints == 16
+
+
+def test_checkpoint_geometry_is_the_flat_dict(tmp_path: Path) -> None:
+    path = make_checkpoint(tmp_path / 'c.pt')
+    stored = torch.load(path, weights_only=True)['metadata']['geometry']
+    assert stored == geometry_to_dict(GEOMETRY_16, TIMING)
+    assert OLD_GEOMETRY_KEYS < set(stored)
+    # a file from before ArmGeometry: the old keys only; the rest read as the defaults
+    payload = torch.load(path, weights_only=True)
+    payload['metadata']['geometry'] = {key: stored[key] for key in OLD_GEOMETRY_KEYS}
+    torch.save(payload, tmp_path / 'old.pt')
+    _, geometry, timing, _ = load_checkpoint(tmp_path / 'old.pt', TINY, GEOMETRY_16, TIMING)
+    assert (geometry, timing) == (GEOMETRY_16, TIMING)
+    with pytest.raises(ValueError, match=r'another geometry \(arena_size_m: checkpoint 0.4'):
+        load_checkpoint(path, TINY, replace(GEOMETRY_16, arena_size_m=0.5))
+
+
+def test_shards_of_the_old_format_load(tmp_path: Path) -> None:
+    arrays = [np.zeros((1, 2, 2), np.float32)] * 4
+    path = write_shard(tmp_path / 'shard_0000.npz', np.zeros((1, 2, 16, 16, 3), np.uint8),
+                       *arrays, GEOMETRY_16, replace(TIMING, dt=0.1), seed=4)
+    with np.load(path) as shard:
+        contents = dict(shard)
+    metadata = json.loads(str(contents['metadata']))
+    assert metadata == {'geometry': geometry_to_dict(GEOMETRY_16, replace(TIMING, dt=0.1)),
+                        'seed': 4}
+    metadata['geometry'] = {key: metadata['geometry'][key] for key in OLD_GEOMETRY_KEYS}
+    contents['metadata'] = np.array(json.dumps(metadata))
+    np.savez_compressed(path, **contents)
+    dataset = SequenceDataset(tmp_path)
+    assert dataset.geometry == GEOMETRY_16 and dataset.timing == Timing(dt=0.1)
+
+
+def test_shards_of_two_geometries_are_refused(tmp_path: Path) -> None:
+    arrays = [np.zeros((1, 2, 2), np.float32)] * 4
+    images = np.zeros((1, 2, 16, 16, 3), np.uint8)
+    write_shard(tmp_path / 'shard_0000.npz', images, *arrays, GEOMETRY_16, TIMING)
+    write_shard(tmp_path / 'shard_0001.npz', images, *arrays,
+                replace(GEOMETRY_16, goal_size_m=0.05), replace(TIMING, dt=0.1))
+    with pytest.raises(ValueError, match=r'goal_size_m 0.04 vs 0.05; dt 0.05 vs 0.1'):
+        SequenceDataset(tmp_path)
+
+
+# The command line ------------------------------------------------------------------------
+
+def test_commands_load_no_torch() -> None:
+    code = ('import sys, reacher_perception.training.commands as c\n'
+            "heavy = [m for m in sys.modules if m.split('.')[0] in "
+            "('torch', 'gymnasium', 'stable_baselines3')]\n"
+            'print(sorted(c.COMMANDS), heavy)\n')
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "['collect', 'eval', 'train'] []"
+
+
+def test_every_command_argument_is_documented_and_frozen() -> None:
+    for name, (args_type, runner) in COMMANDS.items():
+        assert dataclasses.is_dataclass(args_type) and callable(runner), name
+        assert args_type.__dataclass_params__.frozen, name  # type: ignore[attr-defined]
+        docs = field_docs(args_type)
+        for item in dataclasses.fields(args_type):
+            assert docs.get(item.name), f'{name}: {item.name} has no docstring'
+
+
+def test_perception_collect_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert reacher_main(['perception', 'collect', '--out', str(tmp_path),
+                         '--collect.sequences', '2', '--collect.steps', '3',
+                         '--geometry.image-size', '16', '--timing.dt', '0.1']) == 0
+    assert json.loads(capsys.readouterr().out)['sequences'] == 2
+    dataset = SequenceDataset(tmp_path)
+    assert dataset.geometry == GEOMETRY_16 and dataset.timing == Timing(dt=0.1)
+    assert reacher_main(['perception', 'eval', '--checkpoint', str(tmp_path / 'none.pt'),
+                         '--data', str(tmp_path)]) == 2
+    assert 'none.pt does not exist' in capsys.readouterr().err

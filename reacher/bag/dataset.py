@@ -23,11 +23,11 @@ stamps            (N, T) float64        header.stamp of frame t, seconds
 dt                () float32            median period between frames, seconds
 link_lengths      (2,) float32          upper arm and forearm length used for ``fingertip``, m
 policy            (N,) int8             -1 (a recording: no collector policy)
-metadata          () str                JSON: geometry (image size, arena, links, goal size,
-                                        dt, max_joint_velocity), as SLAC's shards
+metadata          () str                JSON: geometry (ArmGeometry's fields and dt), as
+                                        SLAC's shards
 ================  ====================  =====================================================
 
-This is the SLAC dataset format (``reacher_perception.slac.data``, written with its
+This is the SLAC dataset format (``reacher_perception.training.dataset``, written with its
 ``write_shard``), so ``reacher perception train --data OUT.npz`` trains on a recording.
 
 Frames are the bag's images in stamp order that have ground truth of the same stamp. A
@@ -41,7 +41,7 @@ frames drops ``actions[:, -1]``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import math
 from pathlib import Path
 import sys
@@ -175,21 +175,19 @@ def run_to_dataset(args: DatasetArgs) -> int:
                            args.sequence_length, args.stride, args.split_on_goal_change)
     if not args.max_joint_velocity > 0:
         raise BagError(f'--max-joint-velocity {args.max_joint_velocity} must be > 0')
-    # The SLAC dataset format (reacher_perception/slac/data.py), so that
+    # The SLAC dataset format (reacher_perception/training/dataset.py), so that
     # `reacher perception train --data OUT.npz` trains on the recording.
-    from reacher_perception.slac.data import SequenceGeometry, write_shard
+    from reacher_common.geometry import Timing
+    from reacher_perception.training.dataset import write_shard
 
-    geometry = SequenceGeometry(
-        image_size=int(arrays['images'].shape[2]), arena_size_m=config.geometry.arena_size_m,
-        upper_arm_length_m=config.geometry.upper_arm_length_m,
-        forearm_length_m=config.geometry.forearm_length_m,
-        goal_size_m=config.geometry.goal_size_m,
-        dt=round(float(arrays['dt']), 6), max_joint_velocity=args.max_joint_velocity)
+    geometry = replace(config.geometry, image_size=int(arrays['images'].shape[2]),
+                       max_joint_velocity=args.max_joint_velocity)
+    timing = Timing(dt=round(float(arrays['dt']), 6))
     arrays['actions'] = (arrays['actions'] / args.max_joint_velocity).astype(np.float32)
     core = ('images', 'actions', 'joint_positions', 'fingertip', 'goal')
     write_shard(args.out, images=arrays['images'], actions=arrays['actions'],
                 joint_positions=arrays['joint_positions'], fingertip=arrays['fingertip'],
-                goal=arrays['goal'], geometry=geometry,
+                goal=arrays['goal'], geometry=geometry, timing=timing,
                 extras={key: value for key, value in arrays.items() if key not in core})
     print(f'wrote {args.out}: ' + ', '.join(
         f'{key} {tuple(value.shape)} {value.dtype}' for key, value in arrays.items()))

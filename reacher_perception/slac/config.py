@@ -2,18 +2,24 @@
 
 Scaled down from the paper (arXiv 1907.00953, appendix B: feature 256, z1 32, z2 256,
 hidden 256, conv depth 32 at 64x64) because our scene is five flat-coloured shapes and we
-train on one CPU core: DESIGN.md measures ~480 ms per update at depth 32 and ~157 ms at
-depth 16; at depth 8 with 64-d features an update of 32 sequences x 9 frames takes tens
-of ms, so a few thousand updates fit in minutes. The shipped checkpoint uses these defaults
-except ``keypoints=16`` and ``state_weight=1e5`` (see ``reacher_perception/slac/train.py``);
-the keypoint default stays 0 so that checkpoints from before the option, whose configs
-lack it, still load.
+train on one CPU core: when the model was sized, an update took ~480 ms at depth 32 and
+~157 ms at depth 16; at depth 8 with 64-d features an update of 32 sequences x 9 frames
+takes tens of ms, so a few thousand updates fit in minutes. The shipped checkpoint uses
+these defaults except ``keypoints=16`` and ``state_weight=1e5`` (the command that made
+it: ``reacher_perception/training/train.py`` and docs/slac.md); the keypoint default
+stays 0 so that checkpoints from before the option, whose configs lack it, still load.
+
+The heads' targets (:data:`STATE_NAMES`, :func:`states_from_truth`) are defined here, in
+the runtime, next to the estimator that decodes them.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from reacher_common.config_tools import check_fields
 
@@ -22,6 +28,24 @@ STATE_NAMES: tuple[str, ...] = (
     'fingertip_x', 'fingertip_y', 'goal_x', 'goal_y')
 """What the state heads predict, in this order: sin/cos of the joint angles, then the
 fingertip and the goal in ``world`` divided by the arm's reach (so all are O(1))."""
+
+
+def states_from_truth(joint_positions: npt.NDArray[Any], fingertip: npt.NDArray[Any],
+                      goal: npt.NDArray[Any], reach_m: float) -> npt.NDArray[np.float32]:
+    """The state heads' targets (``STATE_NAMES``) from ground truth.
+
+    :param joint_positions: (..., 2) rad.
+    :param fingertip: (..., 2) metres.
+    :param goal: (..., 2) metres.
+    :param reach_m: the arm's reach, metres; positions are divided by it.
+    :return: (..., 8) float32.
+    """
+    states = np.concatenate([
+        np.sin(joint_positions[..., :1]), np.cos(joint_positions[..., :1]),
+        np.sin(joint_positions[..., 1:]), np.cos(joint_positions[..., 1:]),
+        fingertip / reach_m, goal / reach_m], axis=-1).astype(np.float32)
+    assert states.shape[-1] == len(STATE_NAMES)
+    return states
 
 
 @dataclass(frozen=True)
@@ -58,7 +82,7 @@ class SlacModelConfig:
     ``LatentModel``); 0 trains the latent on the ELBO alone, >= 0. Measured with 16
     keypoints, 2000 clean updates, seed 0: the goal's RMS error on the last training
     batches was 3.9 mm at 1e4, 2.7 mm at 1e5 and 8.0 mm at 1e6; the shipped checkpoint
-    uses 1e5 (README.md, "Learned perception: SLAC")."""
+    uses 1e5 (docs/slac.md, "State weight and the per-frame floor")."""
 
     def __post_init__(self) -> None:
         check_fields(self, {

@@ -23,23 +23,16 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from reacher_common.geometry import mismatches
 from reacher_common.kinematics import forward_kinematics
-from reacher_common.paths import share_dir
 from reacher_perception.config import PerceptionConfig
 from reacher_perception.estimator import Estimate, ESTIMATORS, validate_image
+from reacher_perception.slac.checkpoint import (
+    default_slac_checkpoint,
+    load_checkpoint,
+    SLAC_GEOMETRY_FIELDS,
+)
 from reacher_perception.slac.latent import LatentModel
-from reacher_perception.slac.train import load_checkpoint
-
-DEFAULT_CHECKPOINT = 'slac_reacher.pt'
-"""File name of the shipped checkpoint under the share directory's checkpoints/."""
-
-
-def default_checkpoint() -> Path:
-    """The shipped checkpoint: ``<share>/checkpoints/slac_reacher.pt``.
-
-    :raises FileNotFoundError: when the share directory cannot be found.
-    """
-    return share_dir() / 'checkpoints' / DEFAULT_CHECKPOINT
 
 
 class SlacEstimator:
@@ -56,20 +49,23 @@ class SlacEstimator:
 
     def __init__(self, config: PerceptionConfig) -> None:
         self.config = config
-        path = Path(config.checkpoint) if config.checkpoint else default_checkpoint()
-        model, geometry, _ = load_checkpoint(path)
-        mismatches = geometry.mismatches(config)
-        if mismatches:
+        path = Path(config.checkpoint) if config.checkpoint else default_slac_checkpoint()
+        model, geometry, timing, _ = load_checkpoint(path)
+        differ = mismatches(geometry, config.geometry, SLAC_GEOMETRY_FIELDS)
+        if differ:
             raise ValueError(f'SLAC checkpoint {path} does not match PerceptionConfig: '
-                             f'{"; ".join(mismatches)}; train one for this camera and arm')
+                             f'{"; ".join(differ)}; train one for this camera and arm')
         self.model = model
         # One thread (process-wide): a frame of this small net gains nothing from more, and
         # in the demo, with torch's default threads on a busy 2-core machine, the node's
         # median inference was 11.6 ms against 0.9 ms single-threaded in the benchmark.
         torch.set_num_threads(1)
         self.geometry = geometry
+        """The checkpoint's arm and camera (its ``max_joint_velocity`` scales commands)."""
+        self.timing = timing
+        """The checkpoint's frame period."""
         self.checkpoint_path = path
-        self._reach_m = geometry.upper_arm_length_m + geometry.forearm_length_m
+        self._reach_m = geometry.reach_m
         self._z2: torch.Tensor | None = None
 
     def reset(self) -> None:

@@ -1,4 +1,4 @@
-"""Training of the latent model: updates, checkpoints (save, resume, refuse), plots.
+"""Training of the SLAC latent model: updates, schedules, resuming, plots.
 
 The shipped checkpoint ``checkpoints/slac_reacher.pt`` was made with::
 
@@ -15,21 +15,15 @@ The shipped checkpoint ``checkpoints/slac_reacher.pt`` was made with::
 defaults: 1455 s of training on one CPU core, 1.12 M frames seen from a dataset of
 24 000). The checkpoint it replaced (state weight 1e4, 1500 clean updates without
 clipping, resumed to 9500) had goal errors of 8.3 mm clean and 10.8 mm under strong
-noise against 5.7 and 6.7 mm (README.md, "Learned perception: SLAC").
+noise against 5.7 and 6.7 mm (docs/slac.md, "Measured against the classical estimator").
 
-Checkpoints are ``torch.save`` of a dict of plain types and tensors, read back with
-``torch.load(weights_only=True)``::
-
-    model      state_dict of LatentModel
-    metadata   {'format': 'reacher-slac-1', 'model_config': SlacModelConfig as dict,
-                'geometry': SequenceGeometry as dict, 'updates': int, 'frames_seen': int,
-                'wall_time_s': float}
-    optimizer  Adam's state_dict (only in the resumable ``checkpoint.pt``)
+The checkpoint format is :mod:`reacher_perception.slac.checkpoint`'s; a run folder holds
+the resumable ``checkpoint.pt`` (with the optimizer) and ``final.pt``.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 import json
 import math
 from pathlib import Path
@@ -39,145 +33,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from reacher_common.config_tools import config_from_dict
+from reacher_common.geometry import ArmGeometry, Timing
+from reacher_perception.slac.checkpoint import load_checkpoint, save_checkpoint
 from reacher_perception.slac.config import SlacModelConfig
-from reacher_perception.slac.data import (
-    augment,
-    AugmentConfig,
-    SequenceDataset,
-    SequenceGeometry,
-)
 from reacher_perception.slac.latent import LatentModel
-
-CHECKPOINT_FORMAT = 'reacher-slac-1'
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Train the SLAC latent model (encoder, latent dynamics, decoder, state heads)."""
-
-    data: Path = Path('data/slac/train')
-    """Folder of dataset shards (from 'reacher perception collect')."""
-    out: Path = Path('runs/slac')
-    """Run folder: checkpoint.pt (resumable), final.pt (weights only), metrics.jsonl,
-    tb/ (TensorBoard), loss_curves.png, reconstructions.png."""
-    updates: int = 5000
-    """Total Adam updates of the latent model (resumed runs count from their step)."""
-    batch_size: int = 32
-    """Sequences per update."""
-    sequence_length: int = 5
-    """Frames per training window, >= 2 (the paper: 8 steps + 1). Shorter windows of more
-    sequences for the same compute: the goal is constant within a window, so 16 windows
-    carry only 16 goals; with 16 x 9 the goal head stayed at chance (~80 mm) for 1350
-    updates."""
-    learning_rate: float = 3e-3
-    """Adam's initial step size, cosine-decayed to a tenth (the paper: 1e-4 constant, for
-    ~20x more updates). In a supervised trial of the encoder alone, 1e-3 left the goal at
-    chance (~90 mm RMS) for 350 updates where 3e-3 reached 13 mm."""
-    clean_updates: int = 2000
-    """Updates before the augmentation starts (its probabilities then ramp up linearly over
-    as many more). In trials, the encoder learned nothing (state heads at chance for 300
-    supervised updates, the goal for 1650 SLAC updates) when corrupted frames came from
-    the start; on clean frames it did, so corruption comes once the state is readable."""
-    warmup_updates: int = 500
-    """Updates of linear learning-rate warm-up from ~0, >= 1."""
-    grad_clip_norm: float = 1e5
-    """Largest global L2 norm of the gradient (clipped above it); 0 turns clipping off.
-    Clean updates of the keypoint model have norms of 2-4e4; without clipping, a run with
-    keypoints diverged (state errors 1e7 mm) within 100 updates of the corruption's
-    onset (the first corrupted batches' errors are large, and Adam's first step along a
-    gradient spike is several times its step size). The checkpoint shipped before this
-    option was trained without it."""
-    seed: int = 0
-    """Seed of the model's initialisation, the batches and the augmentation."""
-    threads: int = 1
-    """torch CPU threads (the machine is shared)."""
-    log_every: int = 50
-    """Updates between metric logs (TensorBoard, metrics.jsonl, progress bar)."""
-    checkpoint_every: int = 500
-    """Updates between resumable checkpoints."""
-    resume: bool = True
-    """Continue from out/checkpoint.pt when it exists (its config must match)."""
-    heads_only_from: Path | None = None
-    """Probe mode: load this checkpoint, freeze everything but the state heads, re-fit
-    them (the 'frozen latent' alternative of LatentModel's docstring)."""
-    model: SlacModelConfig = field(default_factory=SlacModelConfig)
-    """Model sizes and loss weights."""
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    """Training-time corruption of the encoder's frames."""
-
-
-def checkpoint_payload(model: LatentModel, geometry: SequenceGeometry,
-                       extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The dict that :func:`save_checkpoint` writes (weights and metadata)."""
-    metadata = {'format': CHECKPOINT_FORMAT, 'model_config': model.config.to_dict(),
-                'geometry': asdict(geometry), **(extra or {})}
-    return {'model': model.state_dict(), 'metadata': metadata}
-
-
-def save_checkpoint(path: Path, model: LatentModel, geometry: SequenceGeometry,
-                    extra: dict[str, Any] | None = None,
-                    optimizer: torch.optim.Optimizer | None = None) -> Path:
-    """Write a checkpoint atomically (temporary file, then rename).
-
-    :param path: destination .pt file.
-    :param model: the latent model.
-    :param geometry: the camera and arm it was trained on.
-    :param extra: more metadata (plain types only).
-    :param optimizer: included for resuming when given.
-    :return: ``path``.
-    """
-    payload = checkpoint_payload(model, geometry, extra)
-    if optimizer is not None:
-        payload['optimizer'] = optimizer.state_dict()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix('.partial')
-    torch.save(payload, partial)
-    partial.replace(path)
-    return path
-
-
-def load_checkpoint(path: Path | str, expected_model: SlacModelConfig | None = None,
-                    expected_geometry: SequenceGeometry | None = None
-                    ) -> tuple[LatentModel, SequenceGeometry, dict[str, Any]]:
-    """Read a checkpoint with ``weights_only=True`` and build its model.
-
-    :param path: the .pt file.
-    :param expected_model: when given, the checkpoint's model config must equal it.
-    :param expected_geometry: when given, the checkpoint's geometry must equal it.
-    :return: the model (eval mode), its geometry, and the whole payload.
-    :raises FileNotFoundError: naming the missing path.
-    :raises ValueError: with a sentence, for a file that is not a SLAC checkpoint or
-        whose config or geometry differs from the expected one.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f'SLAC checkpoint {path} does not exist; train one with '
-                                "'reacher perception train' or set the checkpoint path")
-    payload = torch.load(path, map_location='cpu', weights_only=True)
-    metadata = payload.get('metadata', {}) if isinstance(payload, dict) else {}
-    if metadata.get('format') != CHECKPOINT_FORMAT:
-        raise ValueError(f'{path} is not a {CHECKPOINT_FORMAT} checkpoint '
-                         f'(format {metadata.get("format")!r})')
-    config = config_from_dict(SlacModelConfig, metadata['model_config'])
-    geometry = SequenceGeometry(**metadata['geometry'])
-    if expected_model is not None and config != expected_model:
-        differ = sorted(key for key, value in expected_model.to_dict().items()
-                        if metadata['model_config'].get(key) != value)
-        raise ValueError(f'checkpoint {path} was trained with another model config '
-                         f'(differs in {", ".join(differ)}); start a new run folder or '
-                         'pass the same model options')
-    if expected_geometry is not None and geometry != expected_geometry:
-        raise ValueError(f'checkpoint {path} was trained on geometry {geometry}, but '
-                         f'{expected_geometry} was expected')
-    model = LatentModel(config)
-    model.load_state_dict(payload['model'])
-    model.eval()
-    return model, geometry, payload
+from reacher_perception.training.augment import augment
+from reacher_perception.training.config import AugmentConfig, SlacTrainConfig
+from reacher_perception.training.dataset import SequenceDataset
 
 
 def load_probe_base(path: Path, expected_model: SlacModelConfig,
-                    expected_geometry: SequenceGeometry) -> LatentModel:
+                    expected_geometry: ArmGeometry, expected_timing: Timing) -> LatentModel:
     """The latent model whose heads a probe run (``heads_only_from``) re-fits.
 
     The checkpoint may differ from ``expected_model`` in ``state_weight`` only: the
@@ -188,10 +54,12 @@ def load_probe_base(path: Path, expected_model: SlacModelConfig,
     :param path: the .pt file.
     :param expected_model: the probe run's model config.
     :param expected_geometry: the data's geometry.
+    :param expected_timing: the data's frame period.
     :return: the model (train mode is up to the caller).
     :raises ValueError: as :func:`load_checkpoint`, naming the fields that differ.
     """
-    model, _, payload = load_checkpoint(path, expected_geometry=expected_geometry)
+    model, _, _, payload = load_checkpoint(path, expected_geometry=expected_geometry,
+                                           expected_timing=expected_timing)
     stored = replace(expected_model, state_weight=model.config.state_weight)
     if model.config != stored:
         differ = sorted(key for key, value in stored.to_dict().items()
@@ -203,7 +71,7 @@ def load_probe_base(path: Path, expected_model: SlacModelConfig,
     return model
 
 
-def augment_schedule(config: TrainConfig, step: int) -> AugmentConfig:
+def augment_schedule(config: SlacTrainConfig, step: int) -> AugmentConfig:
     """The augmentation at ``step``: none for ``clean_updates``, then ramped up linearly."""
     ramp = min(max((step - config.clean_updates) / max(config.clean_updates, 1), 0.0), 1.0)
     return replace(config.augment, **{
@@ -212,7 +80,7 @@ def augment_schedule(config: TrainConfig, step: int) -> AugmentConfig:
                      'blank_probability')})
 
 
-def cosine_learning_rate(config: TrainConfig, step: int) -> float:
+def cosine_learning_rate(config: SlacTrainConfig, step: int) -> float:
     """Adam's step size at ``step``: a linear warm-up, then cosine down to a tenth.
 
     The warm-up (``warmup_updates``) is there because at 3e-3 from the first update the
@@ -226,7 +94,7 @@ def cosine_learning_rate(config: TrainConfig, step: int) -> float:
     return config.learning_rate * (0.1 + 0.45 * (1.0 + math.cos(math.pi * progress)))
 
 
-def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
+def train(config: SlacTrainConfig, progress: bool = True) -> dict[str, Any]:
     """Train (or resume training) the latent model; write checkpoints, logs and plots.
 
     :param config: data, run folder, schedule, model and augmentation.
@@ -250,14 +118,16 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
     start, wall_offset = 0, 0.0
     resume_path = config.out / 'checkpoint.pt'
     if config.heads_only_from is not None:
-        model = load_probe_base(config.heads_only_from, config.model, dataset.geometry)
+        model = load_probe_base(config.heads_only_from, config.model, dataset.geometry,
+                                dataset.timing)
         model.train()
         parameters = list(model.state_head.parameters())
     else:
         parameters = list(model.parameters())
     optimizer = torch.optim.Adam(parameters, lr=config.learning_rate)
     if config.resume and resume_path.is_file():
-        model, _, payload = load_checkpoint(resume_path, config.model, dataset.geometry)
+        model, _, _, payload = load_checkpoint(resume_path, config.model, dataset.geometry,
+                                               dataset.timing)
         model.train()
         parameters = (list(model.state_head.parameters()) if config.heads_only_from
                       else list(model.parameters()))
@@ -315,12 +185,13 @@ def train(config: TrainConfig, progress: bool = True) -> dict[str, Any]:
             bar.set_postfix(kld=f"{values['loss_kld']:.1f}", image=f"{values['loss_image']:.0f}",
                             goal_mm=f"{last['train/state_rms_goal_mm']:.1f}")
         if done % config.checkpoint_every == 0 or done == config.updates:
-            save_checkpoint(resume_path, model, dataset.geometry, extra(done), optimizer)
+            save_checkpoint(resume_path, model, dataset.geometry, dataset.timing, extra(done),
+                            optimizer)
     bar.close()
     metrics_file.close()
     writer.close()
     final = extra(config.updates)
-    save_checkpoint(config.out / 'final.pt', model, dataset.geometry, final)
+    save_checkpoint(config.out / 'final.pt', model, dataset.geometry, dataset.timing, final)
     plot_losses(config.out / 'metrics.jsonl', config.out / 'loss_curves.png')
     plot_reconstructions(model, dataset, config, config.out / 'reconstructions.png')
     return {**last, 'wall_time_s': final['wall_time_s'], 'frames_seen': final['frames_seen']}
@@ -359,7 +230,7 @@ def plot_losses(metrics_path: Path, out: Path) -> Path:
 
 
 @torch.no_grad()
-def plot_reconstructions(model: LatentModel, dataset: SequenceDataset, config: TrainConfig,
+def plot_reconstructions(model: LatentModel, dataset: SequenceDataset, config: SlacTrainConfig,
                          out: Path, sequences: int = 3) -> Path:
     """Rows of (clean frame, encoder input after augmentation, reconstruction) to a PNG."""
     import matplotlib

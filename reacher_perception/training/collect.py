@@ -1,0 +1,129 @@
+"""The collector: the simulator driven by random and IK policies, written as dataset shards.
+
+Each sequence is acted by one of :data:`~reacher_perception.training.dataset.POLICIES`:
+smooth random joint velocities (:class:`RandomSmoothPolicy`), or the policy node's own
+loop (``reacher_policy.loop.PolicyLoop``: the IK controller and the PID smoother) fed the
+true joint angles and goal every frame, with gaussian noise on its command. The loop is
+ticked once per frame at the frame's time, so the PID runs at the camera's period.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from reacher_common.geometry import ArmGeometry, Timing
+from reacher_perception.training.config import CollectConfig
+from reacher_perception.training.dataset import POLICIES, write_shard
+from reacher_policy.config import PidConfig, PolicyConfig
+from reacher_policy.loop import PerceivedState, PolicyLoop
+from reacher_sim.config import SimConfig
+from reacher_sim.render import ArmRenderer
+from reacher_sim.task import ReachingTask
+
+
+class RandomSmoothPolicy:
+    """Piecewise-constant random joint velocities, low-passed, sometimes at rest.
+
+    :param rng: random generator.
+    :param limit: rad/s, the joint limit.
+    """
+
+    def __init__(self, rng: np.random.Generator, limit: float) -> None:
+        self.rng, self.limit = rng, limit
+        self.target = np.zeros(2)
+        self.command = np.zeros(2)
+        self.hold = 0
+
+    def __call__(self) -> npt.NDArray[np.float64]:
+        """The next command, (2,) rad/s."""
+        if self.hold <= 0:
+            self.hold = int(self.rng.integers(2, 20))
+            self.target = (np.zeros(2) if self.rng.random() < 0.15
+                           else self.rng.uniform(-self.limit, self.limit, 2))
+        self.hold -= 1
+        self.command = self.command + 0.5 * (self.target - self.command)
+        return self.command.copy()
+
+
+def ik_loop(geometry: ArmGeometry, timing: Timing) -> PolicyLoop:
+    """The policy node's IK + PID loop for this arm, ticked once per frame.
+
+    The PID keeps its default gains with the output limited to the arm's joint limit; the
+    control period is the frame period, and an estimate is never stale (each tick gets the
+    frame's truth at the frame's time).
+
+    :param geometry: the arm.
+    :param timing: the frame period.
+    :return: a fresh loop.
+    """
+    return PolicyLoop(PolicyConfig(control_rate_hz=1.0 / timing.dt, controller='ik',
+                                   geometry=geometry),
+                      PidConfig(output_limit=geometry.max_joint_velocity))
+
+
+def collect(config: CollectConfig, geometry: ArmGeometry, timing: Timing, out_dir: Path,
+            progress: bool = True) -> list[Path]:
+    """Run the simulator with a mix of policies and write the sequences as shards.
+
+    Each sequence starts from a random pose and goal (``ReachingTask.reset``); a goal
+    reached (held ``success_hold_steps``) is replaced, as in the sim node.
+
+    :param config: how many sequences and which policies.
+    :param geometry: arm and camera; must match the camera stream to be read.
+    :param timing: the frame period (the simulator's step).
+    :param out_dir: where the shards go.
+    :param progress: show a tqdm bar.
+    :return: the shard paths.
+    """
+    from tqdm import tqdm
+
+    sim = SimConfig(geometry=geometry, timing=timing)
+    rng = np.random.default_rng(config.seed)
+    task = ReachingTask(sim, goal_timeout_s=15.0, seed=config.seed)
+    renderer = ArmRenderer(geometry)
+    loop = ik_loop(geometry, timing)
+    limit = geometry.max_joint_velocity
+    paths: list[Path] = []
+    bar = tqdm(total=config.sequences, desc='collect', disable=not progress)
+    for shard, start in enumerate(range(0, config.sequences, config.shard_size)):
+        count = min(config.shard_size, config.sequences - start)
+        steps, size = config.steps, geometry.image_size
+        images = np.empty((count, steps, size, size, 3), np.uint8)
+        arrays: dict[str, Any] = {name: np.empty((count, steps, 2), np.float32)
+                                  for name in ('actions', 'joint_positions', 'fingertip',
+                                               'goal')}
+        policy = np.empty(count, np.int8)
+        for index in range(count):
+            task.reset()
+            use_ik = rng.random() < config.ik_fraction
+            policy[index] = POLICIES.index('ik' if use_ik else 'random')
+            random_policy = RandomSmoothPolicy(rng, limit)
+            loop.reset()
+            for step in range(steps):
+                arm = task.arm
+                images[index, step] = renderer.render(arm.joint_positions, arm.goal)
+                arrays['joint_positions'][index, step] = arm.joint_positions
+                arrays['fingertip'][index, step] = arm.fingertip
+                arrays['goal'][index, step] = arm.goal
+                if use_ik:
+                    now_s = step * timing.dt
+                    loop.update_estimate(PerceivedState(now_s, arm.joint_positions, arm.goal))
+                    command = loop.step(now_s).command
+                    command = command + rng.normal(0.0, config.command_noise, 2)
+                else:
+                    command = random_policy()
+                command = np.clip(command, -limit, limit)
+                arrays['actions'][index, step] = command / limit
+                task.step(command)
+                if rng.random() < config.goal_switch_probability:
+                    task.new_goal()
+            bar.update()
+        paths.append(write_shard(out_dir / f'shard_{shard:04d}.npz', images,
+                                 geometry=geometry, timing=timing, policy=policy,
+                                 seed=config.seed, **arrays))
+    bar.close()
+    return paths
