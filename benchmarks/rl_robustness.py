@@ -126,7 +126,7 @@ def smoothness(args):
         for seed in args.seeds:
             path = policy_path(args, preset, seed)
             actor, meta = load_actor(path)
-            sim = meta.sim_config()
+            sim = SimConfig(geometry=meta.geometry, timing=meta.timing)
             direct = evaluate_policy(torch_policy(actor), sim, args.episodes, args.eval_seed)
             rows.append({'policy': preset, 'seed': seed, 'loop': 'env (no PID)',
                          'success_rate': direct.success_rate,
@@ -158,7 +158,7 @@ def noise(args):
     for preset in args.policies or ('sac', 'sac-noise'):
         for seed in args.seeds:
             actor, meta = load_actor(policy_path(args, preset, seed))
-            sim = meta.sim_config()
+            sim = SimConfig(geometry=meta.geometry, timing=meta.timing)
             for level in args.noise_levels_rad:
                 robustness = RobustnessConfig(joint_noise_std_rad=level,
                                               goal_noise_std_m=level * reach)

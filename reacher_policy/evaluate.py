@@ -171,12 +171,7 @@ def load_policy(checkpoint: str, sim: SimConfig) -> tuple[PolicyFn, SimConfig]:
         from reacher_policy.train import load_model
         return sb3_policy(load_model(checkpoint)), sim
     actor, meta = load_actor(checkpoint)
-    trained = meta.sim_config()
-    sim = dataclasses.replace(sim, timing=trained.timing, geometry=dataclasses.replace(
-        sim.geometry, max_joint_velocity=trained.geometry.max_joint_velocity,
-        upper_arm_length_m=trained.geometry.upper_arm_length_m,
-        forearm_length_m=trained.geometry.forearm_length_m,
-        goal_size_m=trained.geometry.goal_size_m))
+    sim = dataclasses.replace(sim, geometry=meta.geometry, timing=meta.timing)
     return torch_policy(actor), sim
 
 

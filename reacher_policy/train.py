@@ -353,11 +353,7 @@ def train(config: TrainConfig, command: str = '') -> TrainResult:
         model.save_replay_buffer(out / 'replay_buffer.pkl')
     actor = actor_from_sb3(model)
     save_actor(out / 'policy.pt', actor, ActorMetadata(
-        algo=config.algo, dt=config.sim.timing.dt,
-        max_joint_velocity=config.sim.geometry.max_joint_velocity,
-        upper_arm_length_m=config.sim.geometry.upper_arm_length_m,
-        forearm_length_m=config.sim.geometry.forearm_length_m,
-        goal_size_m=config.sim.geometry.goal_size_m,
+        algo=config.algo, geometry=config.sim.geometry, timing=config.sim.timing,
         observation_dim=STATE_DIM, net_arch=tuple(config.net_arch),
         env_steps=result.env_steps, command=command))
     if config.final_eval_episodes > 0:
@@ -455,12 +451,9 @@ def export_main(argv: list[str]) -> int:
     actor = actor_from_sb3(model)
     sim = args.sim
     save_actor(args.output, actor, ActorMetadata(
-        algo=args.algo, dt=sim.timing.dt, max_joint_velocity=sim.geometry.max_joint_velocity,
-        upper_arm_length_m=sim.geometry.upper_arm_length_m,
-        forearm_length_m=sim.geometry.forearm_length_m,
-        goal_size_m=sim.geometry.goal_size_m, observation_dim=STATE_DIM,
-        net_arch=tuple(layer.out_features for layer in actor.layers[:-1]),  # type: ignore
-        env_steps=int(model.num_timesteps), command='reacher policy export ' + shlex.join(argv)))
+        algo=args.algo, geometry=sim.geometry, timing=sim.timing, observation_dim=STATE_DIM,
+        net_arch=actor.net_arch, env_steps=int(model.num_timesteps),
+        command='reacher policy export ' + shlex.join(argv)))
     print(f'wrote {args.output}')
     return 0
 
