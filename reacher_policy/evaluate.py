@@ -22,8 +22,8 @@ import tyro
 
 from reacher_common.geometry import Timing
 from reacher_sim.config import SimConfig
-from reacher_sim.env import ReacherEnv
 from reacher_sim.options import RewardConfig, RobustnessConfig
+from reacher_sim.wrappers import make_env
 
 PolicyFn = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]
 """Maps (B, observation_dim) observations to (B, 2) actions in [-1, 1]."""
@@ -73,7 +73,7 @@ def evaluate_policy(policy: PolicyFn, sim: SimConfig, episodes: int = 50, seed: 
     :return: the aggregate.
     """
     start = time.perf_counter()
-    envs = [ReacherEnv(sim, reward=reward, robustness=robustness) for _ in range(episodes)]
+    envs = [make_env(sim, reward=reward, robustness=robustness) for _ in range(episodes)]
     observations = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
     active = np.ones(episodes, dtype=bool)
     returns = np.zeros(episodes)

@@ -44,8 +44,9 @@ from reacher_common.geometry import Timing
 from reacher_policy.checkpoint import actor_from_sb3, ActorMetadata, save_actor
 from reacher_policy.evaluate import evaluate_policy, sb3_policy
 from reacher_sim.config import SimConfig
-from reacher_sim.env import ReacherEnv, STATE_DIM
+from reacher_sim.observation import STATE_DIM
 from reacher_sim.options import CurriculumConfig, RewardConfig, RobustnessConfig
+from reacher_sim.wrappers import make_env as make_reacher_env
 
 Algo = Literal['sac', 'td3', 'ddpg']
 
@@ -186,13 +187,13 @@ def named_config(name: str) -> TrainConfig:
     return replace(PRESETS[base], symmetry_augmentation=True) if suffix else PRESETS[base]
 
 
-def make_env(config: TrainConfig, rank: int = 0) -> ReacherEnv:
+def make_env(config: TrainConfig, rank: int = 0) -> Any:
     """One training env (worker ``rank``) with the config's options."""
     sim = config.sim
     if config.train_episode_steps > 0:
         sim = replace(sim, max_episode_steps=config.train_episode_steps)
-    return ReacherEnv(sim, reward=config.reward, curriculum=config.curriculum,
-                      robustness=config.robustness)
+    return make_reacher_env(sim, reward=config.reward, curriculum=config.curriculum,
+                            robustness=config.robustness)
 
 
 def build_model(config: TrainConfig, env: Any) -> Any:
