@@ -28,11 +28,12 @@ import torch
 import tyro
 
 from reacher_policy.checkpoint import load_actor
-from reacher_policy.evaluate import evaluate_policy, torch_policy
-from reacher_policy.train import named_config, train
+from reacher_policy.training.config import named_config
+from reacher_policy.training.evaluate import evaluate_policy, torch_policy
+from reacher_policy.training.train import train
 from reacher_sim.config import SimConfig
-from reacher_sim.env import ReacherEnv
 from reacher_sim.options import RobustnessConfig
+from reacher_sim.wrappers import make_env
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def run_with_pid(checkpoint, sim, episodes, seed, pid_config):
     pid = PidSmoother(pid_config)
     successes, changes, jerks = [], [], []
     for episode in range(episodes):
-        env = ReacherEnv(sim)
+        env = make_env(sim)
         _, info = env.reset(seed=seed + episode)
         pid.reset()
         commands = []

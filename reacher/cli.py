@@ -13,7 +13,8 @@ import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
     'demo': ('reacher.demo:main', 'run the camera-in-the-loop demo (three ROS 2 nodes)'),
-    'policy': ('reacher_policy.cli:policy_main', 'train / evaluate learned controllers'),
+    'policy': ('reacher_policy.training.commands:policy_main',
+               'train / evaluate learned controllers'),
     'perception': ('reacher_perception.cli:perception_main',
                    'train / evaluate learned perception'),
     'bag': ('reacher.bag.cli:bag_main', 'record / play / evaluate rosbag2 bags (rosbags library)'),

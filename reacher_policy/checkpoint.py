@@ -4,7 +4,8 @@ The file is a plain ``torch.save`` of ``{'state_dict': ..., 'metadata': ...}`` h
 only tensors, strings and numbers, so ``torch.load(weights_only=True)`` reads it without
 unpickling code (unlike Stable-Baselines3's zip, which stays the training/resume format).
 The actor is an MLP with ReLU hidden layers and a tanh output: the deterministic action of
-SB3's SAC (``tanh(mu(latent_pi(obs)))``), TD3 and DDPG (``mu(obs)``) alike.
+SB3's SAC (``tanh(mu(latent_pi(obs)))``), TD3 and DDPG (``mu(obs)``) alike, which
+``reacher_policy.training.export`` copies out of a trained model.
 """
 
 from __future__ import annotations
@@ -104,36 +105,6 @@ class ActorMlp(nn.Module):
         for layer in self.layers[:-1]:
             hidden = torch.relu(layer(hidden))
         return torch.tanh(self.layers[-1](hidden))
-
-
-def actor_from_sb3(model: Any) -> ActorMlp:
-    """Copy the deterministic actor of an SB3 SAC, TD3 or DDPG model into an ActorMlp.
-
-    :param model: a ``stable_baselines3`` SAC, TD3 or DDPG instance with an MLP policy.
-    :return: the ActorMlp, on CPU, in eval mode.
-    :raises ValueError: for another algorithm or network shape.
-    """
-    actor = model.policy.actor
-    if hasattr(actor, 'latent_pi'):  # SAC: tanh(mu(latent_pi(obs))).
-        modules = list(actor.latent_pi)
-        linears = [m for m in modules if isinstance(m, nn.Linear)] + [actor.mu]
-        allowed: set[type[nn.Module]] = {nn.ReLU}
-    else:  # TD3 / DDPG: mu = Sequential(Linear, ReLU, ..., Linear, Tanh).
-        modules = list(actor.mu)
-        linears = [m for m in modules if isinstance(m, nn.Linear)]
-        allowed = {nn.ReLU, nn.Tanh}
-    activations = {type(m) for m in modules if not isinstance(m, nn.Linear)}
-    if not activations <= allowed:
-        raise ValueError(f'actor activations {activations} are not ReLU: export supports '
-                         "SB3's default ReLU MLP actors only")
-    net_arch = tuple(layer.out_features for layer in linears[:-1])
-    exported = ActorMlp(linears[0].in_features, net_arch, linears[-1].out_features)
-    with torch.no_grad():
-        for target, source in zip(exported.layers, linears, strict=True):
-            assert isinstance(target, nn.Linear)
-            target.weight.copy_(source.weight.detach().cpu())
-            target.bias.copy_(source.bias.detach().cpu())
-    return exported.eval()
 
 
 def save_actor(path: str | Path, actor: ActorMlp, metadata: ActorMetadata) -> None:

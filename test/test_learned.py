@@ -44,7 +44,7 @@ def test_checkpoint_round_trip(tmp_path):
 def test_export_from_sb3_matches_predict(tmp_path):
     from stable_baselines3 import SAC, TD3
 
-    from reacher_policy.checkpoint import actor_from_sb3
+    from reacher_policy.training.export import actor_from_sb3
     env = ReacherEnv()
     observations = np.stack([env.reset(seed=i)[0] for i in range(16)])
     for cls in (SAC, TD3):
@@ -168,7 +168,7 @@ def test_not_an_actor_checkpoint_is_refused(tmp_path):
 def test_export_cli_writes_a_loadable_actor(tmp_path):
     from stable_baselines3 import DDPG
 
-    from reacher_policy.cli import policy_main
+    from reacher_policy.training.commands import policy_main
     env = ReacherEnv(SimConfig(timing=Timing(dt=0.05)))
     model = DDPG('MlpPolicy', env, policy_kwargs=dict(net_arch=[16]), seed=0, device='cpu')
     model.save(tmp_path / 'model.zip')
@@ -182,3 +182,19 @@ def test_export_cli_writes_a_loadable_actor(tmp_path):
     with torch.no_grad():
         actual = actor(torch.as_tensor(observation)[None])[0].numpy()
     np.testing.assert_allclose(actual, expected, atol=1e-5)
+
+
+def test_policy_runtime_loads_no_training_code():
+    """The node, the loop and the learned controller load torch at most: no training."""
+    import subprocess
+    import sys
+
+    code = (
+        'import sys\n'
+        'import reacher_policy.learned, reacher_policy.loop, reacher_policy.node\n'
+        "print('\\n'.join(name for name in sys.modules if name.split('.')[0] in "
+        "('gymnasium', 'stable_baselines3') or '.training' in name or "
+        "name.endswith('training')))\n")
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.split() == []

@@ -7,11 +7,54 @@ import numpy as np
 import pytest
 
 from reacher_policy.checkpoint import load_actor
-from reacher_policy.cli import policy_main
-from reacher_policy.evaluate import evaluate_policy, random_policy, sb3_policy, torch_policy
-from reacher_policy.train import build_model, make_env, parse_train_args, PRESETS, train
+from reacher_policy.training.commands import parse_train_args, policy_main
+from reacher_policy.training.config import PRESETS
+from reacher_policy.training.evaluate import (
+    evaluate_policy,
+    random_policy,
+    sb3_policy,
+    torch_policy,
+)
+from reacher_policy.training.sb3 import build_model, make_train_env
+from reacher_policy.training.train import train
 from reacher_sim.config import SimConfig
 from reacher_sim.options import RewardConfig
+
+
+def test_commands_import_without_the_training_stack():
+    """The CLI can list and parse the subcommands without loading torch, gym or SB3."""
+    import subprocess
+    import sys
+
+    code = (
+        'import sys\n'
+        'from reacher_policy.training.commands import COMMANDS\n'
+        'from reacher_policy.training.config import named_config, PRESETS\n'
+        "print('\\n'.join(name for name in sys.modules if name.split('.')[0] in "
+        "('torch', 'gymnasium', 'stable_baselines3')))\n")
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.split() == []
+
+
+def test_commands_table_pairs_frozen_args_with_runners():
+    from dataclasses import fields, is_dataclass
+
+    from reacher_common.config_tools import field_docs
+    from reacher_policy.training.commands import COMMANDS, run_train
+    from reacher_policy.training.config import TrainConfig
+    assert set(COMMANDS) == {'train', 'eval', 'tune', 'export'}
+    assert COMMANDS['train'] == (TrainConfig, run_train)
+    for args_type, runner in COMMANDS.values():
+        assert is_dataclass(args_type) and args_type.__dataclass_params__.frozen
+        docs = field_docs(args_type)
+        assert all(docs.get(f.name) for f in fields(args_type)), args_type
+        assert callable(runner)
+
+
+def test_preset_with_d4_suffix_parses():
+    config = parse_train_args(['--preset', 'sac+d4', '--seed', '2'])
+    assert config == replace(PRESETS['sac'], symmetry_augmentation=True, seed=2)
 
 
 def test_presets_parse_and_flags_override():
@@ -26,11 +69,11 @@ def test_presets_parse_and_flags_override():
 
 def test_target_entropy_reaches_sac():
     config = replace(PRESETS['sac'], net_arch=(8,))
-    assert build_model(config, make_env(config)).target_entropy == -2.0
+    assert build_model(config, make_train_env(config)).target_entropy == -2.0
     config = parse_train_args(['--preset', 'sac', '--target-entropy', '-6',
                                '--reward.precision-weight', '1.0'])
     assert config.reward.precision_weight == 1.0
-    assert build_model(config, make_env(config)).target_entropy == -6.0
+    assert build_model(config, make_train_env(config)).target_entropy == -6.0
 
 
 def test_evaluation_is_reproducible_and_uses_fixed_seeds():
@@ -58,7 +101,7 @@ def test_short_training_improves_success_and_round_trips(tmp_path):
                      final_eval_episodes=30, progress=False, tensorboard=False,
                      reward=RewardConfig(shaping_weight=1.0, success_weight=10.0),
                      sim=SimConfig(success_hold_steps=3), out_dir=str(tmp_path / 'run'))
-    untrained = build_model(config, make_env(config))
+    untrained = build_model(config, make_train_env(config))
     before = evaluate_policy(sb3_policy(untrained), config.sim, 30, config.eval_seed)
     result = train(config)
     assert result.final is not None
