@@ -40,9 +40,10 @@ def main(argv):
     from reacher_policy.config import PidConfig, PolicyConfig
     from reacher_policy.loop import PerceivedState, PolicyLoop
     from reacher_sim.arm import ArmSim
+    from reacher_sim.config import SimConfig
 
     _, meta = load_actor(args.checkpoint)
-    sim = meta.sim_config()
+    sim = SimConfig(geometry=meta.geometry, timing=meta.timing)
     rate = 1.0 / meta.dt
     settings = (('default PID (kp 2.5, rate limit 10)', PidConfig()),
                 ('kp = 1/dt, rate limit 10', PidConfig(kp=rate)),

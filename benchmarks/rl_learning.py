@@ -1,8 +1,8 @@
 """Env steps and wall time to 90% evaluation success, and final success, per configuration.
 
-Each configuration (a preset of ``reacher_policy.train.PRESETS``) is trained on each seed
-one after another in this process (one training at a time: the machine is small and
-shared). Periodic evaluations use the run's own task on fixed seeds; the final
+Each configuration (a preset of ``reacher_policy.training.config.PRESETS``) is trained on
+each seed one after another in this process (one training at a time: the machine is small
+and shared). Periodic evaluations use the run's own task on fixed seeds; the final
 evaluation uses ``--final-episodes`` episodes of the default task (reachable goals,
 10-step hold) for every configuration, so all rows are compared on the same goals.
 Wall time is training time only (evaluations excluded), on one torch thread.
@@ -24,8 +24,9 @@ import time
 import tyro
 
 from reacher_policy.checkpoint import load_actor
-from reacher_policy.evaluate import evaluate_policy, torch_policy
-from reacher_policy.train import named_config, SEED_SIM, train
+from reacher_policy.training.config import named_config, SEED_SIM
+from reacher_policy.training.evaluate import evaluate_policy, torch_policy
+from reacher_policy.training.train import train
 
 
 @dataclass(frozen=True)
@@ -33,8 +34,8 @@ class Args:
     """Benchmark learning speed and final success of training presets."""
 
     configs: tuple[str, ...] = ('sac', 'sac-curriculum', 'td3', 'ddpg', 'seed-ddpg')
-    """Presets to run (see reacher_policy.train.PRESETS); 'NAME+d4' adds symmetry
-    augmentation to preset NAME."""
+    """Presets to run (see reacher_policy.training.config.PRESETS); 'NAME+d4' adds
+    symmetry augmentation to preset NAME."""
     seeds: tuple[int, ...] = (0, 1, 2)
     """Training seeds."""
     total_steps: int = 0

@@ -28,11 +28,12 @@ import torch
 import tyro
 
 from reacher_policy.checkpoint import load_actor
-from reacher_policy.evaluate import evaluate_policy, torch_policy
-from reacher_policy.train import named_config, train
+from reacher_policy.training.config import named_config
+from reacher_policy.training.evaluate import evaluate_policy, torch_policy
+from reacher_policy.training.train import train
 from reacher_sim.config import SimConfig
-from reacher_sim.env import ReacherEnv
 from reacher_sim.options import RobustnessConfig
+from reacher_sim.wrappers import make_env
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def run_with_pid(checkpoint, sim, episodes, seed, pid_config):
     pid = PidSmoother(pid_config)
     successes, changes, jerks = [], [], []
     for episode in range(episodes):
-        env = ReacherEnv(sim)
+        env = make_env(sim)
         _, info = env.reset(seed=seed + episode)
         pid.reset()
         commands = []
@@ -126,7 +127,7 @@ def smoothness(args):
         for seed in args.seeds:
             path = policy_path(args, preset, seed)
             actor, meta = load_actor(path)
-            sim = meta.sim_config()
+            sim = SimConfig(geometry=meta.geometry, timing=meta.timing)
             direct = evaluate_policy(torch_policy(actor), sim, args.episodes, args.eval_seed)
             rows.append({'policy': preset, 'seed': seed, 'loop': 'env (no PID)',
                          'success_rate': direct.success_rate,
@@ -158,7 +159,7 @@ def noise(args):
     for preset in args.policies or ('sac', 'sac-noise'):
         for seed in args.seeds:
             actor, meta = load_actor(policy_path(args, preset, seed))
-            sim = meta.sim_config()
+            sim = SimConfig(geometry=meta.geometry, timing=meta.timing)
             for level in args.noise_levels_rad:
                 robustness = RobustnessConfig(joint_noise_std_rad=level,
                                               goal_noise_std_m=level * reach)

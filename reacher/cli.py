@@ -23,7 +23,7 @@ from dataclasses import make_dataclass, replace
 import importlib
 import json
 import sys
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, cast, Union
 
 import tyro
 
@@ -49,12 +49,15 @@ def _summary(cls: type) -> str:
 
 
 def _group_type(name: str, help_text: str, commands: CommandTable,
-                defaults: dict[str, Any]) -> type:
+                defaults: dict[str, Any], descriptions: dict[str, str]) -> type:
     """A dataclass whose one field is the union of the group's subcommands."""
-    options = tuple(
-        Annotated[cls, tyro.conf.subcommand(sub, default=defaults.get(sub, tyro.MISSING),
-                                            description=_summary(cls))]
-        for sub, (cls, _) in commands.items())
+    def marker(sub: str, cls: type) -> Any:
+        description = descriptions.get(f'{name} {sub}', _summary(cls))
+        if sub in defaults:
+            return tyro.conf.subcommand(sub, default=defaults[sub], description=description)
+        return tyro.conf.subcommand(sub, description=description)
+
+    options = tuple(Annotated[cls, marker(sub, cls)] for sub, (cls, _) in commands.items())
     group = make_dataclass(f'{name.capitalize()}Commands',
                            [('command', Annotated[Union[options],  # noqa: UP007
                                                   tyro.conf.arg(name='')])],
@@ -76,9 +79,15 @@ def _policy_defaults(argv: list[str]) -> tuple[list[str], dict[str, Any]]:
     return argv[:index] + argv[index + 2:], {'train': named_config(name)}
 
 
-def _tables() -> dict[str, CommandTable]:
-    return {name: importlib.import_module(module).COMMANDS
-            for name, (module, _) in GROUPS.items()}
+def _tables() -> tuple[dict[str, CommandTable], dict[str, str]]:
+    """Each group's ``COMMANDS``, and the longer help texts (``DESCRIPTIONS``) by 'group sub'."""
+    tables, descriptions = {}, {}
+    for name, (module_name, _) in GROUPS.items():
+        module = importlib.import_module(module_name)
+        tables[name] = module.COMMANDS
+        for sub, text in getattr(module, 'DESCRIPTIONS', {}).items():
+            descriptions[f'{name} {sub}'] = text
+    return tables, descriptions
 
 
 def parse(argv: Sequence[str]) -> tuple[str, Any, Runner]:
@@ -96,9 +105,9 @@ def parse(argv: Sequence[str]) -> tuple[str, Any, Runner]:
         index = argv.index(ROS_ARGS)
         argv, ros_args = argv[:index], tuple(argv[index + 1:])
     argv, policy_defaults = _policy_defaults(argv)
-    tables = _tables()
+    tables, descriptions = _tables()
     groups = {name: _group_type(name, GROUPS[name][1], table,
-                                policy_defaults if name == 'policy' else {})
+                                policy_defaults if name == 'policy' else {}, descriptions)
               for name, table in tables.items()}
     options = (Annotated[DemoArgs, tyro.conf.subcommand('demo', description=_summary(DemoArgs))],
                *(Annotated[group, tyro.conf.subcommand(name, description=GROUPS[name][1])]
@@ -110,7 +119,7 @@ def parse(argv: Sequence[str]) -> tuple[str, Any, Runner]:
         return 'demo', replace(args, ros_args=args.ros_args + ros_args), run_demo
     for name, group in groups.items():
         if isinstance(args, group):
-            command = args.command
+            command = cast(Any, args).command
             for sub, (cls, runner) in tables[name].items():
                 if type(command) is cls:
                     return f'{name} {sub}', command, runner
@@ -123,6 +132,11 @@ def run(name: str, args: Any, runner: Runner) -> int:
         result = runner(args)
     except (ValueError, FileNotFoundError) as error:
         print(f'reacher {name}: {error}', file=sys.stderr)
+        return 2
+    except SystemExit as exit_:
+        if not isinstance(exit_.code, str):
+            raise
+        print(f'reacher {name}: {exit_.code}', file=sys.stderr)
         return 2
     if isinstance(result, dict):
         print(json.dumps(result, default=str))

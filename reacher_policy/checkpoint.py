@@ -4,34 +4,45 @@ The file is a plain ``torch.save`` of ``{'state_dict': ..., 'metadata': ...}`` h
 only tensors, strings and numbers, so ``torch.load(weights_only=True)`` reads it without
 unpickling code (unlike Stable-Baselines3's zip, which stays the training/resume format).
 The actor is an MLP with ReLU hidden layers and a tanh output: the deterministic action of
-SB3's SAC (``tanh(mu(latent_pi(obs)))``), TD3 and DDPG (``mu(obs)``) alike.
+SB3's SAC (``tanh(mu(latent_pi(obs)))``), TD3 and DDPG (``mu(obs)``) alike, which
+``reacher_policy.training.export`` copies out of a trained model.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from reacher_common.geometry import ArmGeometry, Timing
-from reacher_sim.config import SimConfig
+from reacher_common.geometry import (
+    ArmGeometry,
+    geometry_from_dict,
+    geometry_to_dict,
+    Timing,
+)
 
-CHECKPOINT_FORMAT = 'reacher-actor-v1'
+ACTOR_CHECKPOINT_FORMAT = 'reacher-actor-v1'
+"""The ``format`` key of an actor checkpoint's metadata."""
 
 
 @dataclass(frozen=True)
 class ActorMetadata:
     """What a checkpoint's actor was trained for; checked before it drives an arm.
 
+    On disk the metadata is one flat dict (:func:`reacher_common.geometry.geometry_to_dict`
+    for the geometry and ``dt``, then the other fields), so files written before the
+    geometry was one class, which hold only ``dt``, ``max_joint_velocity``, the link
+    lengths and ``goal_size_m``, still load: the fields they lack take
+    :class:`ArmGeometry`'s defaults, which is what their simulator drew.
+
     :param algo: 'sac', 'td3' or 'ddpg'.
-    :param dt: the env's control period, seconds.
-    :param max_joint_velocity: rad/s that an action of 1 commands.
-    :param upper_arm_length_m: metres.
-    :param forearm_length_m: metres.
-    :param goal_size_m: metres (the inside-goal flag of the observation uses it).
+    :param geometry: the arm, goal and velocity limit of the env it was trained on (the
+        state vector reads the link lengths and goal size; an action of 1 commands
+        ``max_joint_velocity``).
+    :param timing: the env's step ``dt``, seconds: the actor's control period.
     :param observation_dim: length of the state vector.
     :param net_arch: hidden layer widths.
     :param env_steps: env steps the actor was trained for.
@@ -39,24 +50,37 @@ class ActorMetadata:
     """
 
     algo: str
-    dt: float
-    max_joint_velocity: float
-    upper_arm_length_m: float
-    forearm_length_m: float
-    goal_size_m: float
+    geometry: ArmGeometry
+    timing: Timing
     observation_dim: int
     net_arch: tuple[int, ...]
     env_steps: int = 0
     command: str = ''
 
-    def sim_config(self) -> SimConfig:
-        """A SimConfig with this actor's geometry and timing (other fields default)."""
-        return SimConfig(
-            geometry=ArmGeometry(max_joint_velocity=self.max_joint_velocity,
-                                 upper_arm_length_m=self.upper_arm_length_m,
-                                 forearm_length_m=self.forearm_length_m,
-                                 goal_size_m=self.goal_size_m),
-            timing=Timing(dt=self.dt))
+    @property
+    def dt(self) -> float:
+        """The control period the actor was trained at, seconds (``timing.dt``)."""
+        return self.timing.dt
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flat dict stored in the checkpoint (lists and numbers only)."""
+        return {'algo': self.algo, **geometry_to_dict(self.geometry, self.timing),
+                'observation_dim': self.observation_dim, 'net_arch': list(self.net_arch),
+                'env_steps': self.env_steps, 'command': self.command}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ActorMetadata:
+        """Read what :meth:`to_dict` wrote, or an older file's flat subset of it.
+
+        :raises KeyError: naming a missing required key.
+        :raises ValueError: for an out-of-range geometry value.
+        """
+        geometry, timing = geometry_from_dict(values)
+        return cls(algo=str(values['algo']), geometry=geometry, timing=timing,
+                   observation_dim=int(values['observation_dim']),
+                   net_arch=tuple(int(width) for width in values['net_arch']),
+                   env_steps=int(values.get('env_steps', 0)),
+                   command=str(values.get('command', '')))
 
 
 class ActorMlp(nn.Module):
@@ -70,6 +94,7 @@ class ActorMlp(nn.Module):
     def __init__(self, observation_dim: int, net_arch: tuple[int, ...],
                  action_dim: int = 2) -> None:
         super().__init__()
+        self.net_arch = tuple(net_arch)
         widths = [observation_dim, *net_arch, action_dim]
         self.layers = nn.ModuleList(
             nn.Linear(a, b) for a, b in zip(widths, widths[1:], strict=False))
@@ -82,36 +107,6 @@ class ActorMlp(nn.Module):
         return torch.tanh(self.layers[-1](hidden))
 
 
-def actor_from_sb3(model: Any) -> ActorMlp:
-    """Copy the deterministic actor of an SB3 SAC, TD3 or DDPG model into an ActorMlp.
-
-    :param model: a ``stable_baselines3`` SAC, TD3 or DDPG instance with an MLP policy.
-    :return: the ActorMlp, on CPU, in eval mode.
-    :raises ValueError: for another algorithm or network shape.
-    """
-    actor = model.policy.actor
-    if hasattr(actor, 'latent_pi'):  # SAC: tanh(mu(latent_pi(obs))).
-        modules = list(actor.latent_pi)
-        linears = [m for m in modules if isinstance(m, nn.Linear)] + [actor.mu]
-        allowed: set[type[nn.Module]] = {nn.ReLU}
-    else:  # TD3 / DDPG: mu = Sequential(Linear, ReLU, ..., Linear, Tanh).
-        modules = list(actor.mu)
-        linears = [m for m in modules if isinstance(m, nn.Linear)]
-        allowed = {nn.ReLU, nn.Tanh}
-    activations = {type(m) for m in modules if not isinstance(m, nn.Linear)}
-    if not activations <= allowed:
-        raise ValueError(f'actor activations {activations} are not ReLU: export supports '
-                         "SB3's default ReLU MLP actors only")
-    net_arch = tuple(layer.out_features for layer in linears[:-1])
-    exported = ActorMlp(linears[0].in_features, net_arch, linears[-1].out_features)
-    with torch.no_grad():
-        for target, source in zip(exported.layers, linears, strict=True):
-            assert isinstance(target, nn.Linear)
-            target.weight.copy_(source.weight.detach().cpu())
-            target.bias.copy_(source.bias.detach().cpu())
-    return exported.eval()
-
-
 def save_actor(path: str | Path, actor: ActorMlp, metadata: ActorMetadata) -> None:
     """Write the actor and its metadata to ``path`` (parents created).
 
@@ -121,9 +116,7 @@ def save_actor(path: str | Path, actor: ActorMlp, metadata: ActorMetadata) -> No
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = asdict(metadata)
-    meta['net_arch'] = list(metadata.net_arch)
-    meta['format'] = CHECKPOINT_FORMAT
+    meta = {**metadata.to_dict(), 'format': ACTOR_CHECKPOINT_FORMAT}
     torch.save({'state_dict': {k: v.clone() for k, v in actor.state_dict().items()},
                 'metadata': meta}, path)
 
@@ -144,11 +137,10 @@ def load_actor(path: str | Path) -> tuple[ActorMlp, ActorMetadata]:
             'checkpoints/sac_reacher_20hz.pt')
     data = torch.load(path, map_location='cpu', weights_only=True)
     meta = dict(data.get('metadata', {})) if isinstance(data, dict) else {}
-    if meta.pop('format', None) != CHECKPOINT_FORMAT:
-        raise ValueError(f'{str(path)!r} is not a {CHECKPOINT_FORMAT} actor checkpoint '
+    if meta.pop('format', None) != ACTOR_CHECKPOINT_FORMAT:
+        raise ValueError(f'{str(path)!r} is not a {ACTOR_CHECKPOINT_FORMAT} actor checkpoint '
                          "(an SB3 .zip? export it with 'reacher policy export')")
-    meta['net_arch'] = tuple(int(w) for w in meta['net_arch'])
-    metadata = ActorMetadata(**meta)
+    metadata = ActorMetadata.from_dict(meta)
     actor = ActorMlp(metadata.observation_dim, metadata.net_arch)
     actor.load_state_dict(data['state_dict'])
     return actor.eval(), metadata

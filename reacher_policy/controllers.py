@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from reacher_common.geometry import ArmGeometry
 from reacher_common.kinematics import inverse_kinematics
 from reacher_policy.config import PidConfig, PolicyConfig
 
@@ -49,16 +50,14 @@ class IkController:
     distance) is taken, so the arm does not swing across to the mirror pose; a goal
     out of reach gives the pose pointing at it (``reacher_common.kinematics``).
 
-    :param config: the policy config; only the link lengths are read.
+    :param config: the policy config; only the link lengths of its geometry are read.
     :param pid: the PID smoother's config (unused: IK gives an absolute setpoint).
     """
 
-    upper_arm_length_m: float
-    forearm_length_m: float
+    geometry: ArmGeometry
 
     def __init__(self, config: PolicyConfig, pid: PidConfig | None = None) -> None:
-        self.upper_arm_length_m = config.geometry.upper_arm_length_m
-        self.forearm_length_m = config.geometry.forearm_length_m
+        self.geometry = config.geometry
 
     def reset(self) -> None:
         """Nothing to forget: the IK solution depends only on the present inputs."""
@@ -70,8 +69,7 @@ class IkController:
         :param goal: (2,) float64 metres, the perceived goal centre in ``world``.
         :return: (2,) float64 rad, each wrapped to [-pi, pi).
         """
-        return inverse_kinematics(goal, self.upper_arm_length_m, self.forearm_length_m,
-                                  current=joint_positions)
+        return inverse_kinematics(goal, *self.geometry.link_lengths, current=joint_positions)
 
 
 CONTROLLERS: dict[str, Callable[[PolicyConfig, PidConfig], Controller]] = {

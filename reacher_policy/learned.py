@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from reacher_common.geometry import mismatches
 from reacher_policy.checkpoint import ActorMetadata, load_actor
 from reacher_policy.controllers import CONTROLLERS
 from reacher_sim.observation import state_vector
@@ -28,9 +29,14 @@ from reacher_sim.observation import state_vector
 if TYPE_CHECKING:
     from reacher_policy.config import PidConfig, PolicyConfig
 
-DEFAULT_CHECKPOINT = 'sac_reacher_20hz.pt'
+DEFAULT_ACTOR_CHECKPOINT = 'sac_reacher_20hz.pt'
 """The shipped actor (checkpoints/README.md says how it was trained), used when
 ``PolicyConfig.checkpoint`` is empty."""
+
+CHECKED_GEOMETRY: tuple[str, ...] = ('upper_arm_length_m', 'forearm_length_m')
+"""The fields of the configured ``ArmGeometry`` that must equal the checkpoint's. The
+actor's other geometry (the goal size of the state vector's inside flag, the velocity
+limit that scales its action) is taken from the checkpoint itself."""
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -39,9 +45,9 @@ class LearnedController:
     """Joint-angle setpoints from a trained actor checkpoint (``controller: learned``).
 
     :param config: the policy config; ``checkpoint`` names the actor file (see
-        :mod:`reacher_policy.checkpoint`; empty: the shipped ``DEFAULT_CHECKPOINT``),
-        ``control_rate_hz`` must be ``1 / dt`` of the env it was trained on, and the link
-        lengths must match its arm.
+        :mod:`reacher_policy.checkpoint`; empty: the shipped
+        ``DEFAULT_ACTOR_CHECKPOINT``), ``control_rate_hz`` must be ``1 / dt`` of the env it
+        was trained on, and the link lengths (``CHECKED_GEOMETRY``) must match its arm.
     :param pid: the PID smoother's config; its ``kp`` places the setpoint.
     :raises FileNotFoundError: naming a missing checkpoint.
     :raises ValueError: for a checkpoint trained at another control period or for
@@ -54,8 +60,8 @@ class LearnedController:
     def __init__(self, config: PolicyConfig, pid: PidConfig) -> None:
         if not config.checkpoint:
             from reacher_common.paths import share_dir
-            config = replace(config,
-                             checkpoint=str(share_dir() / 'checkpoints' / DEFAULT_CHECKPOINT))
+            shipped = share_dir() / 'checkpoints' / DEFAULT_ACTOR_CHECKPOINT
+            config = replace(config, checkpoint=str(shipped))
         self.kp = pid.kp
         self.actor, self.metadata = load_actor(config.checkpoint)
         meta = self.metadata
@@ -66,14 +72,13 @@ class LearnedController:
                 f'({1.0 / meta.dt:g} Hz) but the node runs at control_rate_hz = '
                 f'{config.control_rate_hz:g} Hz (period {period:g} s); set control_rate_hz '
                 f'to {1.0 / meta.dt:g} or train a policy with --sim.timing.dt {period:g}')
-        geometry = (config.geometry.upper_arm_length_m, config.geometry.forearm_length_m)
-        trained = (meta.upper_arm_length_m, meta.forearm_length_m)
-        if not np.allclose(geometry, trained, rtol=1e-6, atol=0.0):
+        differing = mismatches(meta.geometry, config.geometry, CHECKED_GEOMETRY)
+        if differing:
             raise ValueError(
-                f'checkpoint {config.checkpoint!r} was trained for links of {trained} m but '
-                f'the node is configured for {geometry} m (upper_arm_length_m, '
-                'forearm_length_m); use a checkpoint trained for this arm')
-        self.sim_config = meta.sim_config()
+                f'checkpoint {config.checkpoint!r} was trained for links of '
+                f'{meta.geometry.link_lengths} m but the node is configured for '
+                f'{config.geometry.link_lengths} m ({"; ".join(differing)}); use a '
+                'checkpoint trained for this arm')
 
     def reset(self) -> None:
         """Forget episode state (the actor is memoryless, so nothing to do)."""
@@ -85,7 +90,7 @@ class LearnedController:
         :param goal: (2,) metres in ``world``, the perceived goal.
         :return: (2,) float64 in [-1, 1].
         """
-        observation = state_vector(joint_positions, goal, self.sim_config.geometry)
+        observation = state_vector(joint_positions, goal, self.metadata.geometry)
         with torch.no_grad():
             action = self.actor(torch.as_tensor(observation).unsqueeze(0))[0]
         return action.numpy().astype(np.float64)
@@ -98,7 +103,7 @@ class LearnedController:
         :return: (2,) float64 radians (not wrapped, so the PID sees a small error).
         """
         q = np.asarray(joint_positions, dtype=np.float64)
-        return q + self.action(q, goal) * self.metadata.max_joint_velocity / self.kp
+        return q + self.action(q, goal) * self.metadata.geometry.max_joint_velocity / self.kp
 
 
 CONTROLLERS['learned'] = LearnedController

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections import deque
 import dataclasses
-import math
 from typing import Any, Literal, SupportsFloat
 
 import gymnasium as gym
@@ -15,10 +13,12 @@ import numpy.typing as npt
 from reacher_sim.arm import ArmSim
 from reacher_sim.config import SimConfig
 from reacher_sim.observation import STATE_DIM, STATE_HIGH, STATE_LOW, state_vector
-from reacher_sim.options import CurriculumConfig, reward_terms, RewardConfig, RobustnessConfig
+from reacher_sim.options import reward_terms, RewardConfig
 from reacher_sim.render import ArmRenderer
 
 ObservationMode = Literal['state', 'pixels', 'state_pixels']
+
+
 class ReacherEnv(gym.Env[Any, npt.NDArray[np.float32]]):
     """A 2-link planar arm reaching a square goal, seen by a top-down camera.
 
@@ -44,9 +44,10 @@ class ReacherEnv(gym.Env[Any, npt.NDArray[np.float32]]):
     :func:`reacher_sim.options.reward_terms`.
 
     ## Starting State
-    Joint angles uniform in [-pi, pi); the goal per ``goal_sampling``, or near the
-    fingertip and larger while a curriculum (``curriculum=CurriculumConfig(...)``) is
-    below level 1 (``info['curriculum_level']``, ``info['goal_size_m']``).
+    Joint angles uniform in [-pi, pi); the goal per ``goal_sampling``. The
+    :class:`reacher_sim.wrappers.Curriculum` wrapper moves it near the fingertip and
+    enlarges it below level 1 (``info['curriculum_level']``, 1.0 for the bare env;
+    ``info['goal_size_m']``), through :meth:`set_goal`.
 
     ## Episode End
     Terminated when the fingertip has stayed inside the goal for
@@ -58,29 +59,27 @@ class ReacherEnv(gym.Env[Any, npt.NDArray[np.float32]]):
     observation_mode='state', render_mode='rgb_array')``; ``render_mode='human'``
     opens a pyglet window (``pip install reacher[viz]``).
 
-    ## Robustness
-    ``robustness=RobustnessConfig(...)`` adds Gaussian noise to the observed joint angles
-    and goal and to the action, and delays the observation by whole steps (state part
-    only; pixels always show the true arm).
+    ## Curriculum and robustness
+    Goal curriculum, observation noise, action noise and observation delay are gymnasium
+    wrappers (:mod:`reacher_sim.wrappers`); :func:`reacher_sim.wrappers.make_env` builds
+    the env with the options a ``CurriculumConfig`` and a ``RobustnessConfig`` turn on.
 
     ## Version History
-    - v0: initial version; reward, curriculum and robustness options added with issue 3.
+    - v0: initial version; reward, curriculum and robustness options added with issue 3;
+      curriculum and robustness moved to wrappers with issue 10 (same numbers).
 
     :param config: world, arm, camera and task.
     :param observation_mode: 'state', 'pixels' or 'state_pixels'.
     :param render_mode: None, 'rgb_array' or 'human'.
     :param reward: reward weights; None for the seed's reward.
-    :param curriculum: goal curriculum; None for none.
-    :param robustness: observation/action noise and delay; None for none.
     """
 
     metadata = {'render_modes': ['rgb_array', 'human'], 'render_fps': 10}
 
     def __init__(self, config: SimConfig | None = None,
                  observation_mode: ObservationMode = 'state',
-                 render_mode: str | None = None, reward: RewardConfig | None = None,
-                 curriculum: CurriculumConfig | None = None,
-                 robustness: RobustnessConfig | None = None) -> None:
+                 render_mode: str | None = None,
+                 reward: RewardConfig | None = None) -> None:
         if observation_mode not in ('state', 'pixels', 'state_pixels'):
             raise ValueError(f"observation_mode={observation_mode!r}: use 'state', 'pixels' "
                              "or 'state_pixels'")
@@ -107,84 +106,57 @@ class ReacherEnv(gym.Env[Any, npt.NDArray[np.float32]]):
             self.observation_space = spaces.Dict({'state': state_space, 'pixels': pixel_space})
         self.action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
         self.reward_config = reward or RewardConfig()
-        self.curriculum = curriculum or CurriculumConfig()
-        self.robustness = robustness or RobustnessConfig()
-        # The task config is ``config`` with the curriculum's goal size.
+        # The task config is ``config`` with the goal size set by ``set_goal`` (the
+        # curriculum's); the renderer always draws the configured goal size.
         self.task_config = self.config
-        self.curriculum_level = 0.0 if self.curriculum.mode != 'off' else 1.0
-        self.total_steps = 0
-        self._recent_successes: list[bool] = []
         self._previous_action = np.zeros(2)
         self._previous_distance = 0.0
         self._integral_error = 0.0
-        self._observed: deque[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] = (
-            deque(maxlen=self.robustness.observation_delay_steps + 1))
 
-    def set_curriculum_level(self, level: float) -> None:
-        """Set the curriculum level in [0, 1] (takes effect at the next reset)."""
-        self.curriculum_level = float(min(1.0, max(0.0, level)))
+    def set_goal(self, goal: npt.ArrayLike | None,
+                 goal_size_m: float) -> tuple[Any, dict[str, Any]]:
+        """Replace the episode's goal and goal size, right after :meth:`reset`.
 
-    def _apply_curriculum(self) -> None:
-        """Resize and redraw the goal for the current curriculum level."""
-        level, cur, cfg = self.curriculum_level, self.curriculum, self.config
-        size = cur.start_goal_size_m + level * (cfg.geometry.goal_size_m - cur.start_goal_size_m)
+        The :class:`reacher_sim.wrappers.Curriculum` wrapper calls it to draw its own
+        goals. The goal size lasts until the next call (it also sets what counts as
+        inside the goal); the reward's progress term restarts from the new distance.
+
+        :param goal: (2,) metres in ``world``, or None to keep the goal drawn by reset.
+        :param goal_size_m: the goal's side, metres.
+        :return: the observation and info of the changed task, as :meth:`reset` returns.
+        """
+        cfg = self.config
         self.task_config = dataclasses.replace(
-            cfg, geometry=dataclasses.replace(cfg.geometry, goal_size_m=size))
+            cfg, geometry=dataclasses.replace(cfg.geometry, goal_size_m=goal_size_m))
         self.arm.config = self.task_config
-        if level >= 1.0:
-            return
-        max_distance = cur.start_max_distance_m + level * (
-            2.0 * cfg.geometry.reach_m - cur.start_max_distance_m)
-        tip = self.arm.fingertip
-        r_min = (abs(cfg.geometry.upper_arm_length_m - cfg.geometry.forearm_length_m)
-                 + cfg.goal_margin_m)
-        r_max = cfg.geometry.reach_m - cfg.goal_margin_m
-        half = (cfg.geometry.arena_size_m - size) / 2.0
-        for _ in range(1000):
-            radius = max_distance * math.sqrt(self.np_random.uniform())
-            angle = self.np_random.uniform(-math.pi, math.pi)
-            goal = tip + radius * np.array([math.cos(angle), math.sin(angle)])
-            if cfg.goal_sampling == 'seed':
-                ok = bool(np.all(np.abs(goal) <= half))
-            else:
-                ok = r_min <= float(np.linalg.norm(goal)) <= r_max
-            if ok:
-                self.arm.goal = goal
-                return
-        # Practically unreachable (the fingertip always lies in the workspace); keep the
-        # full-task goal drawn by the arm.
+        if goal is not None:
+            self.arm.goal = np.asarray(goal, dtype=np.float64)
+        self._previous_distance = self.arm.distance()
+        if self.render_mode == 'human':
+            self.render()
+        return self._observation(), self._info()
 
-    def _update_curriculum(self, episode_end: bool, success: bool) -> None:
-        cur = self.curriculum
-        if cur.mode == 'linear':
-            self.curriculum_level = min(1.0, self.total_steps / cur.schedule_steps)
-        elif cur.mode == 'success' and episode_end:
-            self._recent_successes.append(success)
-            if len(self._recent_successes) >= cur.success_window:
-                if np.mean(self._recent_successes) >= cur.success_threshold:
-                    self.set_curriculum_level(self.curriculum_level + cur.level_increment)
-                self._recent_successes = []
+    def observe_state(self, joint_positions: npt.ArrayLike,
+                      goal: npt.ArrayLike) -> npt.NDArray[np.float32]:
+        """The state observation of given joint angles and goal, with the task's goal size.
 
-    def _observed_state(self) -> npt.NDArray[np.float32]:
-        """The state vector as the policy sees it: noisy and delayed when configured."""
-        rob = self.robustness
-        joints, goal = self.arm.joint_positions.copy(), self.arm.goal.copy()
-        if rob.joint_noise_std_rad > 0.0:
-            joints = joints + self.np_random.normal(0.0, rob.joint_noise_std_rad, 2)
-        if rob.goal_noise_std_m > 0.0:
-            goal = goal + self.np_random.normal(0.0, rob.goal_noise_std_m, 2)
-        self._observed.append((joints, goal))
-        # The oldest kept entry is observation_delay_steps old (less just after reset).
-        joints, goal = self._observed[0]
-        return state_vector(joints, goal, self.task_config.geometry)
+        The observation wrappers build what the policy sees from perturbed joint angles
+        and goal with it.
+
+        :param joint_positions: (2,) radians.
+        :param goal: (2,) metres in ``world``.
+        :return: (11,) float32, see :func:`reacher_sim.observation.state_vector`.
+        """
+        return state_vector(joint_positions, goal, self.task_config.geometry)
 
     def _observation(self) -> Any:
         if self.observation_mode == 'state':
-            return self._observed_state()
+            return self.observe_state(self.arm.joint_positions, self.arm.goal)
         pixels = self.renderer.render(self.arm.joint_positions, self.arm.goal)
         if self.observation_mode == 'pixels':
             return pixels
-        return {'state': self._observed_state(), 'pixels': pixels}
+        return {'state': self.observe_state(self.arm.joint_positions, self.arm.goal),
+                'pixels': pixels}
 
     def _info(self) -> dict[str, Any]:
         return {
@@ -192,7 +164,7 @@ class ReacherEnv(gym.Env[Any, npt.NDArray[np.float32]]):
             'fingertip': self.arm.fingertip,
             'goal': self.arm.goal.copy(),
             'distance': self.arm.distance(),
-            'curriculum_level': self.curriculum_level,
+            'curriculum_level': 1.0,  # the full task; the Curriculum wrapper sets its level
             'goal_size_m': self.task_config.geometry.goal_size_m,
         }
 
@@ -201,13 +173,10 @@ class ReacherEnv(gym.Env[Any, npt.NDArray[np.float32]]):
         """Start an episode; ``seed`` makes it reproducible (gymnasium API)."""
         super().reset(seed=seed)
         self.arm.reset(self.np_random)
-        if self.curriculum.mode != 'off':
-            self._apply_curriculum()
         self._elapsed_steps = 0
         self._previous_action = np.zeros(2)
         self._previous_distance = self.arm.distance()
         self._integral_error = 0.0
-        self._observed.clear()
         if self.render_mode == 'human':
             self.render()
         return self._observation(), self._info()
@@ -215,15 +184,25 @@ class ReacherEnv(gym.Env[Any, npt.NDArray[np.float32]]):
     def step(self, action: npt.NDArray[np.float32]
              ) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         """Apply one action for ``dt`` seconds (gymnasium API)."""
+        return self.step_executing(action, action)
+
+    def step_executing(self, action: npt.ArrayLike, executed: npt.ArrayLike
+                       ) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        """One step in which the arm executes ``executed`` while the reward sees ``action``.
+
+        :meth:`step` passes the action itself. The
+        :class:`reacher_sim.wrappers.ActionNoise` wrapper passes the noisy action to
+        execute, so that the reward's P and D terms still judge the action the policy
+        commanded.
+
+        :param action: (2,) the policy's action; clipped to [-1, 1].
+        :param executed: (2,) the action the joints execute; clipped to [-1, 1].
+        :return: as :meth:`step`.
+        """
         action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
-        executed = action
-        if self.robustness.action_noise_std > 0.0:
-            executed = np.clip(
-                action + self.np_random.normal(0.0, self.robustness.action_noise_std, 2),
-                -1.0, 1.0)
+        executed = np.clip(np.asarray(executed, dtype=np.float64), -1.0, 1.0)
         result = self.arm.step(executed * self.config.geometry.max_joint_velocity)
         self._elapsed_steps += 1
-        self.total_steps += 1
         self._integral_error += (result.distance_m / self.config.geometry.arena_size_m
                                  * self.config.timing.dt)
         terms = reward_terms(result.distance_m, self._previous_distance, result.inside_goal,
@@ -233,8 +212,6 @@ class ReacherEnv(gym.Env[Any, npt.NDArray[np.float32]]):
         self._previous_distance = result.distance_m
         terminated = result.success
         truncated = self._elapsed_steps >= self.config.max_episode_steps and not terminated
-        if self.curriculum.mode != 'off':
-            self._update_curriculum(terminated or truncated, result.success)
         info = self._info()
         info.update(terms)
         info.update(is_success=result.success, hold_steps=result.hold_steps)

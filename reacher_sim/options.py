@@ -1,7 +1,9 @@
 """Typed options of the training task: reward terms, curriculum and robustness.
 
-Every default leaves :class:`reacher_sim.env.ReacherEnv` exactly as the seed's task
-(issue 3): the seed reward, no curriculum, no noise and no delay.
+:class:`reacher_sim.env.ReacherEnv` computes the reward terms; the curriculum and the
+robustness options are the wrappers of :mod:`reacher_sim.wrappers`, which
+:func:`reacher_sim.wrappers.make_env` adds. Every default leaves the task exactly as the
+seed's (issue 3): the seed reward, no curriculum, no noise and no delay.
 """
 
 from __future__ import annotations
@@ -82,7 +84,8 @@ class CurriculumConfig:
     ``start_goal_size_m + l * (goal_size_m - start_goal_size_m)`` and draws goal centres
     within ``start_max_distance_m + l * (2 * reach - start_max_distance_m)`` of the
     fingertip; at ``l = 1`` goals come from ``SimConfig.goal_sampling`` unchanged.
-    The level is per env instance: with vectorised envs each worker keeps its own.
+    The level is per env (its :class:`reacher_sim.wrappers.Curriculum` wrapper): with
+    vectorised envs each worker keeps its own.
 
     :raises ValueError: from ``__post_init__``, naming the field that is out of range.
     """
@@ -96,7 +99,7 @@ class CurriculumConfig:
     start_max_distance_m: float = 0.05
     """Largest fingertip-to-goal distance at level 0, metres, > 0."""
     schedule_steps: int = 5000
-    """'linear': env steps (of this env instance) to reach level 1, >= 1."""
+    """'linear': env steps (of this env) to reach level 1, >= 1."""
     success_threshold: float = 0.8
     """'success': success rate over the window that raises the level, in (0, 1]."""
     success_window: int = 10

@@ -1,5 +1,6 @@
-"""Reward terms, curriculum and robustness options of ReacherEnv (issue 3)."""
+"""Reward terms of ReacherEnv, and its curriculum and robustness wrappers (issue 3)."""
 
+from dataclasses import replace
 import math
 
 from gymnasium.utils.env_checker import check_env
@@ -10,6 +11,7 @@ from reacher_common.geometry import Timing
 from reacher_sim.config import SimConfig
 from reacher_sim.env import ReacherEnv
 from reacher_sim.options import CurriculumConfig, reward_terms, RewardConfig, RobustnessConfig
+from reacher_sim.wrappers import ActionNoise, Curriculum, make_env
 
 SIM = SimConfig(timing=Timing(dt=0.1))  # the seed's step, as these figures assume
 
@@ -90,20 +92,22 @@ def test_negative_weight_is_refused():
 # A linear curriculum changes goals across resets by design, so check_env's same-seed
 # twin episodes need a level that stays put (no window completes here).
 
+# check_env warns that it is given a wrapped env: the wrappers are what it checks here.
+@pytest.mark.filterwarnings('ignore:.*is different from the unwrapped version')
 def test_env_with_options_passes_check_env():
-    env = ReacherEnv(SIM, reward=RewardConfig(shaping_weight=1.0),
-                     curriculum=CurriculumConfig(mode='success', success_window=1000),
-                     robustness=RobustnessConfig(joint_noise_std_rad=0.01,
-                                                 goal_noise_std_m=0.001,
-                                                 action_noise_std=0.1,
-                                                 observation_delay_steps=2))
+    env = make_env(SIM, reward=RewardConfig(shaping_weight=1.0),
+                   curriculum=CurriculumConfig(mode='success', success_window=1000),
+                   robustness=RobustnessConfig(joint_noise_std_rad=0.01,
+                                               goal_noise_std_m=0.001,
+                                               action_noise_std=0.1,
+                                               observation_delay_steps=2))
     check_env(env, skip_render_check=True)
 
 
 def test_linear_curriculum_widens_goals_on_schedule():
     curriculum = CurriculumConfig(mode='linear', start_goal_size_m=0.1,
                                   start_max_distance_m=0.03, schedule_steps=400)
-    env = ReacherEnv(SIM, curriculum=curriculum)
+    env = make_env(SIM, curriculum=curriculum)
     _, info = env.reset(seed=1)
     assert info['goal_size_m'] == pytest.approx(0.1)
     assert info['distance'] <= 0.03 + 1e-9
@@ -129,7 +133,7 @@ def test_linear_curriculum_widens_goals_on_schedule():
 def test_curriculum_level_sets_size_and_distance():
     curriculum = CurriculumConfig(mode='linear', start_goal_size_m=0.08,
                                   start_max_distance_m=0.04, schedule_steps=10 ** 6)
-    env = ReacherEnv(SIM, curriculum=curriculum)
+    env = make_env(SIM, curriculum=curriculum)
     env.reset(seed=0)
     env.set_curriculum_level(0.5)
     limit = 0.04 + 0.5 * (2 * SIM.geometry.reach_m - 0.04)
@@ -146,7 +150,7 @@ def test_success_curriculum_rises_with_success():
     curriculum = CurriculumConfig(mode='success', start_goal_size_m=0.39,
                                   start_max_distance_m=0.01, success_window=2,
                                   success_threshold=1.0, level_increment=0.5)
-    env = ReacherEnv(SimConfig(success_hold_steps=1), curriculum=curriculum)
+    env = make_env(SimConfig(success_hold_steps=1), curriculum=curriculum)
     env.reset(seed=0)
     levels = []
     for _ in range(2):
@@ -174,8 +178,8 @@ def rollout(env, seed, steps=15):
 def test_noise_and_delay_are_deterministic_with_seed():
     options = RobustnessConfig(joint_noise_std_rad=0.05, goal_noise_std_m=0.01,
                                action_noise_std=0.2, observation_delay_steps=1)
-    first = rollout(ReacherEnv(SIM, robustness=options), seed=7)
-    second = rollout(ReacherEnv(SIM, robustness=options), seed=7)
+    first = rollout(make_env(SIM, robustness=options), seed=7)
+    second = rollout(make_env(SIM, robustness=options), seed=7)
     np.testing.assert_array_equal(first[0], second[0])
     np.testing.assert_array_equal(first[1], second[1])
     clean = rollout(ReacherEnv(SIM), seed=7)
@@ -183,7 +187,7 @@ def test_noise_and_delay_are_deterministic_with_seed():
 
 
 def test_observation_delay_shows_old_state():
-    delayed = ReacherEnv(SIM, robustness=RobustnessConfig(observation_delay_steps=2))
+    delayed = make_env(SIM, robustness=RobustnessConfig(observation_delay_steps=2))
     clean = ReacherEnv(SIM)
     observed, _ = rollout(delayed, seed=4)
     truth, _ = rollout(clean, seed=4)
@@ -194,6 +198,101 @@ def test_observation_delay_shows_old_state():
 
 
 def test_action_noise_moves_the_arm_differently():
-    _, noisy = rollout(ReacherEnv(SIM, robustness=RobustnessConfig(action_noise_std=0.3)), 2)
+    _, noisy = rollout(make_env(SIM, robustness=RobustnessConfig(action_noise_std=0.3)), 2)
     _, clean = rollout(ReacherEnv(SIM), 2)
     assert not np.allclose(noisy, clean)
+
+
+def test_make_env_adds_only_the_wrappers_that_are_on():
+    assert type(make_env(SIM)) is ReacherEnv
+    env = make_env(SIM, curriculum=CurriculumConfig(mode='linear'),
+                   robustness=RobustnessConfig(action_noise_std=0.1))
+    assert isinstance(env, Curriculum) and isinstance(env.env, ActionNoise)
+    with pytest.raises(TypeError, match='innermost'):
+        ActionNoise(Curriculum(ReacherEnv(SIM), CurriculumConfig(mode='linear')), 0.1)
+
+
+def test_action_noise_keeps_the_reward_on_the_commanded_action():
+    config = RewardConfig(action_weight=1.0, action_change_weight=1.0)
+    env = make_env(SIM, reward=config, robustness=RobustnessConfig(action_noise_std=0.5))
+    env.reset(seed=0)
+    previous = np.zeros(2)
+    for action in ([0.5, -0.5], [1.0, 0.0], [0.0, 0.2]):
+        _, _, _, _, info = env.step(np.array(action, dtype=np.float32))
+        assert info['reward_action'] == pytest.approx(-np.mean(np.square(action)))
+        assert info['reward_action_change'] == pytest.approx(
+            -np.mean(np.square(np.array(action) - previous)))
+        previous = np.array(action)
+
+
+# Figures recorded from ReacherEnv before curriculum, noise and delay became wrappers
+# (issue 10): the same seeds give the same draws, hence bit-identical numbers.
+PIN_SIM = SimConfig(timing=Timing(dt=0.1), max_episode_steps=25)
+PIN_LINEAR = CurriculumConfig(mode='linear', start_goal_size_m=0.1, start_max_distance_m=0.03,
+                              schedule_steps=60)
+PIN_SUCCESS = CurriculumConfig(mode='success', start_goal_size_m=0.39,
+                               start_max_distance_m=0.01, success_window=2,
+                               success_threshold=0.5, level_increment=0.25)
+PIN_REWARD = RewardConfig(shaping_weight=1.0, success_weight=10.0, action_weight=0.3,
+                          integral_weight=0.2, action_change_weight=0.5, precision_weight=1.0)
+PIN_NOISE = RobustnessConfig(joint_noise_std_rad=0.05, goal_noise_std_m=0.01)
+PIN_ALL = RobustnessConfig(joint_noise_std_rad=0.05, goal_noise_std_m=0.01,
+                           action_noise_std=0.2, observation_delay_steps=2)
+PINNED = [
+    # (options, seed, entry 40: obs[8], goal x; last entry: reward, distance, level, obs[8])
+    (dict(reward=PIN_REWARD, curriculum=PIN_LINEAR, robustness=PIN_ALL), 7,
+     (0.472293496131897, 0.12088154047405593),
+     (-0.4007692655979462, 0.07603756548345468, 1.0, -0.030917881056666374)),
+    (dict(reward=PIN_REWARD, curriculum=PIN_SUCCESS, robustness=PIN_ALL,
+          sim=replace(PIN_SIM, success_hold_steps=2), scale=0.1), 0,
+     (-0.3299252986907959, 0.04145615792430372),
+     (10.91269049717512, 0.05859343707021917, 0.75, -0.3299252986907959)),
+    (dict(reward=PIN_REWARD, robustness=RobustnessConfig(action_noise_std=0.3)), 0,
+     (0.13502207398414612, -0.0366518104660999),
+     (-1.207550492451668, 0.15922314147446104, 1.0, -0.7879170179367065)),
+    (dict(reward=PIN_REWARD, curriculum=PIN_LINEAR, robustness=PIN_ALL,
+          mode='state_pixels'), 1,
+     (-0.25542739033699036, 0.011832339547561022),
+     (-0.6818147924176411, 0.14835890742801774, 1.0, -0.6445592641830444)),
+    (dict(curriculum=PIN_LINEAR, sim=replace(PIN_SIM, goal_sampling='seed')), 1,
+     (0.14253051578998566, 0.12831988002747802),
+     (-0.2096306477702381, 0.08385225910809524, 1.0, 0.3663429617881775)),
+    (dict(robustness=replace(PIN_NOISE, observation_delay_steps=3)), 0,
+     (-0.9992365837097168, -0.16040691582295966),
+     (-0.07811198455039743, 0.031244793820158975, 1.0, -0.021093353629112244)),
+]
+
+
+def pinned_rollout(options, seed, episodes=6):
+    options = dict(options)
+    scale = options.pop('scale', 1.3)
+    mode = options.pop('mode', 'state')
+    sim = options.pop('sim', PIN_SIM)
+    env = make_env(sim, mode, **options)
+    rng = np.random.default_rng(1000 + seed)
+    trace = []
+    for episode in range(episodes):
+        observation, info = env.reset(seed=seed if episode in (0, 3) else None)
+        trace.append((observation, None, info))
+        for _ in range(sim.max_episode_steps):
+            action = (rng.uniform(-1, 1, 2) * scale).astype(np.float32)
+            observation, reward, terminated, truncated, info = env.step(action)
+            trace.append((observation, reward, info))
+            if terminated or truncated:
+                break
+    return trace
+
+
+@pytest.mark.parametrize('options, seed, middle, last', PINNED)
+def test_wrapped_options_reproduce_the_numbers_of_the_env_they_came_from(options, seed,
+                                                                         middle, last):
+    trace = pinned_rollout(options, seed)
+
+    def state(observation):
+        return observation['state'] if isinstance(observation, dict) else observation
+
+    observation, _, info = trace[40]
+    assert (float(state(observation)[8]), float(info['goal'][0])) == middle
+    observation, reward, info = trace[-1]
+    assert (reward, info['distance'], info['curriculum_level'],
+            float(state(observation)[8])) == last

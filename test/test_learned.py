@@ -20,9 +20,10 @@ PID = PidConfig()
 def make_checkpoint(path, dt=0.1, links=(0.1, 0.1), seed=0):
     torch.manual_seed(seed)
     actor = ActorMlp(STATE_DIM, (16, 8))
-    meta = ActorMetadata(algo='sac', dt=dt, max_joint_velocity=1.0,
-                         upper_arm_length_m=links[0], forearm_length_m=links[1],
-                         goal_size_m=0.04, observation_dim=STATE_DIM, net_arch=(16, 8),
+    meta = ActorMetadata(algo='sac', geometry=ArmGeometry(
+                             max_joint_velocity=1.0, upper_arm_length_m=links[0],
+                             forearm_length_m=links[1], goal_size_m=0.04),
+                         timing=Timing(dt=dt), observation_dim=STATE_DIM, net_arch=(16, 8),
                          env_steps=123, command='test')
     save_actor(path, actor, meta)
     return actor, meta
@@ -43,7 +44,7 @@ def test_checkpoint_round_trip(tmp_path):
 def test_export_from_sb3_matches_predict(tmp_path):
     from stable_baselines3 import SAC, TD3
 
-    from reacher_policy.checkpoint import actor_from_sb3
+    from reacher_policy.training.export import actor_from_sb3
     env = ReacherEnv()
     observations = np.stack([env.reset(seed=i)[0] for i in range(16)])
     for cls in (SAC, TD3):
@@ -103,6 +104,13 @@ def test_mismatched_geometry_is_refused(tmp_path):
         LearnedController(PolicyConfig(control_rate_hz=20.0, checkpoint=str(path)), PID)
 
 
+def test_mismatched_geometry_names_the_field(tmp_path):
+    path = tmp_path / 'actor.pt'
+    make_checkpoint(path, dt=0.05, links=(0.1, 0.08))
+    with pytest.raises(ValueError, match=r'forearm_length_m: checkpoint 0\.08, config 0\.1\b'):
+        LearnedController(PolicyConfig(control_rate_hz=20.0, checkpoint=str(path)), PID)
+
+
 def test_missing_checkpoint_is_named(tmp_path):
     missing = tmp_path / 'nope.pt'
     with pytest.raises(FileNotFoundError, match='nope.pt'):
@@ -115,6 +123,41 @@ def test_default_checkpoint_is_the_shipped_one():
     assert controller.metadata.dt == 0.05
 
 
+# The metadata of checkpoints/sac_reacher_20hz.pt, written before ActorMetadata held an
+# ArmGeometry: flat, and only these geometry fields.
+OLD_FLAT_METADATA = {
+    'algo': 'sac', 'dt': 0.05, 'max_joint_velocity': 1.0, 'upper_arm_length_m': 0.1,
+    'forearm_length_m': 0.1, 'goal_size_m': 0.04, 'observation_dim': 11, 'net_arch': [64, 64],
+    'env_steps': 50000, 'command': 'reacher policy train --preset sac-20hz '
+    '--symmetry-augmentation --seed 0 --no-progress --out-dir runs/sac-20hz-d4',
+    'format': 'reacher-actor-v1'}
+
+
+def test_shipped_checkpoint_with_old_flat_metadata_still_loads():
+    from reacher_common.paths import share_dir
+    path = share_dir() / 'checkpoints' / 'sac_reacher_20hz.pt'
+    assert torch.load(path, weights_only=True)['metadata'] == OLD_FLAT_METADATA
+    _, meta = load_actor(path)
+    # The fields the file lacks take the defaults, which is what its simulator drew.
+    assert meta.geometry == ArmGeometry() and meta.timing == Timing(dt=0.05)
+    assert meta.dt == 0.05 and meta.net_arch == (64, 64) and meta.env_steps == 50000
+    assert meta.command == OLD_FLAT_METADATA['command']
+
+
+def test_new_metadata_is_flat_and_holds_the_whole_geometry(tmp_path):
+    path = tmp_path / 'actor.pt'
+    torch.manual_seed(0)
+    geometry = ArmGeometry(arena_size_m=0.5, image_size=128, goal_size_m=0.05)
+    meta = ActorMetadata(algo='td3', geometry=geometry, timing=Timing(dt=0.1),
+                         observation_dim=STATE_DIM, net_arch=(4,))
+    save_actor(path, ActorMlp(STATE_DIM, (4,)), meta)
+    raw = torch.load(path, weights_only=True)['metadata']
+    # A superset of the old flat keys, so one loader reads both.
+    assert set(OLD_FLAT_METADATA) <= set(raw)
+    assert raw['arena_size_m'] == 0.5 and raw['image_size'] == 128 and raw['dt'] == 0.1
+    assert load_actor(path)[1] == meta
+
+
 def test_not_an_actor_checkpoint_is_refused(tmp_path):
     path = tmp_path / 'other.pt'
     torch.save({'weights': torch.zeros(3)}, path)
@@ -125,12 +168,12 @@ def test_not_an_actor_checkpoint_is_refused(tmp_path):
 def test_export_cli_writes_a_loadable_actor(tmp_path):
     from stable_baselines3 import DDPG
 
-    from reacher_policy.cli import policy_main
+    from reacher.cli import main as reacher_main
     env = ReacherEnv(SimConfig(timing=Timing(dt=0.05)))
     model = DDPG('MlpPolicy', env, policy_kwargs=dict(net_arch=[16]), seed=0, device='cpu')
     model.save(tmp_path / 'model.zip')
     output = tmp_path / 'actor.pt'
-    assert policy_main(['export', '--model', str(tmp_path / 'model.zip'), '--output',
+    assert reacher_main(['policy', 'export', '--model', str(tmp_path / 'model.zip'), '--output',
                         str(output), '--algo', 'ddpg', '--sim.timing.dt', '0.05']) == 0
     actor, meta = load_actor(output)
     assert meta.algo == 'ddpg' and meta.dt == 0.05 and meta.net_arch == (16,)
@@ -139,3 +182,19 @@ def test_export_cli_writes_a_loadable_actor(tmp_path):
     with torch.no_grad():
         actual = actor(torch.as_tensor(observation)[None])[0].numpy()
     np.testing.assert_allclose(actual, expected, atol=1e-5)
+
+
+def test_policy_runtime_loads_no_training_code():
+    """The node, the loop and the learned controller load torch at most: no training."""
+    import subprocess
+    import sys
+
+    code = (
+        'import sys\n'
+        'import reacher_policy.learned, reacher_policy.loop, reacher_policy.node\n'
+        "print('\\n'.join(name for name in sys.modules if name.split('.')[0] in "
+        "('gymnasium', 'stable_baselines3') or '.training' in name or "
+        "name.endswith('training')))\n")
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.split() == []

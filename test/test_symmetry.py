@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from reacher_policy.symmetry import (
+from reacher_policy.training.config import PRESETS
+from reacher_policy.training.sb3 import build_model, make_train_env
+from reacher_policy.training.symmetry import (
     GROUP_ORDER,
     inverse,
     matrices,
@@ -17,7 +19,7 @@ from reacher_policy.symmetry import (
     transform_observation,
     transform_point,
 )
-from reacher_policy.train import build_model, make_env, PRESETS, train
+from reacher_policy.training.train import train
 from reacher_sim.config import SimConfig
 from reacher_sim.env import ReacherEnv, state_vector
 
@@ -165,9 +167,9 @@ def test_training_with_augmentation_runs(tmp_path):
                      learning_starts=100, net_arch=(16,), batch_size=32, eval_freq=0,
                      final_eval_episodes=0, progress=False, tensorboard=False,
                      out_dir=str(tmp_path / 'run'))
-    assert isinstance(build_model(config, make_env(config)).replay_buffer,
+    assert isinstance(build_model(config, make_train_env(config)).replay_buffer,
                       SymmetryReplayBuffer)
-    nstep = build_model(replace(config, n_steps=3), make_env(config))
+    nstep = build_model(replace(config, n_steps=3), make_train_env(config))
     assert isinstance(nstep.replay_buffer, SymmetryNStepReplayBuffer)
     assert nstep.replay_buffer.n_steps == 3
     result = train(config)

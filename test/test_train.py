@@ -6,12 +6,62 @@ import json
 import numpy as np
 import pytest
 
+from reacher.cli import main as reacher_main
+from reacher.cli import parse
 from reacher_policy.checkpoint import load_actor
-from reacher_policy.cli import policy_main
-from reacher_policy.evaluate import evaluate_policy, random_policy, sb3_policy, torch_policy
-from reacher_policy.train import build_model, make_env, parse_train_args, PRESETS, train
+from reacher_policy.training.config import PRESETS
+from reacher_policy.training.evaluate import (
+    evaluate_policy,
+    random_policy,
+    sb3_policy,
+    torch_policy,
+)
+from reacher_policy.training.sb3 import build_model, make_train_env
+from reacher_policy.training.train import train
 from reacher_sim.config import SimConfig
 from reacher_sim.options import RewardConfig
+
+
+def parse_train_args(argv):
+    """``reacher policy train ARGV`` parsed by the reacher CLI (the preset taken out first)."""
+    _, config, _ = parse(['policy', 'train', *argv])
+    return config
+
+
+def test_commands_import_without_the_training_stack():
+    """The CLI can list and parse the subcommands without loading torch, gym or SB3."""
+    import subprocess
+    import sys
+
+    code = (
+        'import sys\n'
+        'from reacher_policy.training.commands import COMMANDS\n'
+        'from reacher_policy.training.config import named_config, PRESETS\n'
+        "print('\\n'.join(name for name in sys.modules if name.split('.')[0] in "
+        "('torch', 'gymnasium', 'stable_baselines3')))\n")
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.split() == []
+
+
+def test_commands_table_pairs_frozen_args_with_runners():
+    from dataclasses import fields, is_dataclass
+
+    from reacher_common.config_tools import field_docs
+    from reacher_policy.training.commands import COMMANDS, run_train
+    from reacher_policy.training.config import TrainConfig
+    assert set(COMMANDS) == {'train', 'eval', 'tune', 'export'}
+    assert COMMANDS['train'] == (TrainConfig, run_train)
+    for args_type, runner in COMMANDS.values():
+        assert is_dataclass(args_type) and args_type.__dataclass_params__.frozen
+        docs = field_docs(args_type)
+        assert all(docs.get(f.name) for f in fields(args_type)), args_type
+        assert callable(runner)
+
+
+def test_preset_with_d4_suffix_parses():
+    config = parse_train_args(['--preset', 'sac+d4', '--seed', '2'])
+    assert config == replace(PRESETS['sac'], symmetry_augmentation=True, seed=2)
 
 
 def test_presets_parse_and_flags_override():
@@ -26,11 +76,11 @@ def test_presets_parse_and_flags_override():
 
 def test_target_entropy_reaches_sac():
     config = replace(PRESETS['sac'], net_arch=(8,))
-    assert build_model(config, make_env(config)).target_entropy == -2.0
+    assert build_model(config, make_train_env(config)).target_entropy == -2.0
     config = parse_train_args(['--preset', 'sac', '--target-entropy', '-6',
                                '--reward.precision-weight', '1.0'])
     assert config.reward.precision_weight == 1.0
-    assert build_model(config, make_env(config)).target_entropy == -6.0
+    assert build_model(config, make_train_env(config)).target_entropy == -6.0
 
 
 def test_evaluation_is_reproducible_and_uses_fixed_seeds():
@@ -42,13 +92,12 @@ def test_evaluation_is_reproducible_and_uses_fixed_seeds():
 
 
 def test_cli_help_lists_every_knob(capsys):
-    with pytest.raises(SystemExit):
-        policy_main(['train', '--help'])
+    assert reacher_main(['policy', 'train', '--help']) == 0
     text = capsys.readouterr().out
     for flag in ('--algo', '--n-envs', '--reward.action-change-weight',
                  '--curriculum.mode', '--robustness.joint-noise-std-rad', '--resume'):
         assert flag in text
-    assert policy_main([]) == 2
+    assert reacher_main(['policy']) == 2
 
 
 @pytest.mark.slow
@@ -58,7 +107,7 @@ def test_short_training_improves_success_and_round_trips(tmp_path):
                      final_eval_episodes=30, progress=False, tensorboard=False,
                      reward=RewardConfig(shaping_weight=1.0, success_weight=10.0),
                      sim=SimConfig(success_hold_steps=3), out_dir=str(tmp_path / 'run'))
-    untrained = build_model(config, make_env(config))
+    untrained = build_model(config, make_train_env(config))
     before = evaluate_policy(sb3_policy(untrained), config.sim, 30, config.eval_seed)
     result = train(config)
     assert result.final is not None
@@ -82,9 +131,9 @@ def test_short_training_improves_success_and_round_trips(tmp_path):
 @pytest.mark.slow
 def test_tune_writes_the_best_configuration(tmp_path):
     output = tmp_path / 'best.json'
-    assert policy_main(['tune', '--trials', '2', '--total-steps', '400', '--eval-freq', '200',
-                        '--eval-episodes', '4', '--base.learning-starts', '100',
-                        '--output', str(output)]) == 0
+    assert reacher_main(['policy', 'tune', '--trials', '2', '--total-steps', '400',
+                         '--eval-freq', '200', '--eval-episodes', '4',
+                         '--base.learning-starts', '100', '--output', str(output)]) == 0
     report = json.loads(output.read_text())
     assert len(report['trials']) == 2
     assert report['best_config']['net_arch'][0] == report['best_params']['width']
@@ -93,9 +142,9 @@ def test_tune_writes_the_best_configuration(tmp_path):
 @pytest.mark.slow
 def test_tune_starts_from_a_named_preset(tmp_path):
     output = tmp_path / 'best.json'
-    assert policy_main(['tune', '--preset', 'sac-d4', '--trials', '1', '--total-steps', '400',
-                        '--eval-freq', '200', '--eval-episodes', '2',
-                        '--output', str(output)]) == 0
+    assert reacher_main(['policy', 'tune', '--preset', 'sac-d4', '--trials', '1',
+                         '--total-steps', '400', '--eval-freq', '200', '--eval-episodes', '2',
+                         '--output', str(output)]) == 0
     best = json.loads(output.read_text())['best_config']
     assert best['symmetry_augmentation'] is True
     assert best['learning_starts'] == PRESETS['sac-d4'].learning_starts
@@ -103,7 +152,9 @@ def test_tune_starts_from_a_named_preset(tmp_path):
 
 def test_tune_refuses_an_unknown_preset(tmp_path):
     with pytest.raises(SystemExit, match="config 'sac-d5'"):
-        policy_main(['tune', '--preset', 'sac-d5', '--output', str(tmp_path / 'best.json')])
+        _, args, runner = parse(['policy', 'tune', '--preset', 'sac-d5',
+                                 '--output', str(tmp_path / 'best.json')])
+        runner(args)
 
 
 @pytest.mark.parametrize('vec_env', ['dummy', 'subproc'])

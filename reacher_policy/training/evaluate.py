@@ -8,29 +8,24 @@ episode count see the same goals and starting poses.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-import json
-from pathlib import Path
-import sys
+from dataclasses import asdict, dataclass, replace
 import time
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import torch
-import tyro
 
-from reacher_common.geometry import Timing
 from reacher_sim.config import SimConfig
-from reacher_sim.env import ReacherEnv
 from reacher_sim.options import RewardConfig, RobustnessConfig
+from reacher_sim.wrappers import make_env
 
 PolicyFn = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]
 """Maps (B, observation_dim) observations to (B, 2) actions in [-1, 1]."""
 
 
 @dataclass(frozen=True)
-class EvalResult:
+class PolicyEvalResult:
     """Aggregate of an evaluation.
 
     :param episodes: number of episodes.
@@ -61,7 +56,7 @@ class EvalResult:
 
 def evaluate_policy(policy: PolicyFn, sim: SimConfig, episodes: int = 50, seed: int = 10_000,
                     robustness: RobustnessConfig | None = None,
-                    reward: RewardConfig | None = None) -> EvalResult:
+                    reward: RewardConfig | None = None) -> PolicyEvalResult:
     """Run ``episodes`` episodes on seeds ``seed, seed + 1, ...`` in lockstep.
 
     :param policy: batched deterministic policy.
@@ -73,7 +68,7 @@ def evaluate_policy(policy: PolicyFn, sim: SimConfig, episodes: int = 50, seed: 
     :return: the aggregate.
     """
     start = time.perf_counter()
-    envs = [ReacherEnv(sim, reward=reward, robustness=robustness) for _ in range(episodes)]
+    envs = [make_env(sim, reward=reward, robustness=robustness) for _ in range(episodes)]
     observations = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
     active = np.ones(episodes, dtype=bool)
     returns = np.zeros(episodes)
@@ -103,7 +98,7 @@ def evaluate_policy(policy: PolicyFn, sim: SimConfig, episodes: int = 50, seed: 
                 success[i] = bool(info['is_success'])
                 steps_to_goal[i] = len(past)
     times = steps_to_goal[success] * sim.timing.dt
-    return EvalResult(
+    return PolicyEvalResult(
         episodes=episodes, success_rate=float(success.mean()),
         mean_time_to_goal_s=float(times.mean()) if success.any() else float('nan'),
         mean_return=float(returns.mean()),
@@ -137,65 +132,41 @@ def random_policy(seed: int = 0) -> PolicyFn:
     return act
 
 
-@dataclass(frozen=True)
-class EvalArgs:
-    """Evaluate a trained policy on fixed seeds (the seed's ``main.py TEST``)."""
-
-    checkpoint: str
-    """An actor checkpoint (.pt, from training's ``policy.pt``) or an SB3 model (.zip)."""
-    episodes: int = 500
-    """Evaluation episodes."""
-    seed: int = 10_000
-    """Seed of the first episode (episode i uses seed + i)."""
-    sim: SimConfig = field(default_factory=lambda: SimConfig(timing=Timing(dt=0.1)))
-    """The task; for a .pt checkpoint its dt, velocity limit and geometry are used."""
-    robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
-    """Observation/action noise and delay during evaluation."""
-    output: str = ''
-    """Write the result as JSON here ('' prints only)."""
-    torch_threads: int = 1
-    """torch.set_num_threads (the machine is small and shared)."""
-
-
 def load_policy(checkpoint: str, sim: SimConfig) -> tuple[PolicyFn, SimConfig]:
     """Load a .pt actor or an SB3 .zip model as a batched policy.
 
     :param checkpoint: path.
-    :param sim: the task; a .pt checkpoint overrides its timing and geometry.
+    :param sim: the task; a .pt checkpoint replaces its geometry and timing with the ones
+        it was trained for.
     :return: the policy and the task config to evaluate it on.
     """
-    import dataclasses
-
     from reacher_policy.checkpoint import load_actor
     if checkpoint.endswith('.zip'):
-        from reacher_policy.train import load_model
+        from reacher_policy.training.sb3 import load_model
         return sb3_policy(load_model(checkpoint)), sim
     actor, meta = load_actor(checkpoint)
-    trained = meta.sim_config()
-    sim = dataclasses.replace(sim, timing=trained.timing, geometry=dataclasses.replace(
-        sim.geometry, max_joint_velocity=trained.geometry.max_joint_velocity,
-        upper_arm_length_m=trained.geometry.upper_arm_length_m,
-        forearm_length_m=trained.geometry.forearm_length_m,
-        goal_size_m=trained.geometry.goal_size_m))
+    sim = replace(sim, geometry=meta.geometry, timing=meta.timing)
     return torch_policy(actor), sim
 
 
-def eval_main(argv: list[str]) -> int:
-    """``reacher policy eval``: print (and optionally save) an evaluation."""
-    args = tyro.cli(EvalArgs, args=argv, prog='reacher policy eval',
-                    description=EvalArgs.__doc__)
-    torch.set_num_threads(args.torch_threads)
-    policy, sim = load_policy(args.checkpoint, args.sim)
-    result = evaluate_policy(policy, sim, args.episodes, args.seed, args.robustness)
-    report = {'checkpoint': args.checkpoint, 'episodes': args.episodes, 'seed': args.seed,
-              'sim': asdict(sim), 'robustness': asdict(args.robustness), **result.as_dict()}
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(text + '\n')
-    return 0
+def evaluate_checkpoint(checkpoint: str, sim: SimConfig, episodes: int = 500,
+                        seed: int = 10_000, robustness: RobustnessConfig | None = None,
+                        torch_threads: int = 1) -> dict[str, Any]:
+    """Evaluate a checkpoint on fixed seeds (``reacher policy eval``).
 
-
-if __name__ == '__main__':
-    sys.exit(eval_main(sys.argv[1:]))
+    :param checkpoint: an actor .pt or an SB3 .zip.
+    :param sim: the task; for a .pt checkpoint, the geometry and timing it was trained
+        for replace sim's.
+    :param episodes: episodes, >= 1.
+    :param seed: seed of the first episode.
+    :param robustness: noise and delay during evaluation; None for none.
+    :param torch_threads: ``torch.set_num_threads``.
+    :return: the JSON-ready report: the inputs, the task used and the
+        :class:`PolicyEvalResult` fields.
+    """
+    robustness = robustness or RobustnessConfig()
+    torch.set_num_threads(torch_threads)
+    policy, sim = load_policy(checkpoint, sim)
+    result = evaluate_policy(policy, sim, episodes, seed, robustness)
+    return {'checkpoint': checkpoint, 'episodes': episodes, 'seed': seed,
+            'sim': asdict(sim), 'robustness': asdict(robustness), **result.as_dict()}

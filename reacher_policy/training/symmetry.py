@@ -14,13 +14,14 @@ fingertip-to-goal distance, the inside flag, the hold and squared actions. An el
 
 and leaves rewards, the inside flag, ``terminated`` and ``truncated`` unchanged. The
 observation noise of :class:`reacher_sim.options.RobustnessConfig` (isotropic Gaussian on
-joint angles and goal) and its delay keep the symmetry in distribution.
+joint angles and goal, :class:`reacher_sim.wrappers.ObservationNoise`) and its delay keep
+the symmetry in distribution.
 
 Training on transitions mapped by random group elements is the "invariant transform
 experience replay" of Lin et al., "Invariant Transform Experience Replay: Data
 Augmentation for Deep Reinforcement Learning", IEEE RA-L 5(4), 2020 (arXiv:1909.10707),
 there with reflections of a robot's workspace, here with all of D4. It is training-only:
-the actor still takes the 11-d :func:`reacher_sim.env.state_vector`.
+the actor still takes the 11-d :func:`reacher_sim.observation.state_vector`.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import torch
 GROUP_ORDER = 8
 """Elements of D4; element ``e`` is ``R^(e % 4) F^(e // 4)``."""
 
-# Observation slices of reacher_sim.env.state_vector that are xy vectors in ``world``
+# Observation slices of reacher_sim.observation.state_vector that are xy vectors in ``world``
 # (the shoulder angle's (cos, sin) is the direction of the upper arm).
 _WORLD_VECTORS = (slice(0, 2), slice(4, 6), slice(6, 8), slice(8, 10))
 _ELBOW = slice(2, 4)
@@ -81,7 +82,7 @@ def inverse(elements: npt.ArrayLike) -> npt.NDArray[np.int64]:
 
 def transform_observation(observation: npt.ArrayLike,
                           elements: npt.ArrayLike) -> npt.NDArray[np.float32]:
-    """Map state observations (:func:`reacher_sim.env.state_vector`) by group elements.
+    """Map state observations (:func:`reacher_sim.observation.state_vector`) by group elements.
 
     :param observation: (N, 11) or (11,) float observations.
     :param elements: (N,) or scalar ints in [0, 8), one per observation.
