@@ -32,7 +32,8 @@ class PolicyEvalArgs:
     """Evaluate a trained policy on fixed seeds (the seed's ``main.py TEST``)."""
 
     checkpoint: str
-    """An actor checkpoint (.pt, from training's ``policy.pt``) or an SB3 model (.zip)."""
+    """An actor checkpoint (.pt, from training's ``policy.pt``) or an SB3 model (.zip, of
+    which only the actor's weights are read)."""
     episodes: int = 500
     """Evaluation episodes."""
     seed: int = 10_000
@@ -45,6 +46,9 @@ class PolicyEvalArgs:
     """Write the result as JSON here ('' prints only)."""
     torch_threads: int = 1
     """torch.set_num_threads (the machine is small and shared)."""
+    allow_pickle: bool = False
+    """Load an SB3 .zip the SB3 way, unpickling its data: runs code from the file, so only
+    for files you made and trust (by default only its weights are read)."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,9 @@ class ExportArgs:
     sim: SimConfig = field(default_factory=lambda: SEED_SIM)
     """The task the model was trained on (dt, velocity limit, geometry); the default is
     ``TrainConfig``'s."""
+    allow_pickle: bool = False
+    """Load the zip the SB3 way, unpickling its data: runs code from the file, so only for
+    files you made and trust (by default only its weights are read)."""
 
 
 def _command_line() -> str:
@@ -119,7 +126,7 @@ def run_eval(args: PolicyEvalArgs) -> int:
     from reacher_policy.training.evaluate import evaluate_checkpoint
 
     report = evaluate_checkpoint(args.checkpoint, args.sim, args.episodes, args.seed,
-                                 args.robustness, args.torch_threads)
+                                 args.robustness, args.torch_threads, args.allow_pickle)
     text = json.dumps(report, indent=2)
     print(text)
     if args.output:
@@ -155,7 +162,7 @@ def run_export(args: ExportArgs, command: str = '') -> int:
     from reacher_policy.training.export import export_model_file
 
     export_model_file(args.model, args.output, args.algo, args.sim,
-                      command or _command_line())
+                      command or _command_line(), args.allow_pickle)
     print(f'wrote {args.output}')
     return 0
 

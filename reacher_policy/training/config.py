@@ -119,9 +119,15 @@ class TrainConfig:
     out_dir: str = 'runs/policy'
     """Run folder: model.zip, policy.pt, evaluations.json, curve.png, tb/."""
     resume: str = ''
-    """An SB3 model.zip to continue training (its replay buffer is loaded if saved)."""
+    """An SB3 model.zip to continue training: its weights and step count are loaded into
+    a model built from these flags (same algo and net_arch); a replay_buffer.pkl beside it
+    needs allow_pickle."""
     save_replay_buffer: bool = False
-    """Also save the replay buffer (needed for an exact resume; large)."""
+    """Also save the replay buffer (needed for an exact resume; large; a pickle, which
+    only allow_pickle loads back)."""
+    allow_pickle: bool = False
+    """Let resume unpickle: the whole model.zip the SB3 way and its replay_buffer.pkl.
+    Unpickling runs code from the file: only for files you made and trust."""
     tensorboard: bool = True
     """Write TensorBoard logs under out_dir/tb."""
     progress: bool = True

@@ -132,18 +132,27 @@ def random_policy(seed: int = 0) -> PolicyFn:
     return act
 
 
-def load_policy(checkpoint: str, sim: SimConfig) -> tuple[PolicyFn, SimConfig]:
+def load_policy(checkpoint: str, sim: SimConfig,
+                allow_pickle: bool = False) -> tuple[PolicyFn, SimConfig]:
     """Load a .pt actor or an SB3 .zip model as a batched policy.
 
     :param checkpoint: path.
     :param sim: the task; a .pt checkpoint replaces its geometry and timing with the ones
         it was trained for.
+    :param allow_pickle: load an SB3 .zip the SB3 way, unpickling its data (runs code
+        from the file); by default only its actor's weights are read.
     :return: the policy and the task config to evaluate it on.
+    :raises ValueError: for a file that cannot be read safely (naming ``--allow-pickle``).
     """
     from reacher_policy.checkpoint import load_actor
     if checkpoint.endswith('.zip'):
-        from reacher_policy.training.sb3 import load_model
-        return sb3_policy(load_model(checkpoint)), sim
+        if allow_pickle:
+            from reacher_policy.training.sb3 import load_model
+            return sb3_policy(load_model(checkpoint)), sim
+        from reacher_policy.training.export import actor_from_state_dict
+        from reacher_policy.training.sb3 import read_model_zip
+        weights = read_model_zip(checkpoint).params['policy']
+        return torch_policy(actor_from_state_dict(weights)), sim
     actor, meta = load_actor(checkpoint)
     sim = replace(sim, geometry=meta.geometry, timing=meta.timing)
     return torch_policy(actor), sim
@@ -151,7 +160,7 @@ def load_policy(checkpoint: str, sim: SimConfig) -> tuple[PolicyFn, SimConfig]:
 
 def evaluate_checkpoint(checkpoint: str, sim: SimConfig, episodes: int = 500,
                         seed: int = 10_000, robustness: RobustnessConfig | None = None,
-                        torch_threads: int = 1) -> dict[str, Any]:
+                        torch_threads: int = 1, allow_pickle: bool = False) -> dict[str, Any]:
     """Evaluate a checkpoint on fixed seeds (``reacher policy eval``).
 
     :param checkpoint: an actor .pt or an SB3 .zip.
@@ -161,12 +170,13 @@ def evaluate_checkpoint(checkpoint: str, sim: SimConfig, episodes: int = 500,
     :param seed: seed of the first episode.
     :param robustness: noise and delay during evaluation; None for none.
     :param torch_threads: ``torch.set_num_threads``.
+    :param allow_pickle: see :func:`load_policy`.
     :return: the JSON-ready report: the inputs, the task used and the
         :class:`PolicyEvalResult` fields.
     """
     robustness = robustness or RobustnessConfig()
     torch.set_num_threads(torch_threads)
-    policy, sim = load_policy(checkpoint, sim)
+    policy, sim = load_policy(checkpoint, sim, allow_pickle)
     result = evaluate_policy(policy, sim, episodes, seed, robustness)
     return {'checkpoint': checkpoint, 'episodes': episodes, 'seed': seed,
             'sim': asdict(sim), 'robustness': asdict(robustness), **result.as_dict()}

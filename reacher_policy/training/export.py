@@ -47,6 +47,41 @@ def actor_from_sb3(model: Any) -> ActorMlp:
     return exported.eval()
 
 
+def actor_from_state_dict(policy: dict[str, torch.Tensor]) -> ActorMlp:
+    """Rebuild the deterministic actor of an SB3 policy from its weights alone.
+
+    No SB3 object and no unpickling: the layers are read from the state dict's names and
+    shapes (SAC: ``actor.latent_pi.<i>`` then ``actor.mu``; TD3 and DDPG:
+    ``actor.mu.<i>``), the activations are SB3's default ReLU (and the final tanh).
+
+    :param policy: the ``policy`` state dict of an SB3 SAC, TD3 or DDPG MLP policy.
+    :return: the ActorMlp, on CPU, in eval mode.
+    :raises ValueError: when the state dict holds no such actor.
+    """
+    def indexed(prefix: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        found = sorted(int(key[len(prefix):].split('.')[0]) for key in policy
+                       if key.startswith(prefix) and key.endswith('.weight'))
+        return [(policy[f'{prefix}{i}.weight'], policy[f'{prefix}{i}.bias']) for i in found]
+
+    if 'actor.mu.weight' in policy:  # SAC: tanh(mu(latent_pi(obs)))
+        layers = indexed('actor.latent_pi.') + [(policy['actor.mu.weight'],
+                                                 policy['actor.mu.bias'])]
+    else:  # TD3 / DDPG: mu = Sequential(Linear, ReLU, ..., Linear, Tanh)
+        layers = indexed('actor.mu.')
+    if not layers or any(weight.dim() != 2 for weight, _ in layers):
+        raise ValueError('the policy weights hold no SB3 SAC, TD3 or DDPG MLP actor')
+    net_arch = tuple(int(weight.shape[0]) for weight, _ in layers[:-1])
+    actor = ActorMlp(int(layers[0][0].shape[1]), net_arch, int(layers[-1][0].shape[0]))
+    with torch.no_grad():
+        for target, (weight, bias) in zip(actor.layers, layers, strict=True):
+            assert isinstance(target, nn.Linear)
+            if target.weight.shape != weight.shape:
+                raise ValueError(f'actor layer shapes do not chain: {tuple(weight.shape)}')
+            target.weight.copy_(weight)
+            target.bias.copy_(bias)
+    return actor.eval()
+
+
 def export_actor(model: Any, path: str | Path, algo: str, sim: SimConfig,
                  command: str = '') -> ActorMetadata:
     """Write the actor checkpoint of an SB3 model trained on ``sim``.
@@ -68,15 +103,28 @@ def export_actor(model: Any, path: str | Path, algo: str, sim: SimConfig,
 
 
 def export_model_file(model_path: str, output: str, algo: str, sim: SimConfig,
-                      command: str = '') -> ActorMetadata:
-    """Load an SB3 model.zip and write its actor checkpoint (``reacher policy export``).
+                      command: str = '', allow_pickle: bool = False) -> ActorMetadata:
+    """Read an SB3 model.zip and write its actor checkpoint (``reacher policy export``).
 
     :param model_path: the SB3 model.zip (SAC, TD3 or DDPG with an MLP policy).
     :param output: the .pt file to write.
     :param algo: recorded in the metadata.
     :param sim: the task it was trained on.
     :param command: recorded in the metadata.
+    :param allow_pickle: load the zip the SB3 way, unpickling its data (runs code from
+        the file); by default only its weights are read.
     :return: the metadata written.
+    :raises ValueError: for a zip that cannot be read safely (naming ``--allow-pickle``).
     """
-    from reacher_policy.training.sb3 import load_model
-    return export_actor(load_model(model_path), output, algo, sim, command)
+    if allow_pickle:
+        from reacher_policy.training.sb3 import load_model
+        return export_actor(load_model(model_path), output, algo, sim, command)
+    from reacher_policy.training.sb3 import read_model_zip
+
+    saved = read_model_zip(model_path)
+    actor = actor_from_state_dict(saved.params['policy'])
+    metadata = ActorMetadata(algo=algo, geometry=sim.geometry, timing=sim.timing,
+                             observation_dim=STATE_DIM, net_arch=actor.net_arch,
+                             env_steps=saved.num_timesteps, command=command)
+    save_actor(output, actor, metadata)
+    return metadata

@@ -1,10 +1,24 @@
-"""Stable-Baselines3 glue: the training env, the model factory and the model loader."""
+"""Stable-Baselines3 glue: the training env, the model factory and the model loaders.
+
+An SB3 model.zip keeps some of its data (the policy class, the spaces, the schedules) as
+cloudpickle in its ``data`` member, and a saved replay buffer is a pickle: loading either
+the SB3 way (``SAC.load``, ``load_replay_buffer``) runs whatever code the file's author
+put in it. So by default nothing here unpickles: :func:`read_model_zip` reads the plain
+JSON of ``data`` and the weights (``.pth`` members, ``torch.load(weights_only=True)``),
+and :func:`load_weights_into` puts them into a model built from the run's own
+configuration. Unpickling is the explicit opt-in ``--allow-pickle`` of ``reacher policy
+eval``, ``export`` and ``train`` (``allow_pickle``), for files the user made and trusts.
+"""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
+import json
 from pathlib import Path
+import pickle
 from typing import Any
+import warnings
+import zipfile
 
 import gymnasium as gym
 import numpy as np
@@ -71,10 +85,118 @@ def build_model(config: TrainConfig, env: Any) -> Any:
     return DDPG('MlpPolicy', env, action_noise=noise, **common)
 
 
-def load_model(path: str, env: Any = None) -> Any:
-    """Load an SB3 model.zip of any of the three algorithms (read from its data)."""
-    import zipfile
+PICKLE_OPT_IN = '--allow-pickle'
+"""The flag that lets a command unpickle an SB3 file (its ``allow_pickle`` argument)."""
 
+
+@dataclass(frozen=True)
+class ModelZip:
+    """What an SB3 model.zip holds that can be read without unpickling.
+
+    :param data: the entries of its ``data`` member that are plain JSON (those SB3 wrote
+        as cloudpickle, ``{':serialized:': ...}``, are left out, never decoded).
+    :param params: state dicts by name (``'policy'``, ``'actor.optimizer'``, ...).
+    :param variables: the ``pytorch_variables`` (SAC's ``log_ent_coef``), or None.
+    """
+
+    data: dict[str, Any]
+    params: dict[str, Any]
+    variables: dict[str, Any] | None
+
+    @property
+    def algorithm(self) -> str:
+        """'sac' or 'td3' (SB3's DDPG is a TD3), from the policy class's module name."""
+        policy_class = self.data.get('policy_class', {})
+        module = policy_class.get('__module__', '') if isinstance(policy_class, dict) else ''
+        return 'sac' if 'sac.' in module else 'td3'
+
+    @property
+    def num_timesteps(self) -> int:
+        """Env steps the model was trained for."""
+        return int(self.data.get('num_timesteps', 0))
+
+
+def read_model_zip(path: str | Path) -> ModelZip:
+    """Read an SB3 model.zip without unpickling anything.
+
+    :param path: the model.zip.
+    :return: its plain data and its weights.
+    :raises FileNotFoundError: naming a missing file.
+    :raises ValueError: naming the file when it is not an SB3 zip, or when its weights
+        could only be read by unpickling (then saying so and naming ``--allow-pickle``).
+    """
+    from stable_baselines3.common.save_util import load_from_zip_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'SB3 model {str(path)!r} does not exist')
+    try:
+        with zipfile.ZipFile(path) as archive:
+            document = json.loads(archive.read('data'))
+    except (zipfile.BadZipFile, KeyError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f'{str(path)!r} is not a Stable-Baselines3 model.zip '
+                         f'({type(error).__name__})') from None
+    data = {key: value for key, value in document.items()
+            if not (isinstance(value, dict) and ':serialized:' in value)}
+    # SB3 reads the .pth members with torch.load(weights_only=True); load_data=False
+    # leaves the pickled ``data`` alone.
+    try:
+        with warnings.catch_warnings():  # torch warns about the pickle it then refuses
+            warnings.simplefilter('ignore')
+            _, params, variables = load_from_zip_file(path, load_data=False, device='cpu')
+    except pickle.UnpicklingError:
+        raise ValueError(
+            f'{str(path)!r} holds weights that only unpickling could load, which runs code '
+            f'from the file; if you made it and trust it, pass {PICKLE_OPT_IN}') from None
+    except (ValueError, RuntimeError, OSError, EOFError) as error:
+        raise ValueError(f'{str(path)!r} is a damaged SB3 model.zip: '
+                         f'{type(error).__name__}: {str(error).splitlines()[0][:200]}') from None
+    if 'policy' not in params:
+        raise ValueError(f'{str(path)!r} has no policy weights (policy.pth)')
+    policy_kwargs = data.get('policy_kwargs', {})
+    if 'policy_kwargs' not in data or 'activation_fn' in policy_kwargs:
+        raise ValueError(
+            f'{str(path)!r} sets its own network classes (policy_kwargs), which only '
+            f'unpickling can read; if you made it and trust it, pass {PICKLE_OPT_IN}')
+    return ModelZip(data, params, variables)
+
+
+def load_weights_into(model: Any, path: str | Path) -> Any:
+    """Put the weights of an SB3 model.zip into ``model``, unpickling nothing.
+
+    The model is built from the run's own configuration (:func:`build_model`), so the
+    zip must hold the same algorithm and network; its step count is taken over, so a
+    resumed run counts on.
+
+    :param model: the freshly built SB3 model.
+    :param path: the model.zip to resume from.
+    :return: ``model``.
+    :raises ValueError: naming the file, when it cannot be read safely or holds another
+        algorithm or network than ``model``.
+    """
+    from stable_baselines3.common.save_util import recursive_setattr
+
+    saved = read_model_zip(path)
+    try:
+        model.set_parameters(saved.params, exact_match=True, device='cpu')
+    except (ValueError, RuntimeError, KeyError) as error:
+        raise ValueError(
+            f"cannot resume from {str(path)!r}: its weights do not fit this run's "
+            f'algorithm and network (--algo, --net-arch): '
+            f'{str(error).splitlines()[0][:200]}') from None
+    for name, value in (saved.variables or {}).items():
+        recursive_setattr(model, f'{name}.data', value.data)
+    model.num_timesteps = saved.num_timesteps
+    return model
+
+
+def load_model(path: str, env: Any = None) -> Any:
+    """Load an SB3 model.zip of any of the three algorithms, the SB3 way: UNPICKLING.
+
+    ``SAC.load`` / ``TD3.load`` unpickle the zip's ``data``, which runs any code a crafted
+    file holds. Only the ``--allow-pickle`` paths call this; the default paths use
+    :func:`read_model_zip` and :func:`load_weights_into`.
+    """
     from stable_baselines3 import SAC, TD3
     with zipfile.ZipFile(path) as archive:
         data = archive.read('data').decode()

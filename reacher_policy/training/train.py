@@ -21,7 +21,13 @@ from reacher_policy.training.config import TrainConfig
 from reacher_policy.training.evaluate import evaluate_policy, sb3_policy
 from reacher_policy.training.export import export_actor
 from reacher_policy.training.plots import plot_learning_curve
-from reacher_policy.training.sb3 import build_model, load_model, make_train_env
+from reacher_policy.training.sb3 import (
+    build_model,
+    load_model,
+    load_weights_into,
+    make_train_env,
+    PICKLE_OPT_IN,
+)
 
 
 def train(config: TrainConfig, command: str = '') -> TrainResult:
@@ -41,13 +47,21 @@ def train(config: TrainConfig, command: str = '') -> TrainResult:
                        env_kwargs=dict(config=config),
                        vec_env_cls=SubprocVecEnv if config.vec_env == 'subproc'
                        else DummyVecEnv)
-    if config.resume:
+    if config.resume and config.allow_pickle:
         model = load_model(config.resume, env)
-        buffer = Path(config.resume).with_name('replay_buffer.pkl')
-        if buffer.is_file():
-            model.load_replay_buffer(buffer)
+    elif config.resume:
+        model = load_weights_into(build_model(config, env), config.resume)
     else:
         model = build_model(config, env)
+    buffer = Path(config.resume or 'model.zip').with_name('replay_buffer.pkl')
+    if config.resume and buffer.is_file():
+        if not config.allow_pickle:
+            env.close()
+            raise ValueError(
+                f'{buffer} is a pickle, and unpickling runs code from the file: pass '
+                f'{PICKLE_OPT_IN} if you made it and trust it, or move it away to resume '
+                'with an empty replay buffer')
+        model.load_replay_buffer(buffer)
     result = TrainResult([], None, None, None, 0.0, 0)
     model_path = out / 'model.zip'
     model.learn(config.total_steps, callback=make_callback(config, result, model_path),
