@@ -23,6 +23,7 @@ from reacher_common.geometry import (
     geometry_to_dict,
     Timing,
 )
+from reacher_common.weights import load_weights
 
 ACTOR_CHECKPOINT_FORMAT = 'reacher-actor-v1'
 """The ``format`` key of an actor checkpoint's metadata."""
@@ -135,12 +136,16 @@ def load_actor(path: str | Path) -> tuple[ActorMlp, ActorMetadata]:
             f'actor checkpoint {str(path)!r} does not exist; train one with '
             "'reacher policy train' or set the checkpoint parameter to a shipped one, e.g. "
             'checkpoints/sac_reacher_20hz.pt')
-    data = torch.load(path, map_location='cpu', weights_only=True)
+    data = load_weights(path, 'actor checkpoint')
     meta = dict(data.get('metadata', {})) if isinstance(data, dict) else {}
     if meta.pop('format', None) != ACTOR_CHECKPOINT_FORMAT:
         raise ValueError(f'{str(path)!r} is not a {ACTOR_CHECKPOINT_FORMAT} actor checkpoint '
                          "(an SB3 .zip? export it with 'reacher policy export')")
-    metadata = ActorMetadata.from_dict(meta)
-    actor = ActorMlp(metadata.observation_dim, metadata.net_arch)
-    actor.load_state_dict(data['state_dict'])
+    try:
+        metadata = ActorMetadata.from_dict(meta)
+        actor = ActorMlp(metadata.observation_dim, metadata.net_arch)
+        actor.load_state_dict(data['state_dict'])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise ValueError(f'actor checkpoint {str(path)!r} is damaged: '
+                         f'{type(error).__name__}: {str(error).splitlines()[0][:200]}') from None
     return actor.eval(), metadata

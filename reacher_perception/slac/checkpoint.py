@@ -36,6 +36,7 @@ from reacher_common.geometry import (
     Timing,
 )
 from reacher_common.paths import share_dir
+from reacher_common.weights import load_weights
 from reacher_perception.slac.config import SlacModelConfig
 from reacher_perception.slac.latent import LatentModel
 
@@ -131,13 +132,17 @@ def load_checkpoint(path: Path | str, expected_model: SlacModelConfig | None = N
     if not path.is_file():
         raise FileNotFoundError(f'SLAC checkpoint {path} does not exist; train one with '
                                 "'reacher perception train' or set the checkpoint path")
-    payload = torch.load(path, map_location='cpu', weights_only=True)
+    payload = load_weights(path, 'SLAC checkpoint')
     metadata = payload.get('metadata', {}) if isinstance(payload, dict) else {}
-    if metadata.get('format') != SLAC_CHECKPOINT_FORMAT:
+    if not isinstance(metadata, dict) or metadata.get('format') != SLAC_CHECKPOINT_FORMAT:
+        found = metadata.get('format') if isinstance(metadata, dict) else None
         raise ValueError(f'{path} is not a {SLAC_CHECKPOINT_FORMAT} checkpoint '
-                         f'(format {metadata.get("format")!r})')
-    config = config_from_dict(SlacModelConfig, metadata['model_config'])
-    geometry, timing = geometry_from_dict(metadata['geometry'])
+                         f'(format {found!r})')
+    try:
+        config = config_from_dict(SlacModelConfig, metadata['model_config'])
+        geometry, timing = geometry_from_dict(metadata['geometry'])
+    except (KeyError, TypeError) as error:
+        raise ValueError(f'SLAC checkpoint {path} is damaged: metadata lacks {error}') from None
     if expected_model is not None and config != expected_model:
         differ = sorted(key for key, value in expected_model.to_dict().items()
                         if metadata['model_config'].get(key) != value)
@@ -153,6 +158,10 @@ def load_checkpoint(path: Path | str, expected_model: SlacModelConfig | None = N
         raise ValueError(f'checkpoint {path} was trained on another geometry '
                          f'({"; ".join(differ_geometry)})')
     model = LatentModel(config)
-    model.load_state_dict(payload['model'])
+    try:
+        model.load_state_dict(payload['model'])
+    except (KeyError, RuntimeError) as error:
+        raise ValueError(f'SLAC checkpoint {path} is damaged: {type(error).__name__}: '
+                         f'{str(error).splitlines()[0][:200]}') from None
     model.eval()
     return SlacCheckpoint(model, geometry, timing, payload)
