@@ -2,14 +2,16 @@
 
 A config field is documented by the string literal under it (as in cleanrl's ``Args``);
 these helpers read those docstrings so that error messages, ``--help`` and the ROS
-``ParameterDescriptor`` all say the same thing.
+``ParameterDescriptor`` all say the same thing. A numeric field's allowed range is written
+once, beside its default (:func:`bounded`): :func:`check_fields` enforces it and the
+node shells declare it as the parameter's ``FloatingPointRange`` / ``IntegerRange``.
 """
 
 from __future__ import annotations
 
 import ast
 from collections.abc import Mapping, Sequence
-from dataclasses import fields, is_dataclass, MISSING
+from dataclasses import dataclass, Field, field, fields, is_dataclass, MISSING
 import functools
 import inspect
 import math
@@ -17,6 +19,83 @@ import textwrap
 from typing import Any, TypeVar
 
 T = TypeVar('T')
+
+RANGE_KEY = 'range'
+"""The key of a field's :class:`Range` in ``dataclasses.field(metadata=...)``."""
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric config field accepts: from ``low`` to ``high``.
+
+    :param low: the smallest value (excluded when ``low_open``).
+    :param high: the largest value (excluded when ``high_open``).
+    :param low_open: whether ``low`` itself is refused.
+    :param high_open: whether ``high`` itself is refused.
+    """
+
+    low: float
+    high: float
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value: object) -> bool:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return False
+        if not math.isfinite(value):
+            return False
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+    def __str__(self) -> str:
+        return (f'{"(" if self.low_open else "["}{self.low:g}, '
+                f'{self.high:g}{")" if self.high_open else "]"}')
+
+
+def bounded(default: Any, low: float, high: float, *, low_open: bool = False,
+            high_open: bool = False) -> Any:
+    """A dataclass field with a default and the range of values it accepts.
+
+    ``kp: float = bounded(2.5, 0.0, 100.0)``. :func:`check_fields` refuses a value
+    outside the range, naming the field; a node declares the range in the parameter's
+    descriptor, so ``ros2 param describe`` shows it and ``ros2 param set`` is refused
+    beyond it.
+
+    :param default: the field's default, inside the range.
+    :param low: the smallest value.
+    :param high: the largest value.
+    :param low_open: whether ``low`` itself is refused (``(low, high]``).
+    :param high_open: whether ``high`` itself is refused.
+    :return: a ``dataclasses.field``.
+    """
+    allowed = Range(float(low), float(high), low_open, high_open)
+    assert default in allowed, f'default {default!r} outside {allowed}'
+    return field(default=default, metadata={RANGE_KEY: allowed})
+
+
+def field_range(config_field: Field[Any]) -> Range | None:
+    """The :class:`Range` declared with :func:`bounded`, or None."""
+    allowed = config_field.metadata.get(RANGE_KEY)
+    return allowed if isinstance(allowed, Range) else None
+
+
+class FieldError(ValueError):
+    """A config field holds a value it does not accept.
+
+    ``str()`` names the Python field (``PidConfig.kp=-1.0 is out of range ...``);
+    ``field`` and ``detail`` let a node name the ROS parameter instead.
+
+    :param owner: the config class's name.
+    :param field: the field's name.
+    :param detail: what is wrong, starting with the value (``'=-1.0 is out of range'``).
+    """
+
+    def __init__(self, owner: str, field: str, detail: str) -> None:
+        super().__init__(f'{owner}.{field}{detail}')
+        self.owner = owner
+        self.field = field
+        self.detail = detail
 
 
 def field_docs(cls: type) -> dict[str, str]:
@@ -44,24 +123,37 @@ def _field_docs(cls: Any) -> tuple[tuple[str, str], ...]:
     return tuple(docs.items())
 
 
-def check_fields(config: Any, checks: dict[str, bool]) -> None:
+def check_fields(config: Any, checks: dict[str, bool] | None = None) -> None:
     """Raise for the first failed check, naming the field, its value and its docstring.
+
+    Every float must be finite, every field declared with :func:`bounded` inside its
+    range; ``checks`` adds what a range cannot say (one field against another).
 
     :param config: the dataclass instance being validated.
     :param checks: field name -> whether its value is acceptable.
-    :raises ValueError: naming the first field whose check is False, or any float field
-        that is not finite.
+    :raises FieldError: naming the first field that is not finite, outside its range or
+        whose check is False.
     """
     cls = type(config)
+    owner = cls.__name__
     for f in fields(config):
         value = getattr(config, f.name)
         if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f'{cls.__name__}.{f.name}={value!r} must be a finite number')
-    for name, ok in checks.items():
+            raise FieldError(owner, f.name, f'={value!r} must be a finite number')
+        allowed = field_range(f)
+        if allowed is not None and value not in allowed:
+            raise FieldError(owner, f.name, f'={value!r} is out of range {allowed}'
+                             + _doc_suffix(cls, f.name))
+    for name, ok in (checks or {}).items():
         if not ok:
-            doc = field_docs(cls).get(name, '')
-            raise ValueError(
-                f'{cls.__name__}.{name}={getattr(config, name)!r} is out of range: {doc}')
+            raise FieldError(owner, name, f'={getattr(config, name)!r} is out of range'
+                             + _doc_suffix(cls, name))
+
+
+def _doc_suffix(cls: type, name: str) -> str:
+    """': <docstring>' of a field, or '' when it has none."""
+    doc = field_docs(cls).get(name, '')
+    return f': {doc}' if doc else ''
 
 
 def config_from_dict(cls: type[T], values: dict[str, Any]) -> T:

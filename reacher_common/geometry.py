@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, fields
 import math
 from typing import Any
 
-from reacher_common.config_tools import check_fields
+from reacher_common.config_tools import bounded, check_fields
 
 
 @dataclass(frozen=True)
@@ -26,34 +26,30 @@ class ArmGeometry:
     :raises ValueError: from ``__post_init__``, naming the field that is out of range.
     """
 
-    upper_arm_length_m: float = 0.1
+    upper_arm_length_m: float = bounded(0.1, 0.0, 1.0, low_open=True)
     """Shoulder-to-elbow link length, metres, in (0, 1]."""
-    forearm_length_m: float = 0.1
+    forearm_length_m: float = bounded(0.1, 0.0, 1.0, low_open=True)
     """Elbow-to-fingertip link length, metres, in (0, 1]."""
-    link_width_m: float = 0.012
-    """Drawn width of the links, metres, in (0, arena_size_m)."""
-    arena_size_m: float = 0.4
-    """Side of the square arena seen by the camera, metres; must hold the whole arm."""
-    goal_size_m: float = 0.04
-    """Side of the square goal, metres, in (0, arena_size_m)."""
-    image_size: int = 64
+    link_width_m: float = bounded(0.012, 0.0, 1.0, low_open=True)
+    """Drawn width of the links, metres, in (0, 1] and below arena_size_m."""
+    arena_size_m: float = bounded(0.4, 0.0, 10.0, low_open=True)
+    """Side of the square arena seen by the camera, metres, in (0, 10]; must hold the whole
+    arm (at least twice its reach)."""
+    goal_size_m: float = bounded(0.04, 0.0, 10.0, low_open=True)
+    """Side of the square goal, metres, in (0, 10] and below arena_size_m."""
+    image_size: int = bounded(64, 16, 1024)
     """Camera image width and height, pixels, in [16, 1024]."""
-    camera_height_m: float = 1.0
-    """Height of the pinhole camera over the arena plane, metres, > 0 (only scales the
-    intrinsics of CameraInfo)."""
-    max_joint_velocity: float = 1.0
+    camera_height_m: float = bounded(1.0, 0.0, 100.0, low_open=True)
+    """Height of the pinhole camera over the arena plane, metres, in (0, 100] (only scales
+    the intrinsics of CameraInfo)."""
+    max_joint_velocity: float = bounded(1.0, 0.0, 100.0, low_open=True)
     """Joint velocity limit, rad/s, in (0, 100]; an action of +-1 commands this velocity."""
 
     def __post_init__(self) -> None:
         check_fields(self, {
-            'upper_arm_length_m': 0.0 < self.upper_arm_length_m <= 1.0,
-            'forearm_length_m': 0.0 < self.forearm_length_m <= 1.0,
-            'link_width_m': 0.0 < self.link_width_m < self.arena_size_m,
+            'link_width_m': self.link_width_m < self.arena_size_m,
             'arena_size_m': self.arena_size_m >= 2.0 * self.reach_m,
-            'goal_size_m': 0.0 < self.goal_size_m < self.arena_size_m,
-            'image_size': 16 <= self.image_size <= 1024,
-            'camera_height_m': self.camera_height_m > 0.0,
-            'max_joint_velocity': 0.0 < self.max_joint_velocity <= 100.0,
+            'goal_size_m': self.goal_size_m < self.arena_size_m,
         })
 
     @property
@@ -65,6 +61,16 @@ class ArmGeometry:
     def link_lengths(self) -> tuple[float, float]:
         """(upper arm, forearm), metres."""
         return (self.upper_arm_length_m, self.forearm_length_m)
+
+    def in_arena(self, point: Any) -> bool:
+        """Whether a point of the arena plane lies in the square the camera sees.
+
+        :param point: (x, y) metres in ``world`` (the arena is centred on the shoulder).
+        :return: True for finite coordinates within ``arena_size_m / 2`` of the centre.
+        """
+        half = self.arena_size_m / 2.0
+        return all(math.isfinite(float(value)) and abs(float(value)) <= half
+                   for value in point)
 
     @property
     def pixels_per_metre(self) -> float:
@@ -84,11 +90,11 @@ class Timing:
     :raises ValueError: from ``__post_init__``, naming the field that is out of range.
     """
 
-    dt: float = 0.05
+    dt: float = bounded(0.05, 0.0, 1.0, low_open=True)
     """Physics step and camera period, seconds, in (0, 1] (0.05: 20 Hz)."""
 
     def __post_init__(self) -> None:
-        check_fields(self, {'dt': 0.0 < self.dt <= 1.0})
+        check_fields(self)
 
 
 GEOMETRY_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ArmGeometry))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from reacher_common.config_tools import check_fields
+from reacher_common.config_tools import bounded, check_fields
 from reacher_common.geometry import ArmGeometry
 
 
@@ -29,11 +29,9 @@ class PerceptionConfig:
     fits a model of exactly this arm, a learned one must have been trained for it."""
     checkpoint: str = ''
     """Path of a learned estimator's weights; '' for estimators that need none (classical)."""
-    warn_throttle_s: float = 5.0
+    warn_throttle_s: float = bounded(5.0, 0.0, 3600.0)
     """Least time between two repeats of the same warning from the node, seconds, in
     [0, 3600]."""
 
     def __post_init__(self) -> None:
-        check_fields(self, {
-            'warn_throttle_s': 0.0 <= self.warn_throttle_s <= 3600.0,
-        })
+        check_fields(self)

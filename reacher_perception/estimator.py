@@ -16,6 +16,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from reacher_common.config_tools import FieldError
 from reacher_perception.config import PerceptionConfig
 
 FloatArray = npt.NDArray[np.float64]
@@ -97,12 +98,13 @@ def make_estimator(config: PerceptionConfig) -> Estimator:
 
     :param config: the perception config.
     :return: a fresh estimator (its memory reset).
-    :raises ValueError: if no estimator of that name is registered, listing the known ones.
+    :raises FieldError: (a ``ValueError``) if no estimator of that name is registered,
+        listing the known ones.
     """
     if config.estimator not in ESTIMATORS and config.estimator in BACKEND_MODULES:
         importlib.import_module(BACKEND_MODULES[config.estimator])
     factory = ESTIMATORS.get(config.estimator)
     if factory is None:
-        raise ValueError(f'PerceptionConfig.estimator={config.estimator!r} is unknown; '
+        raise FieldError('PerceptionConfig', 'estimator', f'={config.estimator!r} is unknown; '
                          f'known estimators: {sorted(set(ESTIMATORS) | set(BACKEND_MODULES))}')
     return factory(config)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from reacher_common.config_tools import check_fields
+from reacher_common.config_tools import bounded, check_fields
 from reacher_common.geometry import ArmGeometry
 
 
@@ -32,33 +32,25 @@ class PidConfig:
     :raises ValueError: from ``__post_init__``, naming the field that is out of range.
     """
 
-    kp: float = 2.5
+    kp: float = bounded(2.5, 0.0, 100.0)
     """Proportional gain, 1/s (rad/s of command per rad of error), in [0, 100]."""
-    ki: float = 0.0
+    ki: float = bounded(0.0, 0.0, 1000.0)
     """Integral gain, 1/s^2 (rad/s of command per rad*s of integrated error), in [0, 1000]."""
-    kd: float = 0.0
+    kd: float = bounded(0.0, 0.0, 10.0)
     """Derivative gain on the measured joint velocity, dimensionless, in [0, 10]."""
-    integral_limit: float = 0.2
+    integral_limit: float = bounded(0.2, 0.0, 100.0)
     """Anti-windup clamp on the integral state, rad*s, in [0, 100]."""
-    derivative_time_constant_s: float = 0.05
+    derivative_time_constant_s: float = bounded(0.05, 0.0, 10.0)
     """Time constant of the first-order low-pass on the derivative term, seconds, in
     [0, 10]; 0 disables the filter."""
-    output_limit: float = 1.0
+    output_limit: float = bounded(1.0, 0.0, 100.0, low_open=True)
     """Clamp on the magnitude of each joint's command, rad/s, in (0, 100]."""
-    rate_limit: float = 10.0
+    rate_limit: float = bounded(10.0, 0.0, 1e6)
     """Largest change of each joint's command per second, rad/s^2, in [0, 1e6]; 0
     disables the limit."""
 
     def __post_init__(self) -> None:
-        check_fields(self, {
-            'kp': 0.0 <= self.kp <= 100.0,
-            'ki': 0.0 <= self.ki <= 1000.0,
-            'kd': 0.0 <= self.kd <= 10.0,
-            'integral_limit': 0.0 <= self.integral_limit <= 100.0,
-            'derivative_time_constant_s': 0.0 <= self.derivative_time_constant_s <= 10.0,
-            'output_limit': 0.0 < self.output_limit <= 100.0,
-            'rate_limit': 0.0 <= self.rate_limit <= 1e6,
-        })
+        check_fields(self)
 
 
 @dataclass(frozen=True)
@@ -68,11 +60,11 @@ class PolicyConfig:
     :raises ValueError: from ``__post_init__``, naming the field that is out of range.
     """
 
-    control_rate_hz: float = 20.0
+    control_rate_hz: float = bounded(20.0, 0.0, 1000.0, low_open=True)
     """Rate of the control timer, Hz, in (0, 1000]; 1/rate is the first step's dt."""
     controller: str = 'ik'
     """Name of the controller in ``reacher_policy.controllers.CONTROLLERS`` (e.g. 'ik')."""
-    estimate_timeout_s: float = 0.5
+    estimate_timeout_s: float = bounded(0.15, 0.0, 60.0, low_open=True)
     """Age of the newest perception estimate (from its image stamp) beyond which it is
     stale and the command is zero, seconds, in (0, 60]."""
     geometry: ArmGeometry = field(default_factory=ArmGeometry)
@@ -80,15 +72,12 @@ class PolicyConfig:
     controller must have been trained for it."""
     checkpoint: str = ''
     """Path of the learned controller's checkpoint; '' for controllers that need none."""
-    warn_throttle_s: float = 5.0
+    warn_throttle_s: float = bounded(5.0, 0.0, 3600.0)
     """Least time between two repeats of the same warning from the node, seconds, in
     [0, 3600]."""
 
     def __post_init__(self) -> None:
         check_fields(self, {
-            'control_rate_hz': 0.0 < self.control_rate_hz <= 1000.0,
             'controller': isinstance(self.controller, str) and self.controller != '',
-            'estimate_timeout_s': 0.0 < self.estimate_timeout_s <= 60.0,
             'checkpoint': isinstance(self.checkpoint, str),
-            'warn_throttle_s': 0.0 <= self.warn_throttle_s <= 3600.0,
         })

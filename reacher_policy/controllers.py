@@ -1,8 +1,10 @@
-"""Controllers: map the perceived joint angles and goal to a joint-angle setpoint.
+"""Controllers: map the perceived joint angles and goal to where, or how fast, to move.
 
-A controller decides *where* the joints should go; ``reacher_policy.pid.PidSmoother``
-decides how fast to move them there. New controllers (e.g. a learned one reading
-``PolicyConfig.checkpoint``) register a factory in ``CONTROLLERS`` under the name that
+A setpoint controller decides *where* the joints should go and
+``reacher_policy.pid.PidSmoother.update`` decides how fast to move them there; a velocity
+controller (the learned actor) decides the joint velocity itself, and the smoother's
+velocity path (``PidSmoother.update_velocity``) only clamps and rate-limits it. New
+controllers register a factory in ``CONTROLLERS`` under the name that
 ``PolicyConfig.controller`` selects.
 """
 
@@ -10,11 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 import importlib
-from typing import Protocol
+from typing import Protocol, runtime_checkable, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 
+from reacher_common.config_tools import FieldError
 from reacher_common.geometry import ArmGeometry
 from reacher_common.kinematics import inverse_kinematics
 from reacher_policy.config import PidConfig, PolicyConfig
@@ -22,8 +25,8 @@ from reacher_policy.config import PidConfig, PolicyConfig
 FloatArray = npt.NDArray[np.float64]
 
 
-class Controller(Protocol):
-    """What the policy loop needs from a controller.
+class SetpointController(Protocol):
+    """A controller that says where the joints should be; the PID says how fast.
 
     A controller may keep state between calls (a recurrent policy's memory, say);
     ``reset`` clears it when the loop restarts, e.g. after the estimate went stale.
@@ -41,6 +44,33 @@ class Controller(Protocol):
         :return: (2,) float64 rad, the joint-angle setpoint.
         """
         ...
+
+
+@runtime_checkable
+class VelocityController(Protocol):
+    """A controller that says how fast the joints should move (rad/s).
+
+    Its velocity goes through the PID smoother's velocity path: the output clamp and the
+    rate limit apply, the gains do not.
+    """
+
+    def reset(self) -> None:
+        """Forget any state kept between calls."""
+        ...
+
+    def velocity(self, joint_positions: FloatArray, goal: FloatArray) -> FloatArray:
+        """Joint velocities the arm should move at.
+
+        :param joint_positions: (2,) float64 rad, the perceived (shoulder, elbow) angles.
+        :param goal: (2,) float64 metres, the perceived goal centre in ``world``.
+        :return: (2,) float64 rad/s.
+        """
+        ...
+
+
+Controller: TypeAlias = SetpointController | VelocityController
+"""What the policy loop runs: a setpoint or a velocity controller (``PolicyLoop.step``
+tells them apart with ``isinstance(controller, VelocityController)``)."""
 
 
 class IkController:
@@ -76,7 +106,8 @@ CONTROLLERS: dict[str, Callable[[PolicyConfig, PidConfig], Controller]] = {
     'ik': IkController,
 }
 """Controller name (``PolicyConfig.controller``) -> factory building it from the policy
-and PID configs (a controller that emits a one-step setpoint needs the PID's gain)."""
+and PID configs. A controller is built once per node: a ``pid.*`` change at run time
+reaches the smoother, not the controller."""
 
 CONTROLLER_MODULES: dict[str, str] = {'learned': 'reacher_policy.learned'}
 """Controllers whose module registers them on import; imported only when asked for, so
@@ -89,8 +120,10 @@ def make_controller(config: PolicyConfig, pid: PidConfig) -> Controller:
     :param config: the policy config.
     :param pid: the PID smoother's config.
     :return: a fresh controller.
-    :raises ValueError: if no controller of that name is registered in ``CONTROLLERS``, or
-        the controller refuses its configuration (e.g. a mismatched checkpoint).
+    :raises FieldError: (a ``ValueError``) if no controller of that name is registered in
+        ``CONTROLLERS``.
+    :raises ValueError: if the controller refuses its configuration (e.g. a mismatched or
+        corrupt checkpoint).
     :raises FileNotFoundError: when a learned controller's checkpoint is missing.
     """
     if config.controller not in CONTROLLERS and config.controller in CONTROLLER_MODULES:
@@ -98,8 +131,7 @@ def make_controller(config: PolicyConfig, pid: PidConfig) -> Controller:
     try:
         factory = CONTROLLERS[config.controller]
     except KeyError:
-        raise ValueError(
-            f'unknown controller {config.controller!r}; known controllers: '
-            f'{sorted(set(CONTROLLERS) | set(CONTROLLER_MODULES))}. Set '
-            'PolicyConfig.controller to one of them.') from None
+        raise FieldError(
+            'PolicyConfig', 'controller', f'={config.controller!r} is unknown; known '
+            f'controllers: {sorted(set(CONTROLLERS) | set(CONTROLLER_MODULES))}') from None
     return factory(config, pid)

@@ -1,14 +1,15 @@
 """The ``learned`` controller of the policy node: a trained actor on the perceived state.
 
 The actor was trained on :class:`reacher_sim.env.ReacherEnv`, whose action is a joint
-velocity held for one env step ``dt``. The node feeds a joint-angle setpoint to its
-per-joint PID smoother, so the controller places the setpoint where the smoother's P term
-asks for exactly the trained velocity: ``setpoint = q + action * max_joint_velocity / kp``
-(``kp * (setpoint - q) = action * max_joint_velocity``). The smoother then adds only what
-it is for: the output clamp and the rate limit on the command (and I and D, if set).
-Placing it one step ahead instead (``q + action * v * dt``) slowed the arm by
-``kp * dt`` (8 times at the default kp = 2.5 and 20 Hz: 25% success instead of 90%,
-benchmarks/rl_learned_loop.py).
+velocity held for one env step ``dt``. The controller is therefore a velocity controller
+(:class:`reacher_policy.controllers.VelocityController`): it returns
+``action * max_joint_velocity`` and the PID smoother's velocity path
+(``PidSmoother.update_velocity``) applies only what the smoother is for, the output clamp
+and the rate limit; the gains play no part. (Until issue 12 it placed a setpoint at
+``q + action * max_joint_velocity / kp`` so that the P term gave that velocity: ``kp = 0``
+divided by zero and killed the node, and every gain change had to rebuild the controller.
+A setpoint one step ahead, ``q + action * v * dt``, slowed the arm by ``kp * dt``: 25%
+success instead of 90%, benchmarks/rl_learned_loop.py.)
 """
 
 from __future__ import annotations
@@ -42,13 +43,14 @@ FloatArray = npt.NDArray[np.float64]
 
 
 class LearnedController:
-    """Joint-angle setpoints from a trained actor checkpoint (``controller: learned``).
+    """Joint velocities from a trained actor checkpoint (``controller: learned``).
 
     :param config: the policy config; ``checkpoint`` names the actor file (see
         :mod:`reacher_policy.checkpoint`; empty: the shipped
         ``DEFAULT_ACTOR_CHECKPOINT``), ``control_rate_hz`` must be ``1 / dt`` of the env it
         was trained on, and the link lengths (``CHECKED_GEOMETRY``) must match its arm.
-    :param pid: the PID smoother's config; its ``kp`` places the setpoint.
+    :param pid: the PID smoother's config (unused: the velocity bypasses the gains; the
+        argument keeps the factory signature of ``CONTROLLERS``).
     :raises FileNotFoundError: naming a missing checkpoint.
     :raises ValueError: for a checkpoint trained at another control period or for
         another arm geometry.
@@ -62,7 +64,6 @@ class LearnedController:
             from reacher_common.paths import share_dir
             shipped = share_dir() / 'checkpoints' / DEFAULT_ACTOR_CHECKPOINT
             config = replace(config, checkpoint=str(shipped))
-        self.kp = pid.kp
         self.actor, self.metadata = load_actor(config.checkpoint)
         meta = self.metadata
         period = 1.0 / config.control_rate_hz
@@ -95,15 +96,20 @@ class LearnedController:
             action = self.actor(torch.as_tensor(observation).unsqueeze(0))[0]
         return action.numpy().astype(np.float64)
 
-    def setpoint(self, joint_positions: FloatArray, goal: FloatArray) -> FloatArray:
-        """The setpoint whose P term commands the actor's joint velocity.
+    def velocity(self, joint_positions: FloatArray, goal: FloatArray) -> FloatArray:
+        """The joint velocity the actor commands: its action times the velocity limit.
 
         :param joint_positions: (2,) radians, the perceived joint angles.
         :param goal: (2,) metres in ``world``, the perceived goal.
-        :return: (2,) float64 radians (not wrapped, so the PID sees a small error).
+        :return: (2,) float64 rad/s, within ``+-max_joint_velocity`` of the checkpoint.
+        :raises ValueError: if the actor's output is not finite (an input beyond float32).
         """
         q = np.asarray(joint_positions, dtype=np.float64)
-        return q + self.action(q, goal) * self.metadata.geometry.max_joint_velocity / self.kp
+        velocity = self.action(q, goal) * self.metadata.geometry.max_joint_velocity
+        if not np.all(np.isfinite(velocity)):
+            raise ValueError('the actor gave a non-finite action: is its input finite in '
+                             'float32?')
+        return velocity
 
 
 CONTROLLERS['learned'] = LearnedController

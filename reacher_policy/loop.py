@@ -10,20 +10,22 @@ The node hands each perception estimate to ``PolicyLoop.update_estimate`` and, a
         -> PidSmoother.update             # how fast to get there, rad/s
         -> command
 
-An estimate older than ``estimate_timeout_s`` (by its image stamp) is stale: the arm is
-stopped rather than driven by what the camera saw long ago.
+A velocity controller (the learned actor) skips the setpoint: its joint velocity goes
+through ``PidSmoother.update_velocity`` (clamp and rate limit only). An estimate older
+than ``estimate_timeout_s`` (by its image stamp) is stale: the arm is stopped rather than
+driven by what the camera saw long ago. A goal outside the arena is refused.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import math
 
 import numpy as np
 import numpy.typing as npt
 
 from reacher_policy.config import PidConfig, PolicyConfig
-from reacher_policy.controllers import Controller, make_controller
+from reacher_policy.controllers import Controller, make_controller, VelocityController
 from reacher_policy.pid import PidSmoother
 
 FloatArray = npt.NDArray[np.float64]
@@ -100,11 +102,56 @@ class PolicyLoop:
     def set_pid_config(self, pid: PidConfig) -> None:
         """Change the PID gains and limits at run time without restarting control.
 
+        Only the smoother changes: the controller is not rebuilt (a learned one's
+        checkpoint is not read again), since no controller depends on the gains.
+
         :param pid: the new gains and limits (see ``PidSmoother.set_config``).
         """
         self.pid.set_config(pid)
-        # A controller may depend on the gains (the learned one's setpoint does).
-        self.controller = make_controller(self.config, pid)
+
+    RUNTIME_FIELDS: tuple[str, ...] = ('estimate_timeout_s', 'warn_throttle_s')
+    """The fields of :class:`PolicyConfig` that :meth:`set_config` may change."""
+
+    def set_config(self, config: PolicyConfig) -> None:
+        """Change the loop's timing at run time (``RUNTIME_FIELDS`` only).
+
+        :param config: the new config.
+        :raises ValueError: naming a field that changed but is fixed once the loop runs
+            (the controller, its checkpoint, the rate, the geometry).
+        """
+        fixed = replace(config, **{name: getattr(self.config, name)
+                                   for name in self.RUNTIME_FIELDS})
+        if fixed != self.config:
+            changed = [name for name in ('control_rate_hz', 'controller', 'geometry',
+                                         'checkpoint')
+                       if getattr(fixed, name) != getattr(self.config, name)]
+            raise ValueError(f'{", ".join(changed)} cannot change while the loop runs')
+        self.config = config
+
+    def check_goal(self, goal: npt.ArrayLike) -> FloatArray:
+        """The goal as a (2,) float64 array, if it lies in the arena.
+
+        :param goal: (2,) metres in ``world``.
+        :return: the goal, float64.
+        :raises ValueError: for a goal that is not two finite numbers inside the arena
+            (no camera can see it: a corrupt estimate, which would drive a learned
+            controller with inputs it never saw, or beyond float32).
+        """
+        array = np.asarray(goal, dtype=np.float64)
+        if array.shape != (NUM_JOINTS,) or not self.config.geometry.in_arena(array):
+            half = self.config.geometry.arena_size_m / 2.0
+            got = (f'({array[0]:.3g}, {array[1]:.3g}) m' if array.shape == (NUM_JOINTS,)
+                   else f'shape {array.shape}')
+            raise ValueError(f'goal {got} is outside the arena (|x|, |y| <= {half:g} m)')
+        return array
+
+    def stop(self) -> ControlOutput:
+        """Command zero and restart control from rest (after a step that failed).
+
+        :return: a zero command; ``stale`` as it was.
+        """
+        self._restart()
+        return ControlOutput(np.zeros(NUM_JOINTS), self._stale, False, None)
 
     def reset(self) -> None:
         """Start over: forget the estimate and the controller's and PID's state."""
@@ -123,17 +170,19 @@ class PolicyLoop:
         """Take a new perception estimate; it replaces the previous one.
 
         :param state: the estimate; its arrays are copied as float64.
-        :raises ValueError: if the stamp is not finite, or the joint angles or goal are not
-            two finite numbers each.
+        :raises ValueError: if the stamp is not finite, the joint angles are not two
+            finite numbers, or the goal is not in the arena (:meth:`check_goal`).
         """
         stamp_s = float(state.stamp_s)
         if not math.isfinite(stamp_s):
             raise ValueError(f'stamp_s must be finite seconds, got {state.stamp_s!r}')
         joint_positions = np.array(state.joint_positions, dtype=np.float64)
-        goal = np.array(state.goal, dtype=np.float64)
-        for name, value in (('joint_positions', joint_positions), ('goal', goal)):
-            if value.shape != (NUM_JOINTS,) or not np.all(np.isfinite(value)):
-                raise ValueError(f'{name} must be {NUM_JOINTS} finite numbers, got {value!r}')
+        if joint_positions.shape != (NUM_JOINTS,) or not np.all(np.isfinite(joint_positions)):
+            got = (joint_positions if joint_positions.size <= NUM_JOINTS
+                   else f'shape {joint_positions.shape}')
+            raise ValueError(f'joint_positions must be {NUM_JOINTS} finite numbers, '
+                             f'got {got!r}')
+        goal = self.check_goal(np.array(state.goal, dtype=np.float64))
         self._estimate = PerceivedState(stamp_s, joint_positions, goal)
 
     def step(self, now_s: float) -> ControlOutput:
@@ -143,14 +192,16 @@ class PolicyLoop:
         ``estimate_timeout_s`` in magnitude (a stamp that far in the future is not trusted
         either), the command is zero and the controller and PID are reset, so control
         restarts from rest when fresh estimates return. Otherwise the controller's
-        setpoint goes through the PID with ``dt`` = time since the previous fresh tick
+        setpoint goes through the PID (a velocity controller's velocity through its
+        velocity path) with ``dt`` = time since the previous fresh tick
         (``1 / control_rate_hz`` on the first one). If the clock went backwards (a
         replayed bag restarting ``/clock``), control restarts as on a first tick; a
         repeated ``now_s`` returns the previous output unchanged.
 
         :param now_s: seconds, the tick's time on the same clock as the estimates' stamps.
         :return: the command and the staleness report.
-        :raises ValueError: if ``now_s`` is not finite.
+        :raises ValueError: if ``now_s`` is not finite, or the controller's output is not
+            two finite numbers (the caller then commands :meth:`stop`).
         """
         if not math.isfinite(now_s):
             raise ValueError(f'now_s must be finite seconds, got {now_s!r}')
@@ -176,7 +227,10 @@ class PolicyLoop:
             dt = now_s - self._last_step_s
         self._last_step_s = now_s
 
-        setpoint = self.controller.setpoint(estimate.joint_positions, estimate.goal)
-        command = self.pid.update(setpoint, estimate.joint_positions, dt)
+        q, goal = estimate.joint_positions, estimate.goal
+        if isinstance(self.controller, VelocityController):
+            command = self.pid.update_velocity(self.controller.velocity(q, goal), q, dt)
+        else:
+            command = self.pid.update(self.controller.setpoint(q, goal), q, dt)
         self._last_output = ControlOutput(command.copy(), False, False, age)
         return ControlOutput(command, False, False, age)

@@ -1,9 +1,11 @@
 """Per-joint PID smoother: joint-angle setpoint and measurement in, joint velocity out.
 
-The controller (analytic IK or a learned one) says where the joints should be; this
-smoother says how fast to move them there, within the arm's velocity limit and without
-jerks. It is a textbook discrete PID (Astrom & Murray, *Feedback Systems*, 2nd ed., sec.
-11.3 and 11.5) with the refinements that a noisy, delayed camera estimate calls for.
+The controller (analytic IK) says where the joints should be; this smoother says how fast
+to move them there, within the arm's velocity limit and without jerks. It is a textbook
+discrete PID (Astrom & Murray, *Feedback Systems*, 2nd ed., sec. 11.3 and 11.5) with the
+refinements that a noisy, delayed camera estimate calls for. A controller that already
+knows the joint velocity it wants (the learned actor) takes the velocity path instead:
+the same output clamp and rate limit, without the P, I and D terms.
 """
 
 from __future__ import annotations
@@ -47,6 +49,22 @@ class PidSmoother:
       integral is clipped to ``+-I_max``, and while the command is clamped (by the output
       or the rate limit) it is not integrated further in the direction of the clamp.
 
+    **Velocity path.** A controller that knows the joint velocity ``w`` it wants (the
+    learned actor) calls :meth:`update_velocity` instead:
+
+    .. code-block:: text
+
+        v_k = (1 - a) v_{k-1} + a wrap(y_k - y_{k-1}) / dt      # filtered as above
+        I_k = I_{k-1}                                           # held: no error to integrate
+        u*_k = w_k
+        u_k = clip(clip(u*_k, -u_max, u_max), u_{k-1} - rho dt, u_{k-1} + rho dt)
+
+    The gains play no part (the velocity does not pass through ``kp``, so ``kp = 0``
+    neither divides by zero nor stops the arm); the clamp and the rate limit still bound
+    the command, and the state stays current for a switch back to :meth:`update`. With
+    ``ki = kd = 0`` and ``kp > 0`` it gives what :meth:`update` gives for the setpoint
+    ``y + w / kp``.
+
     :param config: gains and limits.
     :param num_joints: number of independent joints, >= 1.
     :raises ValueError: if ``num_joints`` < 1.
@@ -87,12 +105,31 @@ class PidSmoother:
         self.config = config
         self.integral = np.clip(self.integral, -config.integral_limit, config.integral_limit)
 
-    def _check(self, name: str, value: npt.ArrayLike) -> FloatArray:
+    def _check(self, name: str, value: npt.ArrayLike, unit: str = 'rad') -> FloatArray:
         array = np.asarray(value, dtype=np.float64)
         if array.shape != (self.num_joints,) or not np.all(np.isfinite(array)):
+            got = array if array.size <= 8 else f'shape {array.shape}'
             raise ValueError(
-                f'{name} must be {self.num_joints} finite numbers (rad), got {array!r}')
+                f'{name} must be {self.num_joints} finite numbers ({unit}), got {got!r}')
         return array
+
+    @staticmethod
+    def _check_dt(dt: float) -> None:
+        if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0.0):
+            raise ValueError(f'dt must be a positive finite number of seconds, got {dt!r}')
+
+    def _measure(self, measured: FloatArray, dt: float) -> None:
+        """Update the filtered joint velocity ``v_k`` and the last measurement."""
+        cfg = self.config
+        if self._last_measurement is not None:
+            raw_velocity = wrap_angle(measured - self._last_measurement) / dt
+            if cfg.derivative_time_constant_s > 0.0:
+                blend = 1.0 - math.exp(-dt / cfg.derivative_time_constant_s)
+            else:
+                blend = 1.0
+            self.velocity_estimate = self.velocity_estimate + blend * (
+                raw_velocity - self.velocity_estimate)
+        self._last_measurement = measured
 
     def update(self, setpoint: npt.ArrayLike, measurement: npt.ArrayLike,
                dt: float) -> FloatArray:
@@ -106,23 +143,13 @@ class PidSmoother:
         :raises ValueError: if ``dt`` is not a positive finite number, or an input does not
             have shape (num_joints,) or is not finite.
         """
-        if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0.0):
-            raise ValueError(f'dt must be a positive finite number of seconds, got {dt!r}')
+        self._check_dt(dt)
         target = self._check('setpoint', setpoint)
         measured = self._check('measurement', measurement)
         cfg = self.config
 
         error = wrap_angle(target - measured)
-
-        if self._last_measurement is not None:
-            raw_velocity = wrap_angle(measured - self._last_measurement) / dt
-            if cfg.derivative_time_constant_s > 0.0:
-                blend = 1.0 - math.exp(-dt / cfg.derivative_time_constant_s)
-            else:
-                blend = 1.0
-            self.velocity_estimate = self.velocity_estimate + blend * (
-                raw_velocity - self.velocity_estimate)
-        self._last_measurement = measured
+        self._measure(measured, dt)
 
         limit = cfg.integral_limit
         candidate = np.clip(self.integral + error * dt, -limit, limit)
@@ -137,6 +164,35 @@ class PidSmoother:
         self.command = command
         return command.copy()
 
+    def update_velocity(self, velocity: npt.ArrayLike, measurement: npt.ArrayLike,
+                        dt: float) -> FloatArray:
+        """Advance by one period on the velocity path: clamp and rate-limit ``velocity``.
+
+        :param velocity: (num_joints,) rad/s, the joint velocity the controller wants.
+        :param measurement: (num_joints,) rad, the measured (estimated) joint angles; they
+            keep the velocity estimate current, as :meth:`update` does.
+        :param dt: seconds since the previous update, > 0 and finite.
+        :return: (num_joints,) float64 rad/s, within ``+-output_limit`` and within
+            ``rate_limit * dt`` of the previous command.
+        :raises ValueError: if ``dt`` is not a positive finite number, or an input does not
+            have shape (num_joints,) or is not finite.
+        """
+        self._check_dt(dt)
+        wanted = self._check('velocity', velocity, unit='rad/s')
+        measured = self._check('measurement', measurement)
+        self._measure(measured, dt)
+        self.command = self._limit(wanted, dt)
+        return self.command.copy()
+
+    def _limit(self, raw: FloatArray, dt: float) -> FloatArray:
+        """The output clamp, then the rate limit around the previous command."""
+        cfg = self.config
+        command = np.clip(raw, -cfg.output_limit, cfg.output_limit)
+        if cfg.rate_limit > 0.0:
+            step = cfg.rate_limit * dt
+            command = np.clip(command, self.command - step, self.command + step)
+        return command
+
     def _law(self, error: FloatArray, integral: FloatArray,
              dt: float) -> tuple[FloatArray, FloatArray]:
         """Unclamped and clamped command for a given integral state.
@@ -145,8 +201,4 @@ class PidSmoother:
         """
         cfg = self.config
         raw = cfg.kp * error + cfg.ki * integral - cfg.kd * self.velocity_estimate
-        command = np.clip(raw, -cfg.output_limit, cfg.output_limit)
-        if cfg.rate_limit > 0.0:
-            step = cfg.rate_limit * dt
-            command = np.clip(command, self.command - step, self.command + step)
-        return raw, command
+        return raw, self._limit(raw, dt)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from reacher_common.config_tools import check_fields
+from reacher_common.config_tools import bounded, check_fields
 from reacher_common.geometry import ArmGeometry, Timing
 
 GoalSampling = Literal['reachable', 'seed']
@@ -30,22 +30,22 @@ class SimConfig:
     """The arm, arena, goal size and camera."""
     timing: Timing = field(default_factory=Timing)
     """The physics step (and camera period) ``dt``."""
-    success_hold_steps: int = 10
-    """Consecutive steps the fingertip must stay inside the goal for a success (seed: 50)."""
-    max_episode_steps: int = 200
-    """Steps before an episode is truncated (the gymnasium env only), >= 1."""
+    success_hold_steps: int = bounded(10, 1, 100_000)
+    """Consecutive steps the fingertip must stay inside the goal for a success (seed: 50),
+    in [1, 100000]."""
+    max_episode_steps: int = bounded(200, 1, 10_000_000)
+    """Steps before an episode is truncated (the gymnasium env only), in [1, 1e7]."""
     goal_sampling: GoalSampling = 'reachable'
     """'reachable': goal centres uniform over the reachable disk (minus goal_margin_m);
     'seed': uniform over the arena as in the seed, where 8.3% of goals are unreachable."""
-    goal_margin_m: float = 0.01
-    """Reachable sampling keeps goal centres this far inside the arm's reach, metres."""
+    goal_margin_m: float = bounded(0.01, 0.0, 1.0)
+    """Reachable sampling keeps goal centres this far inside the arm's reach, metres, in
+    [0, 1] and below the reach."""
 
     def __post_init__(self) -> None:
         check_fields(self, {
-            'success_hold_steps': self.success_hold_steps >= 1,
-            'max_episode_steps': self.max_episode_steps >= 1,
             'goal_sampling': self.goal_sampling in ('reachable', 'seed'),
-            'goal_margin_m': 0.0 <= self.goal_margin_m < self.geometry.reach_m,
+            'goal_margin_m': self.goal_margin_m < self.geometry.reach_m,
         })
 
 
@@ -57,28 +57,24 @@ class SimNodeConfig:
     frame every step.
     """
 
-    seed: int = 0
-    """Seed of the goal and initial-pose sampling; >= 0."""
-    goal_timeout_s: float = 15.0
-    """A goal not reached within this time is counted as missed and replaced, seconds, > 0."""
-    command_timeout_s: float = 0.5
-    """With no valid command for this long the arm stops (zero velocity), seconds, > 0."""
-    warn_throttle_s: float = 5.0
-    """Minimum interval between repeated warnings about bad messages, seconds, >= 0."""
-    diagnostics_period_s: float = 1.0
-    """Period of /diagnostics, seconds, > 0."""
+    seed: int = bounded(0, 0, 2**31 - 1)
+    """Seed of the goal and initial-pose sampling, in [0, 2^31 - 1]."""
+    goal_timeout_s: float = bounded(15.0, 0.0, 3600.0, low_open=True)
+    """A goal not reached within this time is counted as missed and replaced, seconds, in
+    (0, 3600]."""
+    command_timeout_s: float = bounded(0.5, 0.0, 60.0, low_open=True)
+    """With no valid command for this long the arm stops (zero velocity), seconds, in
+    (0, 60]."""
+    warn_throttle_s: float = bounded(5.0, 0.0, 3600.0)
+    """Minimum interval between repeated warnings about bad messages, seconds, in
+    [0, 3600]."""
+    diagnostics_period_s: float = bounded(1.0, 0.0, 3600.0, low_open=True)
+    """Period of /diagnostics, seconds, in (0, 3600]."""
     publish_clock: bool = False
     """Publish /clock with the simulation time and stamp messages with it, so that the
     other nodes can run with use_sim_time:=true."""
-    trail_length: int = 100
-    """Fingertip positions kept in the rviz trail marker, >= 2."""
+    trail_length: int = bounded(100, 2, 100_000)
+    """Fingertip positions kept in the rviz trail marker, in [2, 100000]."""
 
     def __post_init__(self) -> None:
-        check_fields(self, {
-            'seed': self.seed >= 0,
-            'goal_timeout_s': self.goal_timeout_s > 0.0,
-            'command_timeout_s': self.command_timeout_s > 0.0,
-            'warn_throttle_s': self.warn_throttle_s >= 0.0,
-            'diagnostics_period_s': self.diagnostics_period_s > 0.0,
-            'trail_length': self.trail_length >= 2,
-        })
+        check_fields(self)

@@ -57,8 +57,8 @@ def test_export_from_sb3_matches_predict(tmp_path):
         np.testing.assert_allclose(actual, expected, atol=1e-5)
 
 
-@pytest.mark.parametrize('kp', [2.5, 20.0])
-def test_the_pid_p_term_commands_the_trained_action(tmp_path, kp):
+@pytest.mark.parametrize('kp', [2.5, 20.0, 0.0])
+def test_the_smoother_commands_the_trained_action_whatever_kp(tmp_path, kp):
     path = tmp_path / 'actor.pt'
     actor, _ = make_checkpoint(path, dt=0.05)
     pid = PidConfig(kp=kp, rate_limit=0.0)
@@ -69,11 +69,15 @@ def test_the_pid_p_term_commands_the_trained_action(tmp_path, kp):
     observation = state_vector(q, goal, ArmGeometry())
     with torch.no_grad():
         action = actor(torch.as_tensor(observation)[None])[0].numpy()
-    setpoint = controller.setpoint(q, goal)
-    np.testing.assert_allclose(setpoint, q + action * 1.0 / kp, atol=1e-6)
-    # Through the smoother (no I, D or rate limit): exactly the trained joint velocity.
-    command = PidSmoother(pid).update(setpoint, q, 0.05)
+    velocity = controller.velocity(q, goal)
+    np.testing.assert_allclose(velocity, action * 1.0, atol=1e-6)
+    # Through the smoother's velocity path (no rate limit): exactly the trained velocity,
+    # for any kp (kp = 0 once divided by zero and killed the node, issue 12).
+    command = PidSmoother(pid).update_velocity(velocity, q, 0.05)
     np.testing.assert_allclose(command, action * 1.0, atol=1e-6)
+    # The clamp and the rate limit still apply.
+    limited = PidSmoother(PidConfig(output_limit=0.1, rate_limit=1.0))
+    assert np.abs(limited.update_velocity(velocity, q, 0.05)).max() <= 0.05 + 1e-12
 
 
 def test_policy_loop_runs_the_learned_controller_by_name(tmp_path):
@@ -86,8 +90,13 @@ def test_policy_loop_runs_the_learned_controller_by_name(tmp_path):
                                         goal=np.array([0.05, 0.12])))
     output = loop.step(1.02)
     assert not output.stale and np.all(np.abs(output.command) <= 1.0)
+    assert np.abs(output.command).max() > 0.0
+    # A gain change reaches the smoother only: the checkpoint is not read again.
+    controller = loop.controller
+    path.unlink()
     loop.set_pid_config(PidConfig(kp=5.0))
-    assert loop.controller.kp == 5.0
+    assert loop.controller is controller
+    assert np.abs(loop.step(1.04).command).max() > 0.0
 
 
 def test_mismatched_period_is_refused(tmp_path):

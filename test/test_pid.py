@@ -212,3 +212,34 @@ def test_set_config_keeps_state_and_clips_integral() -> None:
     # The rate limit now applies from the last command, not from rest.
     assert np.all(np.abs(command - before) <= 1.0 * DT + 1e-12)
     assert np.all(np.abs(command) > 0.5)
+
+
+def test_velocity_path_bypasses_the_gains_and_keeps_clamp_and_rate_limit() -> None:
+    wanted = np.array([0.8, -0.3])
+    for kp in (0.0, 2.5, 100.0):
+        pid = PidSmoother(PidConfig(kp=kp, rate_limit=0.0))
+        np.testing.assert_allclose(pid.update_velocity(wanted, np.zeros(2), DT), wanted)
+    clamped = PidSmoother(PidConfig(output_limit=0.5, rate_limit=0.0))
+    np.testing.assert_allclose(clamped.update_velocity([2.0, -2.0], np.zeros(2), DT),
+                               [0.5, -0.5])
+    limited = PidSmoother(PidConfig(rate_limit=2.0))
+    first = limited.update_velocity(wanted, np.zeros(2), DT)
+    np.testing.assert_allclose(first, [0.1, -0.1])  # 2 rad/s^2 * 0.05 s from rest
+    second = limited.update_velocity(wanted, np.zeros(2), DT)
+    np.testing.assert_allclose(second, [0.2, -0.2])
+
+
+def test_velocity_path_holds_the_integral_and_tracks_the_measurement() -> None:
+    pid = PidSmoother(PidConfig(ki=1.0, rate_limit=0.0, derivative_time_constant_s=0.0))
+    pid.update([1.0, 1.0], np.zeros(2), DT)
+    integral = pid.integral.copy()
+    pid.update_velocity([0.5, 0.5], np.zeros(2), DT)
+    pid.update_velocity([0.5, 0.5], np.full(2, 0.025), DT)
+    np.testing.assert_array_equal(pid.integral, integral)
+    np.testing.assert_allclose(pid.velocity_estimate, [0.5, 0.5])
+
+
+@pytest.mark.parametrize('velocity', [[math.nan, 0.0], [1.0], [math.inf, 1.0]])
+def test_velocity_path_refuses_bad_input(velocity: list[float]) -> None:
+    with pytest.raises(ValueError, match='velocity'):
+        PidSmoother(PidConfig()).update_velocity(velocity, np.zeros(2), DT)

@@ -55,7 +55,7 @@ def test_stale_estimate_gives_zeros_and_became_stale_exactly_once() -> None:
 
 def test_recovers_cleanly_when_fresh_estimates_return() -> None:
     pid_config = PidConfig()
-    loop = PolicyLoop(PolicyConfig(control_rate_hz=20.0), pid_config)
+    loop = PolicyLoop(PolicyConfig(control_rate_hz=20.0, estimate_timeout_s=0.5), pid_config)
     loop.update_estimate(state(0.0))
     for tick in range(5):
         loop.step(0.05 * tick)
@@ -83,7 +83,7 @@ def test_future_stamp_beyond_timeout_is_stale() -> None:
 
 def test_step_dt_comes_from_the_clock() -> None:
     pid_config = PidConfig(kp=1.0, rate_limit=0.0)
-    loop = PolicyLoop(PolicyConfig(control_rate_hz=20.0), pid_config)
+    loop = PolicyLoop(PolicyConfig(control_rate_hz=20.0, estimate_timeout_s=0.5), pid_config)
     loop.update_estimate(state(0.0))
     first = loop.step(0.0)
     repeat = loop.step(0.0)
@@ -110,6 +110,64 @@ def test_update_estimate_copies_and_validates() -> None:
         loop.update_estimate(state(math.nan))
     with pytest.raises(ValueError, match='now_s'):
         loop.step(math.inf)
+
+
+def test_the_default_timeout_is_three_camera_periods() -> None:
+    # A dead or frozen perception stops the arm within 3 frames of 50 ms (issue 12).
+    assert PolicyConfig().estimate_timeout_s == pytest.approx(3 * Timing().dt)
+    loop = PolicyLoop(PolicyConfig(), PidConfig())
+    loop.update_estimate(state(0.0))
+    assert not loop.step(0.15).stale
+    assert loop.step(0.2).became_stale
+
+
+def test_goals_outside_the_arena_are_refused() -> None:
+    loop = PolicyLoop(PolicyConfig(), PidConfig())
+    np.testing.assert_array_equal(loop.check_goal([0.2, -0.2]), [0.2, -0.2])
+    for goal in ([1e300, 1e300], [0.21, 0.0], [0.0, -0.3], [math.nan, 0.0]):
+        with pytest.raises(ValueError, match='outside the arena'):
+            loop.update_estimate(state(0.0, goal=goal))
+    assert loop.estimate is None
+
+
+def test_the_pid_does_not_rebuild_the_controller() -> None:
+    loop = PolicyLoop(PolicyConfig(), PidConfig())
+    controller = loop.controller
+    loop.set_pid_config(PidConfig(kp=0.0))
+    assert loop.controller is controller and loop.pid.config.kp == 0.0
+
+
+def test_only_the_timing_changes_at_run_time() -> None:
+    loop = PolicyLoop(PolicyConfig(), PidConfig())
+    loop.set_config(PolicyConfig(estimate_timeout_s=0.3, warn_throttle_s=1.0))
+    assert loop.config.estimate_timeout_s == 0.3
+    with pytest.raises(ValueError, match='controller'):
+        loop.set_config(PolicyConfig(controller='learned'))
+
+
+class Faulty:
+    """A velocity controller that fails, as an unforeseen bug would."""
+
+    def __init__(self, config: PolicyConfig, pid: PidConfig) -> None:
+        pass
+
+    def reset(self) -> None:
+        pass
+
+    def velocity(self, joint_positions: FloatArray, goal: FloatArray) -> FloatArray:
+        return np.array([math.nan, 0.0])
+
+
+def test_a_failed_step_raises_and_stop_restarts_from_rest(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(CONTROLLERS, 'faulty', Faulty)
+    loop = PolicyLoop(PolicyConfig(controller='faulty'), PidConfig())
+    loop.update_estimate(state(0.0))
+    with pytest.raises(ValueError, match='velocity'):
+        loop.step(0.0)
+    output = loop.stop()
+    np.testing.assert_array_equal(output.command, np.zeros(2))
+    np.testing.assert_array_equal(loop.pid.command, np.zeros(2))
 
 
 def test_stale_property_and_live_pid_update() -> None:
@@ -158,7 +216,9 @@ def run_episode(loop: PolicyLoop, sim: ArmSim, delay: int, max_steps: int) -> in
 def test_closed_loop_reaches_and_holds_goals(dt: float, max_steps: int) -> None:
     sim_config = SimConfig(timing=Timing(dt=dt))
     sim = ArmSim(sim_config)
-    loop = PolicyLoop(PolicyConfig(control_rate_hz=1.0 / dt), PidConfig())
+    # Estimates two ticks old: within the timeout of three camera periods.
+    loop = PolicyLoop(PolicyConfig(control_rate_hz=1.0 / dt, estimate_timeout_s=3 * dt),
+                      PidConfig())
     rng = np.random.default_rng(7)
     steps = []
     for _ in range(20):
@@ -173,7 +233,7 @@ def test_closed_loop_reaches_and_holds_goals(dt: float, max_steps: int) -> None:
 
 def test_closed_loop_with_stale_gap_stops_then_resumes() -> None:
     sim = ArmSim(SimConfig())
-    loop = PolicyLoop(PolicyConfig(control_rate_hz=10.0), PidConfig())
+    loop = PolicyLoop(PolicyConfig(control_rate_hz=10.0, estimate_timeout_s=0.5), PidConfig())
     sim.reset(np.random.default_rng(3))
     loop.update_estimate(PerceivedState(0.0, sim.joint_positions.copy(), sim.goal.copy()))
     for step in range(10):
@@ -220,7 +280,7 @@ def test_registered_controller_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_unknown_controller_lists_known_ones() -> None:
-    with pytest.raises(ValueError, match=r"unknown controller 'slac'.*\['ik', 'learned'\]"):
+    with pytest.raises(ValueError, match=r"controller='slac' is unknown.*\['ik', 'learned'\]"):
         PolicyLoop(PolicyConfig(controller='slac'), PidConfig())
 
 
