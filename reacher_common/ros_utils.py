@@ -8,9 +8,12 @@ Only the node shells import this module; the cores never import rclpy.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import fields, MISSING, replace
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import Field, fields, MISSING, replace
+import functools
 import math
+import os
+from pathlib import Path
 import sys
 import time
 from typing import Any, TypeVar
@@ -18,7 +21,12 @@ from typing import Any, TypeVar
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PointStamped
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    SetParametersResult,
+)
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
@@ -26,7 +34,7 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from reacher_common.config_tools import config_from_dict, field_docs
+from reacher_common.config_tools import config_from_dict, field_docs, field_range, FieldError
 from reacher_common.images import rgb8_pixels
 
 C = TypeVar('C')
@@ -41,8 +49,12 @@ class ParameterError(ValueError):
     """A ROS parameter is missing, of the wrong type, or out of range."""
 
 
-def _coerce(cls: type, name: str, value: Any, default: Any) -> Any:
-    """Convert a parameter value to the type of the field's default, or raise."""
+def _coerce(cls: type, name: str, field_name: str, value: Any, default: Any) -> Any:
+    """Convert a parameter value to the type of the field's default, or raise.
+
+    An integer is taken for a float field (YAML writes ``kp: 4``); nothing else changes
+    type.
+    """
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value
@@ -57,63 +69,128 @@ def _coerce(cls: type, name: str, value: Any, default: Any) -> Any:
             return value
     else:
         return value
+    doc = field_docs(cls).get(field_name, '')
     raise ParameterError(
-        f'parameter {name!r} must be a {type(default).__name__}, got {value!r} '
-        f'({field_docs(cls).get(name, "")})')
+        f'parameter {name} must be a {type(default).__name__}, got {_short(value)}'
+        + (f': {doc}' if doc else ''))
 
 
-def declare_config(node: Node, cls: type[C], prefix: str = '',
-                   base: C | None = None, **nested: Any) -> C:
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr`` of a value, cut to ``limit`` characters (a parameter may be a long list)."""
+    text = repr(value)
+    return text if len(text) <= limit else f'{text[:limit]}... ({len(text)} characters)'
+
+
+def parameter_message(error: ValueError, prefix: str = '') -> str:
+    """An error of a config as a ROS user reads it: 'parameter pid.kp=...'.
+
+    :param error: a :class:`FieldError` (which names the Python field) or another
+        ``ValueError``.
+    :param prefix: the parameter prefix of the config the error came from.
+    :return: the message naming the ROS parameter.
+    """
+    if isinstance(error, FieldError):
+        return f'parameter {prefix}{error.field}{error.detail}'
+    return str(error)
+
+
+def parameter_descriptor(cls: type, config_field: Field[Any], name: str, default: Any,
+                         read_only: bool) -> ParameterDescriptor:
+    """The descriptor of the parameter of one config field: type, range, docstring.
+
+    :param cls: the config dataclass.
+    :param config_field: its field.
+    :param name: the parameter's name (with its prefix).
+    :param default: the field's default, whose type is the parameter's type.
+    :param read_only: whether the node reads it at start-up only.
+    :return: a statically typed descriptor; a field declared with
+        :func:`reacher_common.config_tools.bounded` gets its range.
+    """
+    descriptor = ParameterDescriptor(
+        name=name, type=Parameter.Type.from_parameter_value(default).value,
+        description=field_docs(cls).get(config_field.name, ''), read_only=read_only)
+    allowed = field_range(config_field)
+    if allowed is not None and isinstance(default, bool):
+        allowed = None
+    if allowed is not None and isinstance(default, int):
+        descriptor.integer_range = [IntegerRange(
+            from_value=int(allowed.low), to_value=int(allowed.high), step=1)]
+    elif allowed is not None and isinstance(default, float):
+        descriptor.floating_point_range = [FloatingPointRange(
+            from_value=allowed.low, to_value=allowed.high, step=0.0)]
+    if allowed is not None:
+        descriptor.additional_constraints = f'in {allowed}'
+    if read_only:
+        descriptor.additional_constraints = ' '.join(
+            [descriptor.additional_constraints, '(read at start-up)']).strip()
+    return descriptor
+
+
+def declare_config(node: Node, cls: type[C], prefix: str = '', base: C | None = None,
+                   runtime: Collection[str] = (), **nested: Any) -> C:
     """Declare one ROS parameter per dataclass field and build the config from them.
 
     Each parameter is named ``prefix + field``, defaults to the field's default (or to
-    ``base``'s value), and carries the field's docstring as its description. Integers
-    given for float fields are accepted (YAML writes ``kp: 4``).
+    ``base``'s value), carries the field's docstring as its description and its
+    :func:`~reacher_common.config_tools.bounded` range as a ``FloatingPointRange`` or
+    ``IntegerRange``, and keeps the type of its default (static typing: ``ros2 param set``
+    cannot turn a double into an integer). An integer given at start-up for a float field
+    is taken as a float (YAML writes ``kp: 4``). Fields not in ``runtime`` are declared
+    ``read_only``: rclpy refuses to change them once the node runs.
 
     :param node: the node that owns the parameters.
     :param cls: a frozen config dataclass whose ``__post_init__`` validates it.
     :param prefix: parameter name prefix, e.g. ``'pid.'``.
     :param base: values to use as defaults instead of the dataclass defaults.
+    :param runtime: the fields that the node applies when they change at run time.
     :param nested: values of the fields that hold a config dataclass (``geometry=...``),
         declared on their own (the shared geometry has no prefix); such fields are not
         declared here.
     :return: the validated config.
     :raises ParameterError: naming the parameter that is of the wrong type or out of range.
     """
-    docs = field_docs(cls)
     values: dict[str, Any] = dict(nested)
-    for field in fields(cls):  # type: ignore[arg-type]
-        if field.name in nested:
+    for config_field in fields(cls):  # type: ignore[arg-type]
+        if config_field.name in nested:
             continue
         if base is not None:
-            default = getattr(base, field.name)
-        elif field.default is not MISSING:
-            default = field.default
+            default = getattr(base, config_field.name)
+        elif config_field.default is not MISSING:
+            default = config_field.default
         else:
-            default = field.default_factory()  # type: ignore[operator]
-        descriptor = ParameterDescriptor(description=docs.get(field.name, ''),
-                                         dynamic_typing=True)
-        value = node.declare_parameter(prefix + field.name, default, descriptor).value
-        values[field.name] = _coerce(cls, prefix + field.name, value, default)
+            default = config_field.default_factory()  # type: ignore[operator]
+        name = prefix + config_field.name
+        # Read the start-up value whatever its type (a dynamic declaration), convert it to
+        # the field's type, then declare the parameter again statically with that value.
+        given = node.declare_parameter(
+            name, default, ParameterDescriptor(dynamic_typing=True)).value
+        node.undeclare_parameter(name)
+        value = _coerce(cls, name, config_field.name, given, default)
+        allowed = field_range(config_field)
+        if allowed is not None and not isinstance(value, bool) and value not in allowed:
+            doc = field_docs(cls).get(config_field.name, '')
+            raise ParameterError(f'parameter {name}={_short(value)} is out of range {allowed}'
+                                 + (f': {doc}' if doc else ''))
+        descriptor = parameter_descriptor(cls, config_field, name, default,
+                                          read_only=config_field.name not in runtime)
+        node.declare_parameter(name, value, descriptor, ignore_override=True)
+        values[config_field.name] = value
     try:
         return config_from_dict(cls, values)
     except ValueError as error:
-        raise ParameterError(_with_prefix(str(error), cls, prefix)) from error
-
-
-def _with_prefix(message: str, cls: type, prefix: str) -> str:
-    """Say 'parameter pid.kp' rather than 'PidConfig.kp' in messages for ROS users."""
-    return message.replace(f'{cls.__name__}.', f'parameter {prefix}')
+        raise ParameterError(parameter_message(error, prefix)) from error
 
 
 def updated_config(config: C, parameters: Sequence[Parameter], prefix: str = '') -> C:
     """Return ``config`` with parameter updates applied, validated.
 
     :param config: the present config.
-    :param parameters: parameters being set; those without ``prefix`` are ignored.
+    :param parameters: parameters being set; those without ``prefix`` or that name no
+        field of the config are ignored.
     :param prefix: this config's parameter prefix.
-    :return: the new config.
-    :raises ParameterError: when a value is of the wrong type or out of range.
+    :return: the new config (``config`` itself when no parameter is one of its fields).
+    :raises ParameterError: when a value is of the wrong type or out of range, naming the
+        parameter.
     """
     cls = type(config)
     names = {field.name for field in fields(cls)}  # type: ignore[arg-type]
@@ -123,11 +200,25 @@ def updated_config(config: C, parameters: Sequence[Parameter], prefix: str = '')
             continue
         name = parameter.name[len(prefix):]
         if name in names:
-            changes[name] = _coerce(cls, parameter.name, parameter.value, getattr(config, name))
+            changes[name] = _coerce(cls, parameter.name, name, parameter.value,
+                                    getattr(config, name))
+    if not changes:
+        return config
     try:
         return replace(config, **changes)  # type: ignore[type-var]
     except ValueError as error:
-        raise ParameterError(_with_prefix(str(error), cls, prefix)) from error
+        raise ParameterError(parameter_message(error, prefix)) from error
+
+
+def refuse_parameters(parameters: Sequence[Parameter]) -> SetParametersResult:
+    """The answer to a parameter change whose check itself raised (the error is logged).
+
+    The fallback of a guarded ``add_on_set_parameters_callback``: the change is refused
+    with a reason, and the node keeps its parameters and its life.
+    """
+    names = ', '.join(parameter.name for parameter in parameters)
+    return SetParametersResult(
+        successful=False, reason=f'the node failed to check the change of {names}: see its log')
 
 
 def stamp_to_seconds(stamp: Time) -> float:
@@ -191,21 +282,27 @@ def _format(value: Any) -> str:
 def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
     """``main()`` of every node: init, build, spin, shut down cleanly.
 
-    A bad parameter or a missing file stops the start with one line that names it and a
-    non-zero exit code (2), instead of a traceback.
+    A bad parameter, a missing or unparsable parameter file, or a missing or corrupt
+    checkpoint stops the start with one line that names it and exit code 2, instead of a
+    traceback.
 
     :param factory: builds the node (after ``rclpy.init``).
     :param args: command-line arguments, default ``sys.argv``.
     :return: process exit code.
     """
-    rclpy.init(args=args)
+    problem = parameter_file_problem(sys.argv if args is None else args)
+    if problem:
+        return _fatal(problem)
+    try:
+        rclpy.init(args=args)
+    except Exception as error:  # noqa: BLE001 -- rcl's own argument errors, one line
+        return _fatal(_first_line(str(error)))
     node: Node | None = None
     try:
         try:
             node = factory()
-        except (ValueError, FileNotFoundError) as error:
-            print(f'[FATAL] [{_program()}]: cannot start: {error}', file=sys.stderr, flush=True)
-            return 2
+        except (ValueError, OSError) as error:
+            return _fatal(_first_line(str(error)))
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
@@ -216,9 +313,112 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
     return 0
 
 
+def _fatal(message: str) -> int:
+    print(f'[FATAL] [{_program()}]: cannot start: {message}', file=sys.stderr, flush=True)
+    return 2
+
+
 def _program() -> str:
-    import os
     return os.path.basename(sys.argv[0]) if sys.argv else 'node'
+
+
+def _first_line(text: str, limit: int = 300) -> str:
+    """The first non-blank line of a message, cut to ``limit`` characters."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    line = lines[0] if lines else ''
+    return line if len(line) <= limit else f'{line[:limit]}...'
+
+
+def parameter_file_problem(argv: Sequence[str]) -> str | None:
+    """What is wrong with a ``--params-file`` of a command line, or None.
+
+    rcl reports a missing or unparsable file with a traceback several lines long; this
+    says it in a sentence that names the file.
+
+    :param argv: the command line (only what follows ``--ros-args`` is read).
+    :return: a sentence naming the file and the problem, or None when each file exists
+        and is a YAML mapping.
+    """
+    import yaml
+
+    if '--ros-args' not in argv:
+        return None
+    ros_args = list(argv[list(argv).index('--ros-args') + 1:])
+    for flag, path in zip(ros_args, ros_args[1:], strict=False):
+        if flag != '--params-file':
+            continue
+        file = Path(path)
+        if not file.is_file():
+            return f'parameter file {path} does not exist'
+        try:
+            document = yaml.safe_load(file.read_text())
+        except (OSError, UnicodeDecodeError) as error:
+            return f'parameter file {path} cannot be read: {_first_line(str(error))}'
+        except yaml.YAMLError as error:
+            mark = getattr(error, 'problem_mark', None)
+            where = f' (line {mark.line + 1}, column {mark.column + 1})' if mark else ''
+            what = getattr(error, 'problem', None) or _first_line(str(error))
+            return f'parameter file {path} is not valid YAML{where}: {what}'
+        if not isinstance(document, dict):
+            return (f'parameter file {path} must map node names to ros__parameters, '
+                    f'got a {type(document).__name__}')
+    return None
+
+
+class CallbackErrors:
+    """Keeps a node alive through exceptions in its callbacks: logged, counted, survived.
+
+    rclpy lets an exception in a callback end ``spin`` and with it the node. Every
+    callback of the node shells is wrapped by :meth:`guard`: an exception is counted under
+    the callback's name (for /diagnostics), logged in one short line at most once per
+    ``throttle_s()`` per callback, and answered by the callback's ``fallback`` (e.g.
+    commanding zero).
+
+    :param node: the node whose logger reports the errors.
+    :param throttle_s: returns the least time between two log lines of one callback, s.
+    """
+
+    def __init__(self, node: Node, throttle_s: Callable[[], float]) -> None:
+        self.node = node
+        self.throttle_s = throttle_s
+        self.counts: dict[str, int] = {}
+        self.last_error: dict[str, str] = {}
+        self._logged: dict[str, float] = {}
+
+    def guard(self, callback: Callable[..., Any], name: str,
+              fallback: Callable[..., Any] | None = None) -> Callable[..., Any]:
+        """``callback``, catching what it raises.
+
+        :param callback: a subscription, timer, service or parameter callback.
+        :param name: what it does, for the log and the counts (``'control step'``).
+        :param fallback: called with the same arguments after a failure; its result is
+            returned (a service's response, a parameter result); None returns None.
+        :return: the guarded callback.
+        """
+        @functools.wraps(callback)
+        def guarded(*args: Any) -> Any:
+            try:
+                return callback(*args)
+            except Exception as error:  # noqa: BLE001 -- any fault: count it, live on
+                self.record(name, error)
+                return None if fallback is None else fallback(*args)
+
+        return guarded
+
+    def record(self, name: str, error: BaseException) -> None:
+        """Count one failure of ``name`` and log it unless it was logged recently."""
+        self.counts[name] = self.counts.get(name, 0) + 1
+        text = f'{type(error).__name__}: {_first_line(str(error))}'
+        self.last_error[name] = text
+        now = time.monotonic()
+        if now - self._logged.get(name, -math.inf) >= self.throttle_s():
+            self._logged[name] = now
+            self.node.get_logger().error(
+                f'{name} failed ({self.counts[name]} so far), the node carries on: {text}')
+
+    def total(self) -> int:
+        """All failures counted so far."""
+        return sum(self.counts.values())
 
 
 class RateMeter:

@@ -6,8 +6,11 @@ and /perception/goal (geometry_msgs/PointStamped in ``world``), /perception/late
 (std_msgs/Float32MultiArray, when the estimator has a latent state), the estimated arm
 and goal as a ghost on /visualization/markers, and /diagnostics (inference time, rate,
 dropped frames). The ``estimator`` parameter picks the backend
-(reacher_perception.estimator.ESTIMATORS). A malformed image is logged (throttled) and
-dropped; the node keeps running.
+(reacher_perception.estimator.ESTIMATORS). A malformed image is logged (throttled, its
+size only) and dropped, an oversize one counted apart (``oversize_images``); a frame the
+estimator fails on is dropped, logged (throttled) and counted (``estimator_errors``); the
+node keeps running. Only ``warn_throttle_s`` changes at run time; the other parameters
+are read-only.
 """
 
 from __future__ import annotations
@@ -17,27 +20,39 @@ import time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PointStamped
 import numpy as np
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.event_handler import QoSMessageLostInfo, SubscriptionEventCallbacks
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32MultiArray, Float64MultiArray, Header
 from visualization_msgs.msg import MarkerArray
 
+from reacher_common.config_tools import FieldError
 from reacher_common.geometry import ArmGeometry
 from reacher_common.markers import arm_marker, goal_marker
 from reacher_common.ros_utils import (
+    CallbackErrors,
     declare_config,
     diagnostic_array,
     diagnostic_status,
     image_to_array,
     JOINT_NAMES,
+    parameter_message,
+    ParameterError,
     point_stamped,
     RateMeter,
+    refuse_parameters,
     run_node,
+    updated_config,
     WORLD_FRAME,
 )
 from reacher_perception.config import PerceptionConfig
 from reacher_perception.estimator import make_estimator
+
+ESTIMATE = 'estimate'
+"""The name under which a frame whose estimate failed is counted and logged."""
 
 
 class PerceptionNode(Node):
@@ -45,15 +60,25 @@ class PerceptionNode(Node):
 
     def __init__(self) -> None:
         super().__init__('perception_node')
-        self.config = declare_config(self, PerceptionConfig,
+        self.config = declare_config(self, PerceptionConfig, runtime=('warn_throttle_s',),
                                      geometry=declare_config(self, ArmGeometry))
-        self.estimator = make_estimator(self.config)
+        try:
+            self.estimator = make_estimator(self.config)
+        except FieldError as error:
+            raise ParameterError(parameter_message(error)) from error
         self.last_command: np.ndarray | None = None
         self.rate = RateMeter()
         self.inference_ms: list[float] = []
         self.dropped_images = 0
+        self.oversize_images = 0
+        self.lost_images = 0
         self.arm_lost = 0
         self.goal_lost = 0
+        self.errors = CallbackErrors(self, lambda: self.config.warn_throttle_s)
+        self._reported_estimator_errors = 0
+        guard = self.errors.guard
+        size = self.config.geometry.image_size
+        self.frame_bytes = size * size * 3
 
         self.joint_pub = self.create_publisher(JointState, '/perception/joint_states', 10)
         self.fingertip_pub = self.create_publisher(PointStamped, '/perception/fingertip', 10)
@@ -62,23 +87,44 @@ class PerceptionNode(Node):
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.marker_pub = self.create_publisher(MarkerArray, '/visualization/markers', 10)
         self.link_lengths = self.config.geometry.link_lengths
-        self.create_subscription(Image, '/camera/image_raw', self.image_callback,
-                                 QoSProfile(depth=1))
+        # Depth 1: a late node reads the newest frame, and at most one frame waits in the
+        # queue, whatever its size; frames DDS drops are counted (message-lost event).
+        self.create_subscription(
+            Image, '/camera/image_raw', guard(self.image_callback, ESTIMATE),
+            QoSProfile(depth=1), event_callbacks=SubscriptionEventCallbacks(
+                message_lost=guard(self.lost_callback, 'lost frames')))
         # The filtering estimators condition on the last command (SLAC's q(z_t+1|x, z_t, a_t)).
-        self.create_subscription(Float64MultiArray, '/joint_commands', self.command_callback, 10)
-        self.create_timer(1.0, self.publish_diagnostics)
+        self.create_subscription(Float64MultiArray, '/joint_commands',
+                                 guard(self.command_callback, 'command'), 10)
+        self.create_timer(1.0, guard(self.publish_diagnostics, 'diagnostics'))
+        self.add_on_set_parameters_callback(guard(
+            self.validate_parameters, 'parameter check', fallback=refuse_parameters))
+        self.add_post_set_parameters_callback(guard(self.apply_parameters, 'parameter change'))
         self.get_logger().info(f'estimator {self.config.estimator!r} on '
                                f'{self.config.geometry.image_size}x'
                                f'{self.config.geometry.image_size} rgb8 frames')
 
     def command_callback(self, msg: Float64MultiArray) -> None:
         """Remember the newest well-formed joint command (ignored otherwise)."""
+        if len(msg.data) != 2:  # the size first: a command may hold a million values
+            return
         values = np.asarray(msg.data, dtype=np.float64)
-        if values.shape == (2,) and np.all(np.isfinite(values)):
+        if np.all(np.isfinite(values)):
             self.last_command = values
+
+    def lost_callback(self, info: QoSMessageLostInfo) -> None:
+        """Count the frames that DDS dropped before the node could take them."""
+        self.lost_images = info.total_count
 
     def image_callback(self, msg: Image) -> None:
         """Estimate from one frame and publish the estimates with the frame's stamp."""
+        if len(msg.data) > self.frame_bytes:
+            self.oversize_images += 1
+            self.get_logger().warning(
+                f'dropped /camera/image_raw: oversize frame, {len(msg.data)} bytes '
+                f'({msg.width}x{msg.height}) where {self.frame_bytes} are expected',
+                throttle_duration_sec=self.config.warn_throttle_s)
+            return
         try:
             pixels = image_to_array(msg, self.config.geometry.image_size)
         except ValueError as error:
@@ -117,13 +163,37 @@ class PerceptionNode(Node):
             'inference_ms_p50': float(np.percentile(times, 50)),
             'inference_ms_p99': float(np.percentile(times, 99)),
             'dropped_images': self.dropped_images,
+            'oversize_images': self.oversize_images,
+            'lost_images': self.lost_images,
+            'estimator_errors': self.errors.counts.get(ESTIMATE, 0),
+            'callback_errors': self.errors.total(),
             'frames_without_arm': self.arm_lost,
             'frames_without_goal': self.goal_lost,
         }
-        healthy = self.rate.count > 0
-        level = DiagnosticStatus.OK if healthy else DiagnosticStatus.WARN
+        estimator_errors = self.errors.counts.get(ESTIMATE, 0)
+        failing = estimator_errors > self._reported_estimator_errors
+        self._reported_estimator_errors = estimator_errors
+        if failing:
+            level = DiagnosticStatus.ERROR
+            message = f'estimator failed: {self.errors.last_error[ESTIMATE]}'
+        elif self.rate.count > 0:
+            level, message = DiagnosticStatus.OK, 'ok'
+        else:
+            level, message = DiagnosticStatus.WARN, 'no camera frames yet'
         self.diagnostics_pub.publish(diagnostic_array(self, [diagnostic_status(
-            self, 'estimator', values, level, 'ok' if healthy else 'no camera frames yet')]))
+            self, 'estimator', values, level, message)]))
+
+    def validate_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        """Accept a valid ``warn_throttle_s``; rclpy already refused the read-only ones."""
+        try:
+            updated_config(self.config, parameters)
+        except ParameterError as error:
+            return SetParametersResult(successful=False, reason=str(error))
+        return SetParametersResult(successful=True)
+
+    def apply_parameters(self, parameters: list[Parameter]) -> None:
+        """Use the new throttle from the next warning on."""
+        self.config = updated_config(self.config, parameters)
 
 
 def main(args: list[str] | None = None) -> int:

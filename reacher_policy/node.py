@@ -5,11 +5,17 @@ Subscribes /perception/joint_states (sensor_msgs/JointState) and /perception/goa
 (``controller`` parameter: 'ik', or 'learned' with a checkpoint) and the per-joint PID
 smoother (``pid.*`` parameters, changeable at run time) and publishes /joint_commands
 (std_msgs/Float64MultiArray, joint velocities in rad/s). When the newest estimate is older
-than ``estimate_timeout_s`` it commands zero and says so once. /diagnostics reports the
-achieved rate, deadline misses and the camera-to-command latency.
+than ``estimate_timeout_s`` it commands zero and says so once. A goal outside the arena is
+dropped with a warning. A control step that raises commands zero, is logged (throttled)
+and counted, and the node carries on. /diagnostics reports the achieved rate, deadline
+misses, the camera-to-command latency and the errors. At run time ``pid.*``,
+``estimate_timeout_s`` and ``warn_throttle_s`` change (validated as at start-up); the
+other parameters are read-only.
 """
 
 from __future__ import annotations
+
+from dataclasses import fields
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PointStamped
@@ -20,23 +26,31 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
+from reacher_common.config_tools import FieldError
 from reacher_common.geometry import ArmGeometry
 from reacher_common.ros_utils import (
+    CallbackErrors,
     declare_config,
     diagnostic_array,
     diagnostic_status,
     JOINT_NAMES,
+    parameter_message,
     ParameterError,
     RateMeter,
+    refuse_parameters,
     run_node,
     stamp_to_seconds,
     updated_config,
 )
 from reacher_policy.config import PidConfig, PolicyConfig
-from reacher_policy.loop import PerceivedState, PolicyLoop
+from reacher_policy.loop import ControlOutput, PerceivedState, PolicyLoop
 
 PID_PREFIX = 'pid.'
+PID_FIELDS = tuple(field.name for field in fields(PidConfig))
+"""Every gain and limit of the smoother changes at run time."""
 LATENCY_WINDOW = 2000
+CONTROL_STEP = 'control step'
+"""The name under which a failed control tick is counted and logged."""
 
 
 class PolicyNode(Node):
@@ -44,38 +58,48 @@ class PolicyNode(Node):
 
     def __init__(self) -> None:
         super().__init__('policy_node')
-        self.config = declare_config(self, PolicyConfig,
+        self.config = declare_config(self, PolicyConfig, runtime=PolicyLoop.RUNTIME_FIELDS,
                                      geometry=declare_config(self, ArmGeometry))
-        self.pid_config = declare_config(self, PidConfig, prefix=PID_PREFIX)
-        self.loop = PolicyLoop(self.config, self.pid_config)
+        self.pid_config = declare_config(self, PidConfig, prefix=PID_PREFIX,
+                                         runtime=PID_FIELDS)
+        try:
+            self.loop = PolicyLoop(self.config, self.pid_config)
+        except FieldError as error:
+            raise ParameterError(parameter_message(error)) from error
         self.goal: np.ndarray | None = None
         self.rate = RateMeter()
         self.latencies_ms: list[float] = []
         self.deadline_misses = 0
         self.stale_stops = 0
         self.dropped_estimates = 0
+        self.errors = CallbackErrors(self, lambda: self.config.warn_throttle_s)
+        self._reported_control_errors = 0
+        guard = self.errors.guard
 
         self.command_pub = self.create_publisher(Float64MultiArray, '/joint_commands', 10)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_subscription(JointState, '/perception/joint_states', self.joints_callback, 10)
-        self.create_subscription(PointStamped, '/perception/goal', self.goal_callback, 10)
+        self.create_subscription(JointState, '/perception/joint_states',
+                                 guard(self.joints_callback, 'joint estimate'), 10)
+        self.create_subscription(PointStamped, '/perception/goal',
+                                 guard(self.goal_callback, 'goal estimate'), 10)
         self.period = 1.0 / self.config.control_rate_hz
-        self.create_timer(self.period, self.control_callback)
-        self.create_timer(1.0, self.publish_diagnostics)
-        self.add_on_set_parameters_callback(self.validate_parameters)
-        self.add_post_set_parameters_callback(self.apply_parameters)
+        self.create_timer(self.period, guard(self.control_callback, CONTROL_STEP,
+                                             fallback=self.stop_callback))
+        self.create_timer(1.0, guard(self.publish_diagnostics, 'diagnostics'))
+        self.add_on_set_parameters_callback(guard(
+            self.validate_parameters, 'parameter check', fallback=refuse_parameters))
+        self.add_post_set_parameters_callback(guard(self.apply_parameters, 'parameter change'))
         self.get_logger().info(f'controller {self.config.controller!r} at '
                                f'{self.config.control_rate_hz:.1f} Hz')
 
     def goal_callback(self, msg: PointStamped) -> None:
-        """Keep the newest goal estimate."""
-        goal = np.array([msg.point.x, msg.point.y])
-        if not np.all(np.isfinite(goal)):
+        """Keep the newest goal estimate that lies in the arena."""
+        try:
+            self.goal = self.loop.check_goal([msg.point.x, msg.point.y])
+        except ValueError as error:
             self.dropped_estimates += 1
-            self.get_logger().warning('dropped /perception/goal: non-finite point',
+            self.get_logger().warning(f'dropped /perception/goal: {error}',
                                       throttle_duration_sec=self.config.warn_throttle_s)
-            return
-        self.goal = goal
 
     def joints_callback(self, msg: JointState) -> None:
         """Combine the joint estimate with the newest goal into the loop's input."""
@@ -83,9 +107,10 @@ class PolicyNode(Node):
             positions = np.array([msg.position[msg.name.index(name)] for name in JOINT_NAMES])
         except (ValueError, IndexError):
             self.dropped_estimates += 1
+            # Sizes only: a message may hold a million names.
             self.get_logger().warning(
                 f'dropped /perception/joint_states: need positions for {list(JOINT_NAMES)}, '
-                f'got names {list(msg.name)} and {len(msg.position)} positions',
+                f'got {len(msg.name)} names and {len(msg.position)} positions',
                 throttle_duration_sec=self.config.warn_throttle_s)
             return
         if self.goal is None:
@@ -106,7 +131,7 @@ class PolicyNode(Node):
             self.deadline_misses += 1
         now = self.get_clock().now().nanoseconds * 1e-9
         output = self.loop.step(now)
-        self.command_pub.publish(Float64MultiArray(data=output.command.tolist()))
+        self.publish_command(output)
         if output.became_stale:
             self.stale_stops += 1
             self.get_logger().warning(
@@ -115,6 +140,14 @@ class PolicyNode(Node):
         if not output.stale and output.estimate_age_s is not None:
             self.latencies_ms.append(output.estimate_age_s * 1e3)
             del self.latencies_ms[:-LATENCY_WINDOW]
+
+    def stop_callback(self) -> None:
+        """After a control step raised: command zero and restart control from rest."""
+        self.publish_command(self.loop.stop())
+
+    def publish_command(self, output: ControlOutput) -> None:
+        """Publish one command on /joint_commands."""
+        self.command_pub.publish(Float64MultiArray(data=output.command.tolist()))
 
     def publish_diagnostics(self) -> None:
         """Achieved rate, deadline misses, latency and stale stops on /diagnostics."""
@@ -129,32 +162,45 @@ class PolicyNode(Node):
             'latency_samples': len(self.latencies_ms),
             'stale_stops': self.stale_stops,
             'dropped_estimates': self.dropped_estimates,
+            'control_errors': self.errors.counts.get(CONTROL_STEP, 0),
+            'callback_errors': self.errors.total(),
             'controller': self.config.controller,
         }
-        stale = self.loop.stale
-        level = DiagnosticStatus.WARN if stale else DiagnosticStatus.OK
-        message = 'stale estimate: holding still' if stale else 'ok'
+        control_errors = self.errors.counts.get(CONTROL_STEP, 0)
+        failing = control_errors > self._reported_control_errors
+        self._reported_control_errors = control_errors
+        if failing:
+            level = DiagnosticStatus.ERROR
+            message = f'control step failed: {self.errors.last_error[CONTROL_STEP]}'
+        elif self.loop.stale:
+            level, message = DiagnosticStatus.WARN, 'stale estimate: holding still'
+        else:
+            level, message = DiagnosticStatus.OK, 'ok'
         self.diagnostics_pub.publish(diagnostic_array(
             self, [diagnostic_status(self, 'control', values, level, message)]))
 
     def validate_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
-        """Accept valid ``pid.*`` updates; other parameters are fixed once started."""
-        for parameter in parameters:
-            if not parameter.name.startswith(PID_PREFIX):
-                return SetParametersResult(
-                    successful=False,
-                    reason=f'{parameter.name} is read at start-up: restart the node to change it')
+        """Accept a change that gives valid configs; rclpy already refused read-only ones."""
         try:
+            updated_config(self.config, parameters)
             updated_config(self.pid_config, parameters, PID_PREFIX)
         except ParameterError as error:
             return SetParametersResult(successful=False, reason=str(error))
         return SetParametersResult(successful=True)
 
     def apply_parameters(self, parameters: list[Parameter]) -> None:
-        """Rebuild the PID smoother with the new gains."""
-        self.pid_config = updated_config(self.pid_config, parameters, PID_PREFIX)
-        self.loop.set_pid_config(self.pid_config)
-        self.get_logger().info(f'PID updated: {self.pid_config}')
+        """Give the loop the new timing and the PID smoother the new gains."""
+        config = updated_config(self.config, parameters)
+        pid_config = updated_config(self.pid_config, parameters, PID_PREFIX)
+        if config != self.config:
+            self.loop.set_config(config)
+            self.config = config
+            self.get_logger().info(f'estimate_timeout_s {config.estimate_timeout_s:g} s, '
+                                   f'warn_throttle_s {config.warn_throttle_s:g} s')
+        if pid_config != self.pid_config:
+            self.loop.set_pid_config(pid_config)
+            self.pid_config = pid_config
+            self.get_logger().info(f'PID updated: {pid_config}')
 
 
 def main(args: list[str] | None = None) -> int:

@@ -7,7 +7,10 @@ truth) and /visualization/markers (true arm, goal, fingertip trail) every step,
 tf2_msgs is installed; subscribes /joint_commands (std_msgs/Float64MultiArray, joint
 velocities in rad/s, ros2_control forward-command convention); serves ~/reset and
 ~/new_goal (std_srvs/Trigger). Parameters: every field of ArmGeometry (config/geometry.yaml),
-Timing, SimConfig and SimNodeConfig.
+Timing, SimConfig and SimNodeConfig; ``goal_timeout_s``, ``command_timeout_s`` and
+``warn_throttle_s`` change at run time, the others are read-only. A malformed command is
+dropped with a throttled warning that gives its size, never its values; an exception in a
+callback is logged (throttled), counted on /diagnostics, and the node carries on.
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ from builtin_interfaces.msg import Time as TimeMsg
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
 import numpy as np
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock as Clock_
 from rclpy.clock import ClockType
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
@@ -35,14 +40,18 @@ from reacher_common.geometry import ArmGeometry, Timing
 from reacher_common.markers import arm_marker, goal_marker, link_transforms, trail_marker
 from reacher_common.ros_utils import (
     array_to_image,
+    CallbackErrors,
     CAMERA_FRAME,
     declare_config,
     diagnostic_array,
     diagnostic_status,
     JOINT_NAMES,
+    ParameterError,
     point_stamped,
     RateMeter,
+    refuse_parameters,
     run_node,
+    updated_config,
     WORLD_FRAME,
 )
 from reacher_sim.camera import CameraModel
@@ -80,7 +89,7 @@ class SimNode(Node):
         self.sim_config = declare_config(self, SimConfig,
                                          geometry=declare_config(self, ArmGeometry),
                                          timing=declare_config(self, Timing))
-        self.node_config = declare_config(self, SimNodeConfig)
+        self.node_config = declare_config(self, SimNodeConfig, runtime=RUNTIME_FIELDS)
         self.task = ReachingTask(self.sim_config, self.node_config.goal_timeout_s,
                                  self.node_config.seed)
         self.renderer = ArmRenderer(self.sim_config.geometry)
@@ -88,17 +97,23 @@ class SimNode(Node):
         self.command = np.zeros(2)
         self.command_time = -math.inf
         self.rate = RateMeter()
+        self.accepted_commands = 0
         self.dropped_commands = 0
         self.stopped_for_timeout = False
+        self.errors = CallbackErrors(self, lambda: self.node_config.warn_throttle_s)
+        guard = self.errors.guard
 
         self.image_pub = self.create_publisher(Image, '/camera/image_raw', QoSProfile(depth=1))
         self.info_pub = self.create_publisher(CameraInfo, '/camera/camera_info', 10)
         self.joint_pub = self.create_publisher(JointState, '/joint_states', 10)
         self.goal_pub = self.create_publisher(PointStamped, '/goal', 10)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_subscription(Float64MultiArray, '/joint_commands', self.command_callback, 10)
-        self.create_service(Trigger, '~/reset', self.reset_callback)
-        self.create_service(Trigger, '~/new_goal', self.new_goal_callback)
+        self.create_subscription(Float64MultiArray, '/joint_commands',
+                                 guard(self.command_callback, 'command'), 10)
+        self.create_service(Trigger, '~/reset',
+                            guard(self.reset_callback, 'reset', fallback=failed_trigger))
+        self.create_service(Trigger, '~/new_goal',
+                            guard(self.new_goal_callback, 'new goal', fallback=failed_trigger))
         self.marker_pub = self.create_publisher(MarkerArray, '/visualization/markers', 10)
         self.clock_pub = (self.create_publisher(Clock, '/clock', 10)
                           if self.node_config.publish_clock else None)
@@ -108,9 +123,14 @@ class SimNode(Node):
         self.sim_time_ns = 0
         # Stepping runs on the steady clock: with use_sim_time the node's own clock would
         # wait for the /clock that this very timer publishes.
-        self.timer = self.create_timer(self.sim_config.timing.dt, self.step_callback,
+        self.timer = self.create_timer(self.sim_config.timing.dt,
+                                       guard(self.step_callback, 'step'),
                                        clock=Clock_(clock_type=ClockType.STEADY_TIME))
-        self.create_timer(self.node_config.diagnostics_period_s, self.publish_diagnostics)
+        self.create_timer(self.node_config.diagnostics_period_s,
+                          guard(self.publish_diagnostics, 'diagnostics'))
+        self.add_on_set_parameters_callback(guard(
+            self.validate_parameters, 'parameter check', fallback=refuse_parameters))
+        self.add_post_set_parameters_callback(guard(self.apply_parameters, 'parameter change'))
         self.get_logger().info(
             f'simulating at {1.0 / self.sim_config.timing.dt:.1f} Hz, '
             f'{self.sim_config.geometry.image_size}x{self.sim_config.geometry.image_size} '
@@ -127,14 +147,18 @@ class SimNode(Node):
 
     def command_callback(self, msg: Float64MultiArray) -> None:
         """Take a joint-velocity command; drop (with a throttled warning) a malformed one."""
-        values = np.asarray(msg.data, dtype=np.float64)
-        if values.shape != (2,) or not np.all(np.isfinite(values)):
+        # The size first and never the values in the log: a command may hold a million.
+        size = len(msg.data)
+        values = np.asarray(msg.data, dtype=np.float64) if size == 2 else None
+        if values is None or not np.all(np.isfinite(values)):
             self.dropped_commands += 1
+            got = 'non-finite values' if values is not None else f'{size} values'
             self.get_logger().warning(
                 f'dropped /joint_commands: need 2 finite joint velocities (rad/s) for '
-                f'{list(JOINT_NAMES)}, got {list(msg.data)}',
+                f'{list(JOINT_NAMES)}, got {got}',
                 throttle_duration_sec=self.node_config.warn_throttle_s)
             return
+        self.accepted_commands += 1
         self.command = values
         self.command_time = time.monotonic()
         if self.stopped_for_timeout:
@@ -210,10 +234,34 @@ class SimNode(Node):
             'task_time_s': self.task.time_s,
             'rate_hz': self.rate.rate_hz(),
             'configured_rate_hz': 1.0 / self.sim_config.timing.dt,
+            'commands': self.accepted_commands,
             'dropped_commands': self.dropped_commands,
+            'callback_errors': self.errors.total(),
         }
         self.diagnostics_pub.publish(diagnostic_array(
             self, [diagnostic_status(self, 'task', values)]))
+
+    def validate_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        """Accept a change of the run-time fields that keeps the config valid.
+
+        rclpy has already refused the read-only parameters, a changed type and a value
+        outside the declared range.
+        """
+        try:
+            updated_config(self.node_config, parameters)
+        except ParameterError as error:
+            return SetParametersResult(successful=False, reason=str(error))
+        return SetParametersResult(successful=True)
+
+    def apply_parameters(self, parameters: list[Parameter]) -> None:
+        """Use the new timeouts and throttle from the next step on."""
+        config = updated_config(self.node_config, parameters)
+        if config != self.node_config:
+            self.node_config = config
+            self.task.goal_timeout_s = config.goal_timeout_s
+            self.get_logger().info(
+                f'goal_timeout_s {config.goal_timeout_s:g} s, command_timeout_s '
+                f'{config.command_timeout_s:g} s, warn_throttle_s {config.warn_throttle_s:g} s')
 
     def reset_callback(self, request: Trigger.Request, response: Trigger.Response
                        ) -> Trigger.Response:
@@ -231,6 +279,16 @@ class SimNode(Node):
         response.success = True
         response.message = f'new goal at ({goal[0]:.3f}, {goal[1]:.3f}) m'
         return response
+
+
+RUNTIME_FIELDS = ('goal_timeout_s', 'command_timeout_s', 'warn_throttle_s')
+"""The fields of :class:`SimNodeConfig` that the node applies at run time."""
+
+
+def failed_trigger(request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+    """A service's answer when its callback raised (the error is logged)."""
+    response.success, response.message = False, 'failed: see the sim_node log'
+    return response
 
 
 def main(args: list[str] | None = None) -> int:

@@ -11,8 +11,10 @@ import sys
 import time
 from typing import Any
 
+from rcl_interfaces.srv import DescribeParameters, GetParameters, SetParameters
 import rclpy
 from rclpy.node import Node
+from rclpy.parameter import Parameter, parameter_value_to_python
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / 'config'
@@ -29,8 +31,11 @@ class NodeProcess:
     """A node executable running as a child process, its output captured to a file."""
 
     def __init__(self, name: str, log_dir: Path, params_file: str | None = None,
-                 params: dict[str, Any] | None = None) -> None:
-        command = [executable(name), '--ros-args']
+                 params: dict[str, Any] | None = None,
+                 program: list[str] | None = None) -> None:
+        # ``program`` runs something else than the node's console script (a wrapper that
+        # registers a test backend first); its ROS arguments are the same.
+        command = [*(program or [executable(name)]), '--ros-args']
         if params_file:
             command += ['--params-file', str(CONFIG / params_file)]
         # The shared geometry after the node's own file, as the launch file and `reacher
@@ -55,6 +60,11 @@ class NodeProcess:
 
     def wait(self, timeout: float) -> int:
         return self.process.wait(timeout)
+
+    def rss_mb(self) -> float:
+        """The process's resident memory, MB (Linux /proc)."""
+        status = Path(f'/proc/{self.process.pid}/status').read_text()
+        return int(status.split('VmRSS:')[1].split()[0]) / 1024.0
 
     def stop(self) -> int | None:
         """SIGINT, then SIGKILL after 10 s; returns the exit code."""
@@ -104,3 +114,55 @@ class Collector:
 
     def close(self) -> None:
         self.node.destroy_node()
+
+
+def latest_diagnostics(collector: Collector, node_name: str) -> dict[str, str] | None:
+    """The key/values of the newest /diagnostics status of ``node_name``, or None."""
+    for array in reversed(collector.messages.get('/diagnostics', [])):
+        for status in array.status:
+            if status.name.startswith(node_name + ':'):
+                return {kv.key: kv.value for kv in status.values}
+    return None
+
+
+class ParameterClient:
+    """Set, get and describe the parameters of one running node through its services."""
+
+    def __init__(self, collector: Collector, node_name: str) -> None:
+        self.node = collector.node
+        self.clients = {kind: self.node.create_client(service, f'/{node_name}/{kind}')
+                        for kind, service in (('set_parameters', SetParameters),
+                                              ('get_parameters', GetParameters),
+                                              ('describe_parameters', DescribeParameters))}
+
+    def wait(self, timeout: float = 20.0) -> bool:
+        return all(client.wait_for_service(timeout_sec=timeout)
+                   for client in self.clients.values())
+
+    def _call(self, kind: str, request: Any) -> Any:
+        # A service found by wait_for_service may not have matched this client's reply
+        # reader yet, and then its first answer is lost: ask again (each call here is
+        # idempotent).
+        for _ in range(4):
+            future = self.clients[kind].call_async(request)
+            rclpy.spin_until_future_complete(self.node, future, timeout_sec=3)
+            if future.result() is not None:
+                return future.result()
+            self.clients[kind].remove_pending_request(future)
+        raise AssertionError(f'{kind} did not answer')
+
+    def set(self, name: str, value: Any) -> Any:
+        """Set one parameter (its ROS type is the Python type of ``value``); the result."""
+        request = SetParameters.Request(
+            parameters=[Parameter(name, value=value).to_parameter_msg()])
+        return self._call('set_parameters', request).results[0]
+
+    def get(self, name: str) -> Any:
+        """The parameter's value as a Python value."""
+        message = self._call('get_parameters', GetParameters.Request(names=[name])).values[0]
+        return parameter_value_to_python(message)
+
+    def describe(self, name: str) -> Any:
+        """The parameter's rcl_interfaces/ParameterDescriptor."""
+        request = DescribeParameters.Request(names=[name])
+        return self._call('describe_parameters', request).descriptors[0]

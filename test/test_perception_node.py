@@ -1,6 +1,11 @@
 """perception_node as a real process: estimates from images, and bad input."""
 
-from diagnostic_msgs.msg import DiagnosticArray
+import math
+import os
+from pathlib import Path
+import sys
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PointStamped
 import numpy as np
 import pytest
@@ -10,9 +15,12 @@ from std_msgs.msg import Header
 from reacher_common.geometry import ArmGeometry
 from reacher_sim.render import ArmRenderer
 
-from ros_support import NodeProcess, running
+from ros_support import latest_diagnostics, NodeProcess, ParameterClient, running
 
 pytestmark = pytest.mark.ros
+
+HERE = Path(__file__).resolve().parent
+SHIPPED_SLAC = HERE.parent / 'checkpoints' / 'slac_reacher.pt'
 
 
 def dropped_images(collector):
@@ -83,11 +91,113 @@ def test_estimates_carry_the_image_stamp_and_drop_bad_images(perception, collect
 
 
 @pytest.mark.parametrize('params, named', [
-    ({'estimator': 'nope'}, 'classical'),
+    ({'estimator': 'nope'}, 'estimator'),
     ({'image_size': 0}, 'image_size'),
+    ({'image_size': 2048}, 'image_size'),
+    ({'arena_size_m': 0.3}, 'arena_size_m'),
 ])
 def test_bad_parameters_stop_the_start(tmp_path, params, named):
     process = NodeProcess('perception_node', tmp_path, 'perception.yaml', params)
     with running(process):
         assert process.wait(30) == 2
-    assert 'cannot start' in process.output() and named in process.output()
+    output = process.output()
+    assert 'cannot start' in output and f'parameter {named}' in output, output
+    # The ROS parameter, not the Python class field behind it.
+    assert 'PerceptionConfig' not in output and 'ArmGeometry' not in output, output
+    assert len(output.strip().splitlines()) == 1, output
+
+
+def test_parameters_are_read_only_or_applied(perception, collector):
+    parameters = ParameterClient(collector, 'perception_node')
+    assert parameters.wait(), perception.output()
+    for name, value in (('image_size', 'abc'), ('image_size', 128), ('estimator', 'slac'),
+                        ('arena_size_m', math.nan), ('warn_throttle_s', -1.0)):
+        result = parameters.set(name, value)
+        assert not result.successful, (name, value)
+        assert result.reason.strip() and not result.reason.rstrip('.').endswith('()'), \
+            result.reason
+    assert parameters.get('image_size') == 64
+    assert parameters.describe('image_size').read_only
+    assert parameters.set('warn_throttle_s', 1.0).successful
+    assert parameters.get('warn_throttle_s') == 1.0
+
+
+def test_oversize_images_are_counted_and_memory_stays_bounded(perception, collector):
+    collector.listen('/diagnostics', DiagnosticArray)
+    publisher = collector.node.create_publisher(Image, '/camera/image_raw', 1)
+    assert collector.spin_until(lambda: publisher.get_subscription_count() > 0, 20)
+    big = image_msg(np.zeros((2000, 2000, 3), np.uint8))  # 12 MB
+
+    def oversize():
+        values = latest_diagnostics(collector, 'perception_node') or {}
+        return int(values.get('oversize_images', -1))
+
+    def send(count):
+        for _ in range(count):
+            before = oversize()
+            publisher.publish(big)
+            collector.spin_until(lambda before=before: oversize() > before, 3)
+
+    send(3)
+    assert oversize() >= 1, perception.output()[-2000:]
+    settled = perception.rss_mb()
+    send(12)
+    assert perception.alive()
+    assert oversize() >= 8
+    grown = perception.rss_mb() - settled
+    assert grown < 15.0, f'memory grew by {grown:.0f} MB over 12 more frames'
+    output = perception.output()
+    assert 'oversize' in output and max(len(line) for line in output.splitlines()) < 300
+
+
+def test_an_estimator_failure_drops_the_frame_and_the_node_keeps_running(tmp_path, collector):
+    collector.listen('/perception/joint_states', JointState)
+    collector.listen('/diagnostics', DiagnosticArray)
+    process = NodeProcess('perception_node', tmp_path, 'perception.yaml',
+                          {'estimator': 'faulty'},
+                          program=[sys.executable, str(HERE / 'faulty_backends.py'),
+                                   'perception_node'])
+    publisher = collector.node.create_publisher(Image, '/camera/image_raw', 1)
+    frame = ArmRenderer(ArmGeometry()).render(np.array([0.4, 1.1]), np.array([0.05, 0.12]))
+    white = frame.copy()
+    white[0, 0] = 255
+    with running(process):
+        assert collector.spin_until(lambda: publisher.get_subscription_count() > 0, 20), \
+            process.output()
+        for _ in range(10):
+            publisher.publish(image_msg(white))
+            collector.spin_for(0.1)
+        assert process.alive(), process.output()[-3000:]
+        assert collector.messages['/perception/joint_states'] == []
+
+        def errors():
+            for array in reversed(collector.messages['/diagnostics']):
+                for status in array.status:
+                    if status.name.startswith('perception_node'):
+                        values = {kv.key: kv.value for kv in status.values}
+                        return int(values.get('estimator_errors', 0)), status.level
+            return 0, None
+
+        assert collector.spin_until(lambda: errors()[0] >= 5, 3), errors()
+        assert errors()[1] == DiagnosticStatus.ERROR
+        for _ in range(20):
+            publisher.publish(image_msg(frame))
+            if collector.spin_until(lambda: collector.messages['/perception/joint_states'],
+                                    0.2):
+                break
+        assert collector.messages['/perception/joint_states'], process.output()[-3000:]
+        assert 1 <= process.output().count('faulty estimator') <= 2
+
+
+@pytest.mark.parametrize('damage', ['empty', 'truncated', 'random bytes'])
+def test_a_corrupt_slac_checkpoint_stops_the_start_in_one_line(tmp_path, damage):
+    checkpoint = tmp_path / 'slac.pt'
+    data = SHIPPED_SLAC.read_bytes()
+    checkpoint.write_bytes({'empty': b'', 'truncated': data[:len(data) // 2],
+                            'random bytes': os.urandom(len(data))}[damage])
+    process = NodeProcess('perception_node', tmp_path, 'perception.yaml',
+                          {'estimator': 'slac', 'checkpoint': str(checkpoint)})
+    with running(process):
+        assert process.wait(60) == 2, process.output()
+    lines = process.output().strip().splitlines()
+    assert len(lines) == 1 and str(checkpoint) in lines[0], lines

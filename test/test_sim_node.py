@@ -1,9 +1,15 @@
 """sim_node as a real process: its topics, its services, and bad input."""
 
+import math
+import subprocess
+import sys
+import textwrap
+
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
 import numpy as np
 import pytest
+from rcl_interfaces.msg import ParameterType
 import rclpy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
@@ -13,7 +19,7 @@ from visualization_msgs.msg import MarkerArray
 
 from reacher_common.kinematics import forward_kinematics
 
-from ros_support import NodeProcess, running
+from ros_support import latest_diagnostics, NodeProcess, ParameterClient, running
 
 pytestmark = pytest.mark.ros
 
@@ -137,3 +143,95 @@ def test_publish_clock_stamps_everything_with_simulation_time(tmp_path, collecto
               for m in collector.messages['/joint_states']}
     assert max(stamps) < 10.0 + clock[-1]
     assert {round(s, 6) for s in stamps} <= {round(c, 6) for c in clock}
+
+
+def test_start_up_parameters_are_read_only_and_bad_values_refused(sim, collector):
+    parameters = ParameterClient(collector, 'sim_node')
+    assert parameters.wait(), sim.output()
+    for name, value in (('dt', 5.0), ('image_size', 'abc'), ('arena_size_m', math.nan),
+                        ('seed', 3), ('goal_sampling', 'seed'), ('command_timeout_s', -1.0),
+                        ('goal_timeout_s', 0.0), ('command_timeout_s', 2)):
+        result = parameters.set(name, value)
+        assert not result.successful, (name, value)
+        assert result.reason.strip() and not result.reason.rstrip('.').endswith('()'), \
+            result.reason
+    assert parameters.get('dt') == 0.05 and parameters.get('image_size') == 64
+    dt = parameters.describe('dt')
+    assert dt.read_only and dt.type == ParameterType.PARAMETER_DOUBLE
+    assert dt.floating_point_range[0].to_value == 1.0
+    assert parameters.describe('trail_length').integer_range[0].from_value == 2
+    # What can change at run time is applied.
+    assert not parameters.describe('command_timeout_s').read_only
+    assert parameters.set('command_timeout_s', 2.0).successful
+    assert parameters.get('command_timeout_s') == 2.0
+    assert parameters.set('goal_timeout_s', 20.0).successful
+    assert sim.alive()
+
+
+def joint_velocities(collector):
+    return [tuple(np.round(m.velocity, 6)) for m in collector.messages['/joint_states']]
+
+
+FLOOD = textwrap.dedent("""
+    import sys, time
+    import rclpy
+    from std_msgs.msg import Float64MultiArray
+    rate, size, duration = float(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+    rclpy.init()
+    node = rclpy.create_node('flood')
+    publisher = node.create_publisher(Float64MultiArray, '/joint_commands', 10)
+    while publisher.get_subscription_count() == 0:
+        rclpy.spin_once(node, timeout_sec=0.05)
+    print('flooding', flush=True)
+    message = Float64MultiArray(data=[float('nan')] * size)
+    start, sent = time.monotonic(), 0
+    while time.monotonic() - start < duration:
+        delay = start + sent / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        publisher.publish(message)
+        sent += 1
+    print('sent', sent, flush=True)
+""")
+
+
+def test_a_command_flood_does_not_crowd_out_the_policy(sim, collector):
+    collector.listen('/joint_states', JointState, depth=500)
+    publisher = collector.node.create_publisher(Float64MultiArray, '/joint_commands', 10)
+    assert collector.spin_until(lambda: collector.messages['/joint_states'], 20), sim.output()
+    # 1 kHz of malformed 100k-value commands (800 KB each) from another process.
+    flood = subprocess.Popen([sys.executable, '-c', FLOOD, '1000', '100000', '6'],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert flood.stdout.readline().strip() == 'flooding'
+        collector.spin_for(0.5)
+        # The policy: a distinct command every 0.1 s (two sim steps each).
+        sent = [(round(0.001 * k, 6), round(-0.001 * k, 6)) for k in range(1, 41)]
+        for command in sent:
+            publisher.publish(Float64MultiArray(data=list(command)))
+            collector.spin_for(0.1)
+        share = len(set(sent) & set(joint_velocities(collector))) / len(sent)
+    finally:
+        flood.kill()
+        flood.wait()
+    assert sim.alive()
+    print(f'share of the policy commands applied under the flood: {share:.2f}')
+    assert share >= 0.9, share
+
+
+def test_huge_commands_leave_short_log_lines(sim, collector):
+    collector.listen('/diagnostics', DiagnosticArray)
+    publisher = collector.node.create_publisher(Float64MultiArray, '/joint_commands', 10)
+    assert collector.spin_until(lambda: publisher.get_subscription_count() > 0, 20)
+    huge = Float64MultiArray(data=[float('nan')] * 1_000_000)
+    for _ in range(3):
+        publisher.publish(huge)
+        collector.spin_for(0.3)
+
+    def dropped():
+        return int((latest_diagnostics(collector, 'sim_node') or {}).get('dropped_commands', 0))
+
+    assert collector.spin_until(lambda: dropped() >= 3, 10), sim.output()[-2000:]
+    assert sim.alive()
+    longest = max(len(line) for line in sim.output().splitlines())
+    assert longest < 300, f'a log line of {longest} characters'

@@ -1,0 +1,60 @@
+"""The node shells' shared start-up: parameter files, declared ranges, one-line errors."""
+
+import pytest
+
+from ros_support import NodeProcess, running
+
+NODES = [('sim_node', 'sim.yaml'), ('perception_node', 'perception.yaml'),
+         ('policy_node', 'policy.yaml')]
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize('node, own_file', NODES)
+@pytest.mark.parametrize('problem', ['missing', 'unparsable', 'not a mapping'])
+def test_a_bad_parameter_file_stops_the_start_in_one_line(tmp_path, node, own_file, problem):
+    params = tmp_path / 'params.yaml'
+    if problem == 'unparsable':
+        params.write_text(f'{node}:\n  ros__parameters:\n    seed: [0, \n')
+    elif problem == 'not a mapping':
+        params.write_text('- just\n- a list\n')
+    process = NodeProcess(node, tmp_path, str(params))
+    with running(process):
+        assert process.wait(30) == 2, process.output()
+    lines = process.output().strip().splitlines()
+    assert len(lines) == 1 and str(params) in lines[0], lines
+    assert 'Traceback' not in lines[0]
+
+
+def test_a_range_is_written_once_and_read_by_checks_and_descriptors():
+    from dataclasses import dataclass, fields
+
+    from rcl_interfaces.msg import ParameterType
+
+    from reacher_common.config_tools import bounded, check_fields, FieldError, Range
+    from reacher_common.ros_utils import parameter_descriptor
+
+    @dataclass(frozen=True)
+    class Gains:
+        gain: float = bounded(2.0, 0.0, 10.0, low_open=True)
+        """A gain, 1/s, in (0, 10]."""
+        steps: int = bounded(5, 1, 100)
+        """Steps, in [1, 100]."""
+
+        def __post_init__(self) -> None:
+            check_fields(self)
+
+    assert str(Range(0.0, 10.0, low_open=True)) == '(0, 10]'
+    for bad in ({'gain': 0.0}, {'gain': 10.5}, {'steps': 0}, {'gain': float('nan')}):
+        with pytest.raises(FieldError) as caught:
+            Gains(**bad)
+        assert caught.value.field == next(iter(bad))
+    gain, steps = fields(Gains)
+    double = parameter_descriptor(Gains, gain, 'ctl.gain', 2.0, read_only=False)
+    assert double.type == ParameterType.PARAMETER_DOUBLE and not double.read_only
+    assert (double.floating_point_range[0].from_value,
+            double.floating_point_range[0].to_value) == (0.0, 10.0)
+    assert double.description == 'A gain, 1/s, in (0, 10].'
+    assert 'in (0, 10]' in double.additional_constraints
+    integer = parameter_descriptor(Gains, steps, 'steps', 5, read_only=True)
+    assert integer.read_only and integer.integer_range[0].to_value == 100
+    assert integer.type == ParameterType.PARAMETER_INTEGER
