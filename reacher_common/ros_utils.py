@@ -401,7 +401,13 @@ class CallbackErrors:
                 return callback(*args)
             except Exception as error:  # noqa: BLE001 -- any fault: count it, live on
                 self.record(name, error)
-                return None if fallback is None else fallback(*args)
+            if fallback is None:
+                return None
+            try:
+                return fallback(*args)
+            except Exception as error:  # noqa: BLE001 -- nor may the fallback end the node
+                self.record(f'{name} fallback', error)
+                return None
 
         return guarded
 

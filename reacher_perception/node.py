@@ -8,9 +8,9 @@ and goal as a ghost on /visualization/markers, and /diagnostics (inference time,
 dropped frames). The ``estimator`` parameter picks the backend
 (reacher_perception.estimator.ESTIMATORS). A malformed image is logged (throttled, its
 size only) and dropped, an oversize one counted apart (``oversize_images``); a frame the
-estimator fails on is dropped, logged (throttled) and counted (``estimator_errors``); the
-node keeps running. Only ``warn_throttle_s`` changes at run time; the other parameters
-are read-only.
+estimator fails on is dropped, logged (throttled) and counted (``estimator_errors``), and
+the estimator's memory restarts; the node keeps running. Only ``warn_throttle_s`` changes
+at run time; the other parameters are read-only.
 """
 
 from __future__ import annotations
@@ -90,7 +90,8 @@ class PerceptionNode(Node):
         # Depth 1: a late node reads the newest frame, and at most one frame waits in the
         # queue, whatever its size; frames DDS drops are counted (message-lost event).
         self.create_subscription(
-            Image, '/camera/image_raw', guard(self.image_callback, ESTIMATE),
+            Image, '/camera/image_raw',
+            guard(self.image_callback, ESTIMATE, fallback=self.forget_callback),
             QoSProfile(depth=1), event_callbacks=SubscriptionEventCallbacks(
                 message_lost=guard(self.lost_callback, 'lost frames')))
         # The filtering estimators condition on the last command (SLAC's q(z_t+1|x, z_t, a_t)).
@@ -111,6 +112,10 @@ class PerceptionNode(Node):
         values = np.asarray(msg.data, dtype=np.float64)
         if np.all(np.isfinite(values)):
             self.last_command = values
+
+    def forget_callback(self, msg: Image) -> None:
+        """After the estimator raised on a frame: restart its memory from the next one."""
+        self.estimator.reset()
 
     def lost_callback(self, info: QoSMessageLostInfo) -> None:
         """Count the frames that DDS dropped before the node could take them."""

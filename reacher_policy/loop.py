@@ -79,6 +79,8 @@ class PolicyLoop:
     config: PolicyConfig
     controller: Controller
     pid: PidSmoother
+    RUNTIME_FIELDS: tuple[str, ...] = ('estimate_timeout_s', 'warn_throttle_s')
+    """The fields of :class:`PolicyConfig` that :meth:`set_config` may change."""
 
     def __init__(self, config: PolicyConfig, pid: PidConfig) -> None:
         self.config = config
@@ -108,9 +110,6 @@ class PolicyLoop:
         :param pid: the new gains and limits (see ``PidSmoother.set_config``).
         """
         self.pid.set_config(pid)
-
-    RUNTIME_FIELDS: tuple[str, ...] = ('estimate_timeout_s', 'warn_throttle_s')
-    """The fields of :class:`PolicyConfig` that :meth:`set_config` may change."""
 
     def set_config(self, config: PolicyConfig) -> None:
         """Change the loop's timing at run time (``RUNTIME_FIELDS`` only).

@@ -58,3 +58,56 @@ def test_a_range_is_written_once_and_read_by_checks_and_descriptors():
     integer = parameter_descriptor(Gains, steps, 'steps', 5, read_only=True)
     assert integer.read_only and integer.integer_range[0].to_value == 100
     assert integer.type == ParameterType.PARAMETER_INTEGER
+
+
+class FakeNode:
+    """Just the logger CallbackErrors uses."""
+
+    def __init__(self):
+        self.lines = []
+
+    def get_logger(self):
+        return self
+
+    def error(self, line):
+        self.lines.append(line)
+
+
+def test_a_guarded_callback_counts_logs_throttled_and_falls_back():
+    from reacher_common.ros_utils import CallbackErrors
+
+    node = FakeNode()
+    errors = CallbackErrors(node, lambda: 60.0)
+
+    def fail(value):
+        raise RuntimeError(f'bad {value}\nsecond line')
+
+    guarded = errors.guard(fail, 'step', fallback=lambda value: f'stopped after {value}')
+    assert [guarded(i) for i in range(3)] == [f'stopped after {i}' for i in range(3)]
+    assert errors.counts == {'step': 3} and errors.total() == 3
+    assert len(node.lines) == 1 and 'step failed' in node.lines[0]
+    assert 'second line' not in node.lines[0]
+    assert errors.last_error['step'] == 'RuntimeError: bad 2'
+    # A fallback that fails too is counted, and still does not raise.
+    broken = errors.guard(fail, 'other', fallback=fail)
+    assert broken(1) is None
+    assert errors.counts['other'] == 1 and errors.counts['other fallback'] == 1
+    assert errors.guard(lambda: 5, 'fine')() == 5
+
+
+@pytest.mark.parametrize('text, problem', [
+    (None, 'does not exist'), ('a: [1, \n', 'not valid YAML (line'),
+    ('- a list\n', 'must map node names'), ('sim_node:\n  ros__parameters: {}\n', None),
+])
+def test_parameter_file_problems_are_one_sentence(tmp_path, text, problem):
+    from reacher_common.ros_utils import parameter_file_problem
+
+    path = tmp_path / 'params.yaml'
+    if text is not None:
+        path.write_text(text)
+    found = parameter_file_problem(['node', '--ros-args', '--params-file', str(path)])
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None and problem in found and str(path) in found
+    assert parameter_file_problem(['node']) is None
