@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PointStamped
+import numpy as np
+import numpy.typing as npt
 from rcl_interfaces.msg import (
     FloatingPointRange,
     IntegerRange,
@@ -31,8 +33,9 @@ import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import Image
-from std_msgs.msg import Header
+from std_msgs.msg import Float64MultiArray, Header
 
 from reacher_common.config_tools import config_from_dict, field_docs, field_range, FieldError
 from reacher_common.images import rgb8_pixels
@@ -219,6 +222,36 @@ def refuse_parameters(parameters: Sequence[Parameter]) -> SetParametersResult:
     names = ', '.join(parameter.name for parameter in parameters)
     return SetParametersResult(
         successful=False, reason=f'the node failed to check the change of {names}: see its log')
+
+
+MAX_COMMAND_BYTES = 1024
+"""The largest serialized /joint_commands message that is read: two float64 take 32
+bytes of CDR, the rest leaves room for a small layout."""
+
+
+def command_from_serialized(serialized: bytes) -> npt.NDArray[np.float64]:
+    """A joint-velocity command from its serialized std_msgs/Float64MultiArray.
+
+    Subscribing with ``raw=True`` and calling this checks a message's size before
+    anything converts its payload, so a flood of huge commands costs a subscriber little.
+
+    :param serialized: the CDR bytes of the message.
+    :return: (2,) float64 rad/s, finite.
+    :raises ValueError: saying what was received in sizes, never values (over
+        ``MAX_COMMAND_BYTES``, not a Float64MultiArray, another length, non-finite).
+    """
+    if len(serialized) > MAX_COMMAND_BYTES:
+        raise ValueError(f'a message of {len(serialized)} bytes')
+    try:
+        msg = deserialize_message(serialized, Float64MultiArray)
+    except Exception:  # noqa: BLE001 -- any malformed CDR is one bad command
+        raise ValueError(f'{len(serialized)} bytes that are no Float64MultiArray') from None
+    if len(msg.data) != 2:
+        raise ValueError(f'{len(msg.data)} values')
+    values = np.asarray(msg.data, dtype=np.float64)
+    if not np.all(np.isfinite(values)):
+        raise ValueError('non-finite values')
+    return values
 
 
 def stamp_to_seconds(stamp: Time) -> float:

@@ -34,6 +34,7 @@ from reacher_common.geometry import ArmGeometry
 from reacher_common.markers import arm_marker, goal_marker
 from reacher_common.ros_utils import (
     CallbackErrors,
+    command_from_serialized,
     declare_config,
     diagnostic_array,
     diagnostic_status,
@@ -95,8 +96,9 @@ class PerceptionNode(Node):
             QoSProfile(depth=1), event_callbacks=SubscriptionEventCallbacks(
                 message_lost=guard(self.lost_callback, 'lost frames')))
         # The filtering estimators condition on the last command (SLAC's q(z_t+1|x, z_t, a_t)).
+        # Serialized, sized before conversion: a flood of huge commands costs little.
         self.create_subscription(Float64MultiArray, '/joint_commands',
-                                 guard(self.command_callback, 'command'), 10)
+                                 guard(self.command_callback, 'command'), 10, raw=True)
         self.create_timer(1.0, guard(self.publish_diagnostics, 'diagnostics'))
         self.add_on_set_parameters_callback(guard(
             self.validate_parameters, 'parameter check', fallback=refuse_parameters))
@@ -105,13 +107,15 @@ class PerceptionNode(Node):
                                f'{self.config.geometry.image_size}x'
                                f'{self.config.geometry.image_size} rgb8 frames')
 
-    def command_callback(self, msg: Float64MultiArray) -> None:
-        """Remember the newest well-formed joint command (ignored otherwise)."""
-        if len(msg.data) != 2:  # the size first: a command may hold a million values
-            return
-        values = np.asarray(msg.data, dtype=np.float64)
-        if np.all(np.isfinite(values)):
-            self.last_command = values
+    def command_callback(self, serialized: bytes) -> None:
+        """Remember the newest well-formed joint command (others are ignored).
+
+        :param serialized: the CDR bytes of a std_msgs/Float64MultiArray.
+        """
+        try:
+            self.last_command = command_from_serialized(serialized)
+        except ValueError:
+            pass  # the sim warns about bad commands; here they are just not used
 
     def forget_callback(self, msg: Image) -> None:
         """After the estimator raised on a frame: restart its memory from the next one."""

@@ -30,7 +30,6 @@ from rclpy.clock import ClockType
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
-from rclpy.serialization import deserialize_message
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64MultiArray, Header
@@ -43,6 +42,7 @@ from reacher_common.ros_utils import (
     array_to_image,
     CallbackErrors,
     CAMERA_FRAME,
+    command_from_serialized,
     declare_config,
     diagnostic_array,
     diagnostic_status,
@@ -62,9 +62,6 @@ from reacher_sim.task import GoalEvent, ReachingTask
 
 TfPublisher = Callable[[TimeMsg, np.ndarray, tuple[float, float]], None]
 
-MAX_COMMAND_BYTES = 1024
-"""The largest serialized /joint_commands message read: two float64 take 32 bytes (CDR),
-the rest leaves room for a small layout."""
 COMMAND_DEPTH = 20
 """Depth of the /joint_commands queue. Under a 1 kHz flood of malformed 800 KB commands
 (test_sim_node.py), depth 10 lost 0-12% of the policy's commands in bursts (5 runs on the
@@ -165,18 +162,10 @@ class SimNode(Node):
         :param serialized: the CDR bytes of a std_msgs/Float64MultiArray; one longer than
             ``MAX_COMMAND_BYTES`` is dropped unread, and the log gives sizes, never values.
         """
-        if len(serialized) > MAX_COMMAND_BYTES:
-            self.drop_command(f'a message of {len(serialized)} bytes')
-            return
         try:
-            msg = deserialize_message(serialized, Float64MultiArray)
-        except Exception:  # noqa: BLE001 -- any malformed CDR is one dropped command
-            self.drop_command('bytes that are no Float64MultiArray')
-            return
-        size = len(msg.data)
-        values = np.asarray(msg.data, dtype=np.float64) if size == 2 else None
-        if values is None or not np.all(np.isfinite(values)):
-            self.drop_command('non-finite values' if values is not None else f'{size} values')
+            values = command_from_serialized(serialized)
+        except ValueError as error:
+            self.drop_command(str(error))
             return
         self.accepted_commands += 1
         self.command = values
