@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import fields, MISSING, replace
 import math
+import signal
 import sys
 import time
 from typing import Any, TypeVar
@@ -210,6 +211,7 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not break the clean-up
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
