@@ -18,7 +18,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PointStamped
 import numpy as np
 from rclpy.node import Node
-from rclpy.qos import QoSProfile
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32MultiArray, Float64MultiArray, Header
 from visualization_msgs.msg import MarkerArray
@@ -39,6 +39,13 @@ from reacher_common.ros_utils import (
 from reacher_perception.config import PerceptionConfig
 from reacher_perception.estimator import make_estimator
 
+CAMERA_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                        reliability=ReliabilityPolicy.BEST_EFFORT,
+                        durability=DurabilityPolicy.VOLATILE)
+"""The camera subscription: sensor-data QoS (REP-2003) of depth 1 (the newest frame). Best
+effort matches reliable publishers (the sim) and best-effort ones (most camera drivers); a
+reliable subscription gets nothing from the latter ("incompatible QoS")."""
+
 
 class PerceptionNode(Node):
     """The rclpy shell over a pluggable :class:`reacher_perception.estimator.Estimator`."""
@@ -55,17 +62,17 @@ class PerceptionNode(Node):
         self.arm_lost = 0
         self.goal_lost = 0
 
-        self.joint_pub = self.create_publisher(JointState, '/perception/joint_states', 10)
-        self.fingertip_pub = self.create_publisher(PointStamped, '/perception/fingertip', 10)
-        self.goal_pub = self.create_publisher(PointStamped, '/perception/goal', 10)
-        self.latent_pub = self.create_publisher(Float32MultiArray, '/perception/latent', 10)
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.marker_pub = self.create_publisher(MarkerArray, '/visualization/markers', 10)
+        # Relative names: they resolve under the node's namespace (docs/architecture.md).
+        self.joint_pub = self.create_publisher(JointState, 'perception/joint_states', 10)
+        self.fingertip_pub = self.create_publisher(PointStamped, 'perception/fingertip', 10)
+        self.goal_pub = self.create_publisher(PointStamped, 'perception/goal', 10)
+        self.latent_pub = self.create_publisher(Float32MultiArray, 'perception/latent', 10)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
+        self.marker_pub = self.create_publisher(MarkerArray, 'visualization/markers', 10)
         self.link_lengths = self.config.geometry.link_lengths
-        self.create_subscription(Image, '/camera/image_raw', self.image_callback,
-                                 QoSProfile(depth=1))
+        self.create_subscription(Image, 'camera/image_raw', self.image_callback, CAMERA_QOS)
         # The filtering estimators condition on the last command (SLAC's q(z_t+1|x, z_t, a_t)).
-        self.create_subscription(Float64MultiArray, '/joint_commands', self.command_callback, 10)
+        self.create_subscription(Float64MultiArray, 'joint_commands', self.command_callback, 10)
         self.create_timer(1.0, self.publish_diagnostics)
         self.get_logger().info(f'estimator {self.config.estimator!r} on '
                                f'{self.config.geometry.image_size}x'

@@ -55,10 +55,11 @@ class PolicyNode(Node):
         self.stale_stops = 0
         self.dropped_estimates = 0
 
-        self.command_pub = self.create_publisher(Float64MultiArray, '/joint_commands', 10)
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_subscription(JointState, '/perception/joint_states', self.joints_callback, 10)
-        self.create_subscription(PointStamped, '/perception/goal', self.goal_callback, 10)
+        # Relative names: they resolve under the node's namespace (docs/architecture.md).
+        self.command_pub = self.create_publisher(Float64MultiArray, 'joint_commands', 10)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
+        self.create_subscription(JointState, 'perception/joint_states', self.joints_callback, 10)
+        self.create_subscription(PointStamped, 'perception/goal', self.goal_callback, 10)
         self.period = 1.0 / self.config.control_rate_hz
         self.create_timer(self.period, self.control_callback)
         self.create_timer(1.0, self.publish_diagnostics)

@@ -63,7 +63,7 @@ def make_tf_publisher(node: Node) -> TfPublisher | None:
         from tf2_msgs.msg import TFMessage
     except ImportError:
         return None
-    publisher = node.create_publisher(TFMessage, '/tf', 10)
+    publisher = node.create_publisher(TFMessage, 'tf', 10)  # per arm, as Nav2's robots
 
     def publish(stamp: TimeMsg, joint_positions: np.ndarray,
                 lengths: tuple[float, float]) -> None:
@@ -91,15 +91,17 @@ class SimNode(Node):
         self.dropped_commands = 0
         self.stopped_for_timeout = False
 
-        self.image_pub = self.create_publisher(Image, '/camera/image_raw', QoSProfile(depth=1))
-        self.info_pub = self.create_publisher(CameraInfo, '/camera/camera_info', 10)
-        self.joint_pub = self.create_publisher(JointState, '/joint_states', 10)
-        self.goal_pub = self.create_publisher(PointStamped, '/goal', 10)
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_subscription(Float64MultiArray, '/joint_commands', self.command_callback, 10)
+        # Relative names: they resolve under the node's namespace (docs/architecture.md).
+        self.image_pub = self.create_publisher(Image, 'camera/image_raw', QoSProfile(depth=1))
+        self.info_pub = self.create_publisher(CameraInfo, 'camera/camera_info', 10)
+        self.joint_pub = self.create_publisher(JointState, 'joint_states', 10)
+        self.goal_pub = self.create_publisher(PointStamped, 'goal', 10)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
+        self.create_subscription(Float64MultiArray, 'joint_commands', self.command_callback, 10)
         self.create_service(Trigger, '~/reset', self.reset_callback)
         self.create_service(Trigger, '~/new_goal', self.new_goal_callback)
-        self.marker_pub = self.create_publisher(MarkerArray, '/visualization/markers', 10)
+        self.marker_pub = self.create_publisher(MarkerArray, 'visualization/markers', 10)
+        # /clock stays absolute: rclpy's time source subscribes '/clock'.
         self.clock_pub = (self.create_publisher(Clock, '/clock', 10)
                           if self.node_config.publish_clock else None)
         self.tf_pub = make_tf_publisher(self)
