@@ -15,12 +15,14 @@ DDS profile says:
 
 A caller who set a Fast DDS profile of their own (``FASTRTPS_DEFAULT_PROFILES_FILE``) keeps
 it, and only gets the ``LOCALHOST`` (or, multi-host, ``SUBNET``) range when they set none;
-with another RMW than Fast DDS the profile means nothing and only the range is set.
+one of our two profiles in the environment (set by a parent: a test, a demo) counts as none.
+With another RMW than Fast DDS the profile means nothing and only the range is set.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 from reacher_common.paths import config_file
 
@@ -42,19 +44,20 @@ def dds_environment(environ: Mapping[str, str], multi_host: bool = False) -> dic
     :raises FileNotFoundError: when the package's profile is missing (a broken install).
     """
     fast_dds = environ.get('RMW_IMPLEMENTATION', '') in FAST_DDS_RMWS
-    own_profile = any(environ.get(name) for name in PROFILE_VARIABLES)
-    discovery = environ.get(RANGE_VARIABLE, '')
-    if not fast_dds or own_profile:
-        if multi_host:
-            return {RANGE_VARIABLE: discovery if discovery not in ('', 'LOCALHOST')
-                    else 'SUBNET'}
-        return {RANGE_VARIABLE: discovery or 'LOCALHOST'}
+    profiles = [environ[name] for name in PROFILE_VARIABLES if environ.get(name)]
+    # A profile of ours was set by a parent (a test, a demo): its range was ours too.
+    ours = bool(profiles) and all(Path(profile).name in (LOOPBACK_PROFILE, MULTI_HOST_PROFILE)
+                                  for profile in profiles)
+    discovery = '' if ours else environ.get(RANGE_VARIABLE, '')
+    # OFF, SUBNET and SYSTEM_DEFAULT are the caller's deliberate choice; LOCALHOST (the
+    # Makefile's default, and the READMEs') contradicts a multi-host request.
+    network_range = discovery if discovery not in ('', 'LOCALHOST') else 'SUBNET'
+    if not fast_dds or (profiles and not ours):
+        return {RANGE_VARIABLE: network_range if multi_host else discovery or 'LOCALHOST'}
     if multi_host:
-        # OFF, SUBNET and SYSTEM_DEFAULT are the caller's deliberate choice; LOCALHOST (the
-        # Makefile's and our READMEs' default shell) contradicts --multi-host.
-        return {'FASTRTPS_DEFAULT_PROFILES_FILE': str(config_file(MULTI_HOST_PROFILE)),
-                RANGE_VARIABLE: discovery if discovery not in ('', 'LOCALHOST') else 'SUBNET'}
-    return {'FASTRTPS_DEFAULT_PROFILES_FILE': str(config_file(LOOPBACK_PROFILE)),
+        return {PROFILE_VARIABLES[0]: str(config_file(MULTI_HOST_PROFILE)),
+                RANGE_VARIABLE: network_range}
+    return {PROFILE_VARIABLES[0]: str(config_file(LOOPBACK_PROFILE)),
             RANGE_VARIABLE: 'SYSTEM_DEFAULT'}
 
 

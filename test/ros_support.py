@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 import contextlib
 import os
 from pathlib import Path
 import subprocess
-import sys
 import time
 from typing import Any
 
@@ -19,18 +18,35 @@ CONFIG = ROOT / 'config'
 
 
 def executable(name: str) -> str:
-    """The console script installed beside this Python (the venv's bin/)."""
-    path = Path(sys.executable).parent / name
-    assert path.exists(), f'{path} missing: run scripts/bootstrap.sh (make venv)'
-    return str(path)
+    """A console script of the package: beside this Python (the venv's bin/), in the colcon
+    install of a sourced workspace (``colcon test``), or on PATH."""
+    from reacher.demo import find_executable
+
+    try:
+        return find_executable(name)
+    except FileNotFoundError as error:
+        raise AssertionError(f'{error} (run scripts/bootstrap.sh, or colcon build and '
+                             'source install/setup.bash)') from error
 
 
 class NodeProcess:
-    """A node executable running as a child process, its output captured to a file."""
+    """A node executable running as a child process, its output captured to a file.
 
-    def __init__(self, name: str, log_dir: Path, params_file: str | None = None,
-                 params: dict[str, Any] | None = None) -> None:
-        command = [executable(name), '--ros-args']
+    :param name: the executable (and node) name.
+    :param log_dir: where ``<name>.log`` goes (``<namespace>.<name>.log`` in a namespace).
+    :param params_file: the node's own parameter file, a name in config/ or a path.
+    :param params: ``-p`` overrides, after the files.
+    :param namespace: ``-r __ns:=`` (None: the root namespace).
+    :param env: variables to set on top of this process's environment.
+    :param prefix: a command that runs the node, e.g. ``['ip', 'netns', 'exec', 'a']``.
+    """
+
+    def __init__(self, name: str, log_dir: Path, params_file: str | Path | None = None,
+                 params: dict[str, Any] | None = None, namespace: str | None = None,
+                 env: dict[str, str] | None = None, prefix: Sequence[str] = ()) -> None:
+        command = [*prefix, executable(name), '--ros-args']
+        if namespace:
+            command += ['-r', f'__ns:={namespace}']
         if params_file:
             command += ['--params-file', str(CONFIG / params_file)]
         # The shared geometry after the node's own file, as the launch file and `reacher
@@ -38,11 +54,13 @@ class NodeProcess:
         command += ['--params-file', str(CONFIG / 'geometry.yaml')]
         for key, value in (params or {}).items():
             command += ['-p', f'{key}:={value}']
-        self.log_path = log_dir / f'{name}.log'
+        stem = f'{namespace.strip("/").replace("/", ".")}.{name}' if namespace else name
+        self.log_path = log_dir / f'{stem}.log'
         self._log = open(self.log_path, 'wb')
-        env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST', PYTHONUNBUFFERED='1')
+        # conftest.py set the DDS variables (loopback) in os.environ.
+        full_env = dict(os.environ, PYTHONUNBUFFERED='1', **(env or {}))
         self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
-                                        env=env)
+                                        env=full_env)
 
     def output(self) -> str:
         """Everything the process printed so far."""

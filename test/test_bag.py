@@ -7,10 +7,8 @@ and write real bag files with the rosbags library.
 
 import json
 import os
-from pathlib import Path
 import signal
 import subprocess
-import sys
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
@@ -31,9 +29,9 @@ from reacher_sim.config import SimConfig
 from reacher_sim.render import ArmRenderer
 from reacher_sim.task import ReachingTask
 
-from ros_support import NodeProcess, running
+from ros_support import executable, NodeProcess, running
 
-REACHER = str(Path(sys.executable).parent / 'reacher')
+REACHER = executable('reacher')
 LINKS = (0.1, 0.1)
 RECORD_SECONDS = 8.0
 
