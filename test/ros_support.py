@@ -122,3 +122,23 @@ class Collector:
 
     def close(self) -> None:
         self.node.destroy_node()
+
+
+def get_parameters(node: Node, target: str, names: Sequence[str],
+                   timeout: float = 20.0) -> dict[str, Any]:
+    """Ask the node ``target`` (a full name, '/arm1/sim_node') for parameter values, as
+    ``ros2 param get`` does; unset ones come back as None."""
+    from rcl_interfaces.srv import GetParameters
+    from rclpy.parameter import parameter_value_to_python
+
+    client = node.create_client(GetParameters, f'{target}/get_parameters')
+    try:
+        assert client.wait_for_service(timeout_sec=timeout), f'{target} offers no parameters'
+        future = client.call_async(GetParameters.Request(names=list(names)))
+        rclpy.spin_until_future_complete(node, future, timeout_sec=timeout)
+        assert future.done(), f'{target} did not answer get_parameters'
+        values = future.result().values  # type: ignore[union-attr]
+        return {name: parameter_value_to_python(value)
+                for name, value in zip(names, values, strict=True)}
+    finally:
+        node.destroy_client(client)
