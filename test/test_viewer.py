@@ -1,5 +1,6 @@
 """The windows people look at: render_mode='human' and the demo's camera view, under Xvfb."""
 
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -10,8 +11,13 @@ import pytest
 from ros_support import executable
 
 XVFB_RUN = shutil.which('xvfb-run')
-pytestmark = pytest.mark.skipif(
-    XVFB_RUN is None, reason='xvfb-run is not installed (apt-get install xvfb; .ci/run does)')
+pytestmark = [
+    pytest.mark.skipif(XVFB_RUN is None,
+                       reason='xvfb-run is not installed (apt-get install xvfb; .ci/run does)'),
+    pytest.mark.skipif(importlib.util.find_spec('pyglet') is None,
+                       reason='pyglet is not installed (pip install "reacher[viz]"; it has no '
+                              'rosdep key)'),
+]
 
 HUMAN_EPISODE = """
 import numpy as np
