@@ -80,6 +80,10 @@ def test_a_namespaced_loop_applies_its_parameter_files_and_keeps_its_topics(tmp_
         logs = '\n'.join(node.output()[-1500:] for node in nodes)
         assert reached, logs
         node = collector.node
+        known = collector.spin_until(lambda: all(
+            node.get_publishers_info_by_topic(f'/robot1/{topic}') for topic in LOOP_TOPICS),
+            timeout=30)
+        assert known, sorted(dict(node.get_topic_names_and_types()))
         sim_values = get_parameters(node, '/robot1/sim_node', [
             'dt', 'diagnostics_period_s', 'goal_timeout_s', 'image_size', 'seed'])
         perception_values = get_parameters(node, '/robot1/perception_node',
@@ -148,6 +152,14 @@ def test_two_loops_side_by_side_without_cross_talk(tmp_path, collector):
             timeout=90)
         assert flowing, 'the loops did not close'
         node = collector.node
+
+        def graph_complete():
+            # This process learns of each remote endpoint on its own schedule: wait until it
+            # knows a publisher of every loop topic before taking the picture.
+            return all(node.get_publishers_info_by_topic(f'{ns}/{topic}')
+                       for ns in ('/arm1', '/arm2') for topic in LOOP_TOPICS)
+
+        assert collector.spin_until(graph_complete, timeout=30)
         topics = dict(node.get_topic_names_and_types())
         graph = {topic: ([(i.node_namespace, i.node_name)
                           for i in node.get_publishers_info_by_topic(topic)],
