@@ -14,7 +14,8 @@ setup(
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
         ('share/' + package_name + '/launch', glob('launch/*.launch.py')),
-        ('share/' + package_name + '/config', glob('config/*.yaml') + glob('config/*.rviz')),
+        ('share/' + package_name + '/config', glob('config/*.yaml') + glob('config/*.rviz')
+                                              + glob('config/*.xml')),
         ('share/' + package_name + '/checkpoints', glob('checkpoints/*')),
     ],
     # rclpy and the ROS messages come from the ROS distro (or, without one, from the

@@ -1,54 +1,123 @@
 """Bring up the camera-in-the-loop reacher: sim, perception and policy nodes.
 
-    ros2 launch reacher bringup.launch.py [estimator:=classical|slac] [controller:=ik|learned]
-        [seed:=N] [rviz:=true]
+    ros2 launch reacher bringup.launch.py [namespace:=NS] [robots:=N]
+        [estimator:=classical|slac] [controller:=ik|learned] [seed:=N] [use_sim_time:=true]
+        [params_file:=FILE] [log_level:=debug|info|warn|error] [multi_host:=true] [rviz:=true]
 
-The parameter files are the package's config/*.yaml, the same ones ``reacher demo`` uses:
-each node's own file, then config/geometry.yaml (the arm, once, for every node), then the
-launch arguments. The order matters: rcl applies a node's parameter sections in the order
-they first appear, and the arguments join the ``/**`` section of config/geometry.yaml.
+The parameter files are the package's config/*.yaml, the same ones ``reacher demo`` uses
+(reacher/bringup.py): each node's own file (keyed ``/**/<node>``, so it applies in any
+namespace), then config/geometry.yaml (the arm, once, for every node, under ``/**``), then
+``params_file``, then the launch arguments. The order matters: rcl applies a node's parameter
+sections in the order they first appear, so in ``params_file`` put node keys under
+``/**/<node>:`` and geometry keys under ``/**:`` as the shipped files do.
+
+``robots:=N`` starts N loops in <namespace>/arm1 ... /armN (seeds ``seed`` + index). Any core
+node that exits ends the whole launch. DDS stays on loopback (config/fastdds_loopback.xml)
+unless ``multi_host:=true`` or the caller set FASTRTPS_DEFAULT_PROFILES_FILE (reacher/dds.py).
 """
 
 import os
 
-from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
-from launch.conditions import IfCondition
-from launch.substitutions import EnvironmentVariable, LaunchConfiguration
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable, Shutdown
+from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-from launch_ros.parameter_descriptions import ParameterValue
+
+from reacher.bringup import NODES, parameter_files, qualified, robot_namespaces, rviz_remappings
+from reacher.dds import dds_environment
+from reacher_common.paths import config_file
+
+ARGUMENTS = (
+    ('namespace', '', 'ROS namespace of the loop (of the loops, with robots > 1); '
+                      "'' = the root namespace"),
+    ('robots', '1', 'how many complete loops to run, in <namespace>/arm1, /arm2, ...'),
+    ('estimator', 'classical', 'perception backend: classical or slac'),
+    ('controller', 'ik', 'policy controller: ik or learned'),
+    ('seed', '0', 'goal sampling seed (robot i, from 0, gets seed + i)'),
+    ('use_sim_time', 'false', 'sim_node publishes /clock (per namespace with robots > 1) '
+                              'and every node runs on it'),
+    ('params_file', '', 'a parameter file given to every node after the shipped ones '
+                        '(keys under /**/<node_name>: or /**:)'),
+    ('log_level', 'info', 'log level of the nodes: debug, info, warn, error or fatal'),
+    ('multi_host', 'false', 'DDS over the network (config/fastdds_multihost.xml, discovery '
+                            'range SUBNET, ROS_STATIC_PEERS) instead of loopback only'),
+    ('rviz', 'false', 'open rviz2 with config/reacher.rviz (on the first loop)'),
+)
+LOG_LEVELS = ('debug', 'info', 'warn', 'error', 'fatal')
 
 
 def generate_launch_description():
-    config = os.path.join(get_package_share_directory('reacher'), 'config')
-    estimator = LaunchConfiguration('estimator')
-    controller = LaunchConfiguration('controller')
-    seed = LaunchConfiguration('seed')
-    geometry = os.path.join(config, 'geometry.yaml')
     return LaunchDescription([
-        DeclareLaunchArgument('estimator', default_value='classical',
-                              description='perception backend: classical or slac'),
-        DeclareLaunchArgument('controller', default_value='ik',
-                              description='policy controller: ik or learned'),
-        DeclareLaunchArgument('seed', default_value='0', description='goal sampling seed'),
-        DeclareLaunchArgument('rviz', default_value='false',
-                              description='open rviz2 with config/reacher.rviz'),
-        # DDS stays on this machine unless the caller already chose a range.
-        SetEnvironmentVariable('ROS_AUTOMATIC_DISCOVERY_RANGE',
-                               EnvironmentVariable('ROS_AUTOMATIC_DISCOVERY_RANGE',
-                                                   default_value='LOCALHOST')),
-        Node(package='reacher', executable='sim_node', name='sim_node', output='screen',
-             parameters=[os.path.join(config, 'sim.yaml'), geometry,
-                         {'seed': ParameterValue(seed, value_type=int)}]),
-        Node(package='reacher', executable='perception_node', name='perception_node',
-             output='screen',
-             parameters=[os.path.join(config, 'perception.yaml'), geometry,
-                         {'estimator': ParameterValue(estimator, value_type=str)}]),
-        Node(package='reacher', executable='policy_node', name='policy_node', output='screen',
-             parameters=[os.path.join(config, 'policy.yaml'), geometry,
-                         {'controller': ParameterValue(controller, value_type=str)}]),
-        Node(package='rviz2', executable='rviz2', name='rviz2', output='log',
-             arguments=['-d', os.path.join(config, 'reacher.rviz')],
-             condition=IfCondition(LaunchConfiguration('rviz'))),
+        *(DeclareLaunchArgument(name, default_value=default, description=description)
+          for name, default, description in ARGUMENTS),
+        OpaqueFunction(function=launch_setup),
     ])
+
+
+def launch_setup(context):
+    """Check every argument, then return the actions; raise before any node starts."""
+    def argument(name):
+        return LaunchConfiguration(name).perform(context).strip()
+
+    def flag(name):
+        value = argument(name).lower()
+        if value not in ('true', 'false'):
+            raise ValueError(f"{name}:={argument(name)} must be 'true' or 'false'")
+        return value == 'true'
+
+    try:
+        robots, seed = int(argument('robots')), int(argument('seed'))
+    except ValueError as error:
+        raise ValueError(f'robots and seed must be integers ({error})') from None
+    namespaces = robot_namespaces(argument('namespace'), robots)
+    use_sim_time, multi_host, rviz = flag('use_sim_time'), flag('multi_host'), flag('rviz')
+    log_level = argument('log_level')
+    if log_level.lower() not in LOG_LEVELS:
+        raise ValueError(f'log_level:={log_level} must be one of {", ".join(LOG_LEVELS)}')
+    params_file = argument('params_file')
+    if params_file and not os.path.isfile(params_file):
+        raise FileNotFoundError(f'params_file:={params_file} is not a file')
+    if rviz and not _rviz2_installed():
+        # Before any node starts: launch_ros would fail on rviz2 only after the loop started.
+        raise RuntimeError('rviz:=true, but rviz2 is not installed (apt install '
+                           'ros-jazzy-rviz2, then source the ROS setup again); or run '
+                           'without rviz:=true and watch with reacher demo')
+
+    actions = [SetEnvironmentVariable(name, value)
+               for name, value in dds_environment(context.environment, multi_host).items()]
+    overrides = {'sim_node': {'publish_clock': use_sim_time},
+                 'perception_node': {'estimator': argument('estimator')},
+                 'policy_node': {'controller': argument('controller')}}
+    # Several sims publishing /clock would fight over it: each loop gets its own.
+    clock = [('/clock', 'clock')] if use_sim_time and robots > 1 else []
+    extra = [params_file] if params_file else []
+    for index, namespace in enumerate(namespaces):
+        for name in NODES:
+            parameters = [*map(str, parameter_files(name)), *extra]
+            values = {**overrides[name], 'use_sim_time': use_sim_time}
+            if name == 'sim_node':
+                values['seed'] = seed + index
+            actions.append(Node(
+                package='reacher', executable=name, name=name,
+                namespace=None if namespace == '/' else namespace, output='screen',
+                parameters=[*parameters, values], remappings=clock,
+                ros_arguments=['--log-level', log_level.lower()],
+                on_exit=Shutdown(reason=f'{qualified(namespace, name)} exited')))
+    if rviz:
+        remappings = [] if namespaces[0] == '/' else rviz_remappings()
+        actions.append(Node(
+            package='rviz2', executable='rviz2', name='rviz2', output='log',
+            namespace=None if namespaces[0] == '/' else namespaces[0],
+            arguments=['-d', str(config_file('reacher.rviz'))],
+            parameters=[{'use_sim_time': use_sim_time}], remappings=remappings + clock))
+    return actions
+
+
+def _rviz2_installed():
+    from ament_index_python.packages import get_package_prefix, PackageNotFoundError
+
+    try:
+        prefix = get_package_prefix('rviz2')
+    except (PackageNotFoundError, ValueError):
+        return False
+    return os.path.exists(os.path.join(prefix, 'lib', 'rviz2', 'rviz2'))

@@ -5,6 +5,11 @@ processes with the package's parameter files, exactly as ``ros2 launch reacher
 bringup.launch.py`` does, watches the loop from a monitor node in this process, and
 prints a summary (the JSON one last with ``--json``): goals reached, success rate, mean
 time to goal, achieved control rate and camera-to-command latency.
+
+``--robots N`` runs N complete loops side by side, in the namespaces /arm1 ... /armN (under
+``--namespace`` if given), each with its own seed (``--seed`` + index); the summary has one
+entry per loop under ``robots``. DDS stays on loopback (config/fastdds_loopback.xml) unless
+``--multi-host`` (reacher/dds.py).
 """
 
 from __future__ import annotations
@@ -21,15 +26,9 @@ import tempfile
 import time
 from typing import Any
 
+from reacher.bringup import NODES, parameter_files, qualified, robot_namespaces, rviz_remappings
+from reacher.dds import dds_environment, describe
 from reacher_common.paths import config_file, share_dir
-
-NODES = ('sim_node', 'perception_node', 'policy_node')
-GEOMETRY_FILE = 'geometry.yaml'
-"""The arm's geometry (under ``/**:``), given to every node after its own file: rcl applies
-a node's parameter sections in the order they first appear, and ``-p`` overrides join the
-``/**`` section, so a ``/**`` file given first would let the node's own file override them."""
-PARAMETER_FILES = {'sim_node': 'sim.yaml', 'perception_node': 'perception.yaml',
-                   'policy_node': 'policy.yaml'}
 
 
 @dataclass
@@ -47,7 +46,14 @@ class DemoArgs:
     controller: str = 'ik'
     """Policy controller: 'ik' (analytic inverse kinematics) or 'learned'."""
     seed: int = 0
-    """Seed of the simulator's goals and initial pose."""
+    """Seed of the simulator's goals and initial pose (robot i, from 0, gets seed + i)."""
+    robots: int = 1
+    """How many complete loops to run side by side; several run in <namespace>/arm1, /arm2..."""
+    namespace: str = ''
+    """ROS namespace of the loop (of the loops' parent with --robots > 1); '' = the root."""
+    multi_host: bool = False
+    """Let DDS use the network (config/fastdds_multihost.xml, discovery range SUBNET and
+    ROS_STATIC_PEERS) instead of loopback only, for nodes on other machines."""
     ros_args: tuple[str, ...] = ()
     """ROS arguments for every node; on the command line, everything after '--ros-args'
     (as for ros2 run), e.g. 'reacher demo --ros-args -p pid.kp:=3.0'."""
@@ -56,16 +62,23 @@ class DemoArgs:
     startup_timeout: float = 60.0
     """Seconds to wait for the loop to close before giving up."""
     require_success: float = 0.0
-    """Exit with status 1 when the success rate ends below this (for CI), in [0, 1]."""
+    """Exit with status 1 when the success rate (of every loop) ends below this (for CI),
+    in [0, 1]."""
 
 
 @dataclass
 class Summary:
-    """What a demo run measured (the ``--json`` line)."""
+    """What a demo run measured (the ``--json`` line).
+
+    With several loops, ``robots`` holds each loop's own summary and the top-level figures
+    combine them: counts summed, success rate and mean time to goal over all their goals,
+    the control rate averaged, latency and inference time of the worst loop.
+    """
 
     estimator: str
     controller: str
     duration_s: float
+    namespace: str = '/'
     goals_reached: int = 0
     goals_timed_out: int = 0
     success_rate: float = math.nan
@@ -78,6 +91,43 @@ class Summary:
     deadline_misses: int = 0
     stale_stops: int = 0
     nodes: dict[str, int | None] = field(default_factory=dict)
+    robots: list[Summary] = field(default_factory=list)
+
+
+def combine(summaries: list[Summary], namespace: str) -> Summary:
+    """The top-level summary of several loops (see :class:`Summary`)."""
+    first = summaries[0]
+    total = Summary(first.estimator, first.controller, first.duration_s, namespace,
+                    robots=summaries)
+    total.goals_reached = sum(s.goals_reached for s in summaries)
+    total.goals_timed_out = sum(s.goals_timed_out for s in summaries)
+    finished = total.goals_reached + total.goals_timed_out
+    total.success_rate = total.goals_reached / finished if finished else math.nan
+    timed = [(s.goals_reached, s.mean_time_to_goal_s) for s in summaries
+             if s.goals_reached and math.isfinite(s.mean_time_to_goal_s)]
+    if timed:
+        total.mean_time_to_goal_s = (sum(n * t for n, t in timed)
+                                     / sum(n for n, _ in timed))
+    total.configured_control_rate_hz = first.configured_control_rate_hz
+    total.achieved_control_rate_hz = _mean([s.achieved_control_rate_hz for s in summaries])
+    total.latency_ms_p50 = _worst([s.latency_ms_p50 for s in summaries])
+    total.latency_ms_p99 = _worst([s.latency_ms_p99 for s in summaries])
+    total.perception_inference_ms_p50 = _worst(
+        [s.perception_inference_ms_p50 for s in summaries])
+    total.deadline_misses = sum(s.deadline_misses for s in summaries)
+    total.stale_stops = sum(s.stale_stops for s in summaries)
+    total.nodes = {name: code for s in summaries for name, code in s.nodes.items()}
+    return total
+
+
+def _mean(values: list[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
+def _worst(values: list[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return max(finite) if finite else math.nan
 
 
 def find_executable(name: str) -> str:
@@ -100,43 +150,64 @@ def find_executable(name: str) -> str:
                             '(make venv, or pip install -e .) or source a colcon install')
 
 
-def rviz_hint(env: dict[str, str]) -> str | None:
-    """How to watch this run in rviz2, where rviz2 is installed (None elsewhere)."""
+def rviz_hint(env: dict[str, str], namespace: str) -> str | None:
+    """How to watch the loop in ``namespace`` in rviz2, where rviz2 is installed."""
     import shutil
 
     if not shutil.which('rviz2'):
         return None
-    rviz_config = config_file('reacher.rviz')
-    domain = env.get('ROS_DOMAIN_ID', '0')
-    return (f'watch it in rviz2: ROS_DOMAIN_ID={domain} ROS_AUTOMATIC_DISCOVERY_RANGE='
-            f'{env["ROS_AUTOMATIC_DISCOVERY_RANGE"]} rviz2 -d {rviz_config}')
+    variables = ' '.join(f'{name}={env[name]}' for name in
+                         ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE',
+                          'FASTRTPS_DEFAULT_PROFILES_FILE') if env.get(name))
+    command = f'{variables} rviz2 -d {config_file("reacher.rviz")}'
+    if namespace != '/':
+        remaps = ' '.join(f'-r {old}:={new}' for old, new in rviz_remappings())
+        command += f' --ros-args -r __ns:={namespace} {remaps}'
+    return f'watch {namespace} in rviz2: {command}'
 
 
-def node_environment() -> dict[str, str]:
-    """The environment for the nodes: DDS on loopback unless the caller chose otherwise."""
+def node_environment(multi_host: bool = False) -> dict[str, str]:
+    """The environment for the nodes: DDS on loopback unless ``multi_host`` (reacher/dds.py)."""
     env = dict(os.environ)
-    env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    env.update(dds_environment(env, multi_host))
     env.setdefault('PYTHONUNBUFFERED', '1')
     return env
 
 
-def start_nodes(args: DemoArgs, log_dir: Path, env: dict[str, str]
-                ) -> dict[str, subprocess.Popen[bytes]]:
-    """Start the three node processes, each logging to ``log_dir/<node>.log``."""
-    overrides = {
-        'sim_node': ['-p', f'seed:={args.seed}'],
-        'perception_node': ['-p', f'estimator:={args.estimator}'],
-        'policy_node': ['-p', f'controller:={args.controller}'],
-    }
+def log_path(log_dir: Path, name: str) -> Path:
+    """Where the node process ``name`` ('sim_node' or '/arm1/sim_node') logs."""
+    return log_dir / f'{name.lstrip("/")}.log'
+
+
+def start_nodes(args: DemoArgs, log_dir: Path, env: dict[str, str],
+                namespaces: list[str] | None = None) -> dict[str, subprocess.Popen[bytes]]:
+    """Start the three node processes of each loop, each logging to :func:`log_path`.
+
+    :param namespaces: one per loop (default: :func:`robot_namespaces` of ``args``).
+    :return: the processes by :func:`qualified` name ('sim_node', '/arm1/sim_node').
+    """
+    namespaces = namespaces or robot_namespaces(args.namespace, args.robots)
     # Resolve every executable and parameter file before starting any process.
-    geometry = str(config_file(GEOMETRY_FILE))
-    commands = {name: [find_executable(name), '--ros-args',
-                       '--params-file', str(config_file(PARAMETER_FILES[name])),
-                       '--params-file', geometry, *overrides[name], *args.ros_args]
-                for name in NODES}
+    executables = {name: find_executable(name) for name in NODES}
+    files = {name: [arg for path in parameter_files(name) for arg in ('--params-file', str(path))]
+             for name in NODES}
+    commands = {}
+    for index, namespace in enumerate(namespaces):
+        overrides = {
+            'sim_node': ['-p', f'seed:={args.seed + index}'],
+            'perception_node': ['-p', f'estimator:={args.estimator}'],
+            'policy_node': ['-p', f'controller:={args.controller}'],
+        }
+        remap = ['-r', f'__ns:={namespace}'] if namespace != '/' else []
+        for name in NODES:
+            commands[qualified(namespace, name)] = [
+                executables[name], '--ros-args', *remap, *files[name], *overrides[name],
+                *args.ros_args]
     processes = {}
     for name, command in commands.items():
-        log = open(log_dir / f'{name}.log', 'wb')  # noqa: SIM115 - closed with the process
+        path = log_path(log_dir, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(path, 'wb')  # noqa: SIM115 - closed with the process
         processes[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                            env=env, start_new_session=True)
     return processes
@@ -169,8 +240,12 @@ def run(args: DemoArgs) -> tuple[Summary, int]:
     """Run the demo; return the summary and the process exit code."""
     if args.duration <= 0:
         raise ValueError(f'--duration {args.duration} must be > 0 seconds')
-    env = node_environment()
-    os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = env['ROS_AUTOMATIC_DISCOVERY_RANGE']
+    if args.robots < 1:
+        raise ValueError(f'--robots {args.robots} must be >= 1')
+    namespaces = robot_namespaces(args.namespace, args.robots)
+    env = node_environment(args.multi_host)
+    # This process's monitor talks DDS the way the nodes do.
+    os.environ.update(dds_environment(os.environ, args.multi_host))
     log_dir = args.log_dir or Path(tempfile.mkdtemp(prefix='reacher-demo-'))
     log_dir.mkdir(parents=True, exist_ok=True)
     env.setdefault('ROS_LOG_DIR', str(log_dir / 'ros'))
@@ -178,18 +253,19 @@ def run(args: DemoArgs) -> tuple[Summary, int]:
 
     from reacher.monitor import LoopMonitor  # imports rclpy: after the environment is set
 
-    summary = Summary(estimator=args.estimator, controller=args.controller,
-                      duration_s=args.duration)
+    summaries = [Summary(estimator=args.estimator, controller=args.controller,
+                         duration_s=args.duration, namespace=namespace)
+                 for namespace in namespaces]
     # The monitor (and its window) first: if it cannot start, no node is left running.
-    monitor = LoopMonitor(show_window=not args.headless)
-    print(f'[demo] starting {", ".join(NODES)} (logs in {log_dir}); DDS discovery range '
-          f'{env["ROS_AUTOMATIC_DISCOVERY_RANGE"]}, domain {env.get("ROS_DOMAIN_ID", "0")}',
+    monitor = LoopMonitor(namespaces, show_window=not args.headless)
+    where = '' if namespaces == ['/'] else f' in {", ".join(namespaces)}'
+    print(f'[demo] starting {", ".join(NODES)}{where} (logs in {log_dir}); {describe(env)}',
           flush=True)
-    rviz = rviz_hint(env)
+    rviz = rviz_hint(env, namespaces[0])
     if rviz:
         print(f'[demo] {rviz}', flush=True)
     try:
-        processes = start_nodes(args, log_dir, env)
+        processes = start_nodes(args, log_dir, env, namespaces)
     except BaseException:
         monitor.close()
         raise
@@ -197,26 +273,44 @@ def run(args: DemoArgs) -> tuple[Summary, int]:
     try:
         failed = monitor.wait_for_loop(processes, args.startup_timeout)
         if failed:
-            name = failed
-            print(f'[demo] {name} did not come up; the end of its log:\n'
-                  f'{_tail(log_dir / f"{name}.log")}', file=sys.stderr, flush=True)
+            print(f'[demo] {failed} did not come up; the end of its log:\n'
+                  f'{_tail(log_path(log_dir, failed))}', file=sys.stderr, flush=True)
             code = 1
         else:
             monitor.measure(args.duration, processes)
-            monitor.fill(summary)
+            for robot, summary in zip(monitor.robots, summaries, strict=True):
+                robot.fill(summary)
     except KeyboardInterrupt:
         print('[demo] interrupted', file=sys.stderr)
         code = 130
     finally:
         monitor.close()
-        summary.nodes = stop_nodes(processes)
-    if code == 0 and not summary.success_rate >= args.require_success:
+        codes = stop_nodes(processes)
+    for summary in summaries:
+        summary.nodes = {name: code for name, code in codes.items()
+                         if name.startswith(qualified(summary.namespace, ''))}
+    summary = summaries[0] if len(summaries) == 1 else combine(summaries, args.namespace or '/')
+    if code == 0 and not all(s.success_rate >= args.require_success for s in summaries):
         code = 1
     return summary, code
 
 
 def print_summary(summary: Summary, as_json: bool) -> None:
-    """Print the human summary, and the JSON line last when asked."""
+    """Print the human summary (one block per loop), and the JSON line last when asked."""
+    print(f'\nReacher demo, {summary.duration_s:.0f} s from pixels:')
+    for each in summary.robots or [summary]:
+        if summary.robots:
+            print(f'{each.namespace}:')
+        _print_rows(each)
+    if summary.robots:
+        print(f'all {len(summary.robots)}: {summary.goals_reached} goals reached '
+              f'(timed out: {summary.goals_timed_out}), success rate '
+              f'{summary.success_rate:.1%}')
+    if as_json:
+        print(json.dumps(_finite(asdict(summary))), flush=True)
+
+
+def _print_rows(summary: Summary) -> None:
     rows = [
         ('estimator / controller', f'{summary.estimator} / {summary.controller}'),
         ('goals reached', f'{summary.goals_reached} (timed out: {summary.goals_timed_out})'),
@@ -228,11 +322,8 @@ def print_summary(summary: Summary, as_json: bool) -> None:
                                       f'p99 {summary.latency_ms_p99:.1f} ms'),
     ]
     width = max(len(key) for key, _ in rows)
-    print(f'\nReacher demo, {summary.duration_s:.0f} s from pixels:')
     for key, value in rows:
         print(f'  {key:<{width}}  {value}')
-    if as_json:
-        print(json.dumps(_finite(asdict(summary))), flush=True)
 
 
 def _finite(value: Any) -> Any:
@@ -241,6 +332,8 @@ def _finite(value: Any) -> Any:
         return None
     if isinstance(value, dict):
         return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
     return value
 
 

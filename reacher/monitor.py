@@ -1,13 +1,17 @@
-"""The demo's monitor: a node that watches the loop and collects the summary's figures.
+"""The demo's monitor: nodes that watch the loops and collect the summary's figures.
 
-It counts /joint_commands to measure the achieved control rate, reads the nodes'
-/diagnostics for goal counters and latency, resets the simulator's statistics once the
-loop is closed, and (optionally) shows the camera with the perception estimate drawn over
-it in a window.
+One :class:`RobotMonitor` per loop, a node in that loop's namespace subscribing to the same
+relative names as the loop's nodes (diagnostics, joint_commands, sim_node/reset), so the
+namespace it is given decides what it sees: /arm1/diagnostics for ``/arm1``. It counts
+joint_commands to measure the achieved control rate, reads the nodes' diagnostics for goal
+counters and latency, and resets the simulator's statistics once the loop is closed. The
+:class:`LoopMonitor` spins them all in one executor and (optionally) shows the first loop's
+camera with its perception estimate drawn over it in a window.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import math
 import subprocess
 import time
@@ -17,8 +21,9 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
 import numpy as np
 import rclpy
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import QoSProfile
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
@@ -26,39 +31,37 @@ from tqdm import tqdm
 
 from reacher_common.ros_utils import image_to_array
 
+Processes = dict[str, subprocess.Popen[bytes]]
 
-class LoopMonitor:
-    """Watches the running loop from inside the demo process.
 
-    :param show_window: open a pyglet window with the camera view and the estimates.
+class RobotMonitor:
+    """Watches one loop: the nodes under ``namespace``.
+
+    :param namespace: the loop's namespace, '/' for the root one.
+    :param show_camera: also subscribe to the camera and the estimates (for the window).
     """
 
-    def __init__(self, show_window: bool = False) -> None:
-        rclpy.init()
-        self.node = Node('reacher_demo_monitor')
+    def __init__(self, namespace: str = '/', show_camera: bool = False) -> None:
+        self.namespace = namespace
+        self.node = Node('reacher_demo_monitor', namespace=namespace)
         self.diagnostics: dict[str, dict[str, str]] = {}
         self.diagnostics_time: dict[str, float] = {}
         self.command_times: list[float] = []
+        self.start = self.end = math.nan
         self.frame: Any = None
         self.estimate: Any = None
         self.goal_estimate: Any = None
+        self.reset_done = False
+        self._reset_future: Any = None
         node = self.node
-        node.create_subscription(DiagnosticArray, '/diagnostics', self._diagnostics, 50)
-        node.create_subscription(Float64MultiArray, '/joint_commands', self._command, 50)
-        self.reset_client = node.create_client(Trigger, '/sim_node/reset')
-        self.viewer: Any = None
-        if show_window:
-            from reacher_sim.viewer import Viewer
-            node.create_subscription(Image, '/camera/image_raw', self._image, QoSProfile(depth=1))
-            node.create_subscription(JointState, '/perception/joint_states',
-                                     self._joints, 10)
-            node.create_subscription(PointStamped, '/perception/goal', self._goal, 10)
-            try:
-                self.viewer = Viewer(title='reacher: camera (estimate in white)', fps=60)
-            except Exception as error:
-                self.close()
-                raise ValueError(f'the demo window needs a display ({error.__cause__ or error}): '
-                                 'pass --headless, set DISPLAY, or run under xvfb-run') from error
+        node.create_subscription(DiagnosticArray, 'diagnostics', self._diagnostics, 50)
+        node.create_subscription(Float64MultiArray, 'joint_commands', self._command, 50)
+        self.reset_client = node.create_client(Trigger, 'sim_node/reset')
+        if show_camera:
+            node.create_subscription(Image, 'camera/image_raw', self._image,
+                                     qos_profile_sensor_data)
+            node.create_subscription(JointState, 'perception/joint_states', self._joints, 10)
+            node.create_subscription(PointStamped, 'perception/goal', self._goal, 10)
 
     def _diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
@@ -80,96 +83,30 @@ class LoopMonitor:
     def _goal(self, msg: PointStamped) -> None:
         self.goal_estimate = np.array([msg.point.x, msg.point.y])
 
-    def _spin(self, seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while True:
-            remaining = end - time.monotonic()
-            if remaining <= 0:
-                break
-            rclpy.spin_once(self.node, timeout_sec=min(remaining, 0.02))
-            if self.viewer is not None and self.frame is not None:
-                self.viewer.show(self._overlay())
+    def status(self, node_name: str) -> dict[str, str]:
+        """The newest diagnostics values of one of this loop's nodes ({} before any)."""
+        return next((v for k, v in self.diagnostics.items() if k.startswith(node_name)), {})
 
-    def _overlay(self) -> Any:
-        import cv2
+    def step_reset(self) -> bool:
+        """Reset the sim's statistics once commands flow and latencies are measured.
 
-        from reacher_common.kinematics import forward_kinematics
-        from reacher_sim.camera import CameraModel
-
-        scale = 8
-        size = self.frame.shape[0]
-        image = cv2.resize(self.frame, (size * scale, size * scale),
-                           interpolation=cv2.INTER_NEAREST)
-        if self.estimate is not None:
-            # Draw with the default geometry (config/*.yaml); it is only a visual aid.
-            camera = CameraModel(size * scale, 0.4)
-            elbow, tip = forward_kinematics(self.estimate, 0.1, 0.1)
-            points = camera.world_to_pixel(np.stack([np.zeros(2), elbow, tip]))
-            points = points.round().astype(int)
-            cv2.polylines(image, [points.reshape(-1, 1, 2)], False, (255, 255, 255), 1,
-                          cv2.LINE_AA)
-            if self.goal_estimate is not None:
-                centre = camera.world_to_pixel(self.goal_estimate).round().astype(int)
-                cv2.drawMarker(image, tuple(int(c) for c in centre), (255, 255, 255),
-                               cv2.MARKER_CROSS, 16, 1)
-        return image
-
-    def _sim(self) -> dict[str, str]:
-        return next((v for k, v in self.diagnostics.items() if k.startswith('sim_node')), {})
-
-    def _status(self, prefix: str) -> dict[str, str]:
-        return next((v for k, v in self.diagnostics.items() if k.startswith(prefix)), {})
-
-    def wait_for_loop(self, processes: dict[str, subprocess.Popen[bytes]],
-                      timeout: float) -> str | None:
-        """Wait until commands flow and the simulator answers; reset its statistics.
-
-        :return: the name of a node that exited or never came up, or None when ready.
+        Call it while spinning; it returns True once the sim answered the reset.
         """
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for name, process in processes.items():
-                if process.poll() is not None:
-                    return name
-            ready = (self.command_times and self._sim()
-                     and self._status('policy_node').get('latency_samples', '0') != '0')
+        if self.reset_done:
+            return True
+        if self._reset_future is None:
+            ready = (self.command_times and self.status('sim_node')
+                     and self.status('policy_node').get('latency_samples', '0') != '0')
             if ready and self.reset_client.service_is_ready():
-                future = self.reset_client.call_async(Trigger.Request())
-                rclpy.spin_until_future_complete(self.node, future, timeout_sec=5.0)
-                if future.done():
-                    return None
-            self._spin(0.1)
-        waiting = [name for name, p in processes.items() if p.poll() is None]
-        return waiting[0] if waiting else 'sim_node'
-
-    def measure(self, duration: float, processes: dict[str, subprocess.Popen[bytes]]) -> None:
-        """Spin for ``duration`` seconds, showing progress; then collect fresh diagnostics."""
-        self.command_times.clear()
-        self.start = time.monotonic()
-        # disable=None: a bar on a terminal, nothing in a log file or CI.
-        bar = tqdm(total=round(duration), unit='s', desc='reaching', leave=False,
-                   disable=None, bar_format='{desc} |{bar}| {n:.0f}/{total:.0f} s')
-        while (elapsed := time.monotonic() - self.start) < duration:
-            if any(p.poll() is not None for p in processes.values()):
-                break
-            self._spin(min(0.5, duration - elapsed))
-            sim = self._sim()
-            bar.n = min(round(elapsed), bar.total)
-            bar.set_description_str(f'goals reached {sim.get("goals_reached", "?")}, '
-                                    f'timed out {sim.get("goals_timed_out", "?")}')
-        bar.close()
-        self.end = time.monotonic()
-        # Diagnostics come once a second: take the first set published after the end.
-        wait_until = time.monotonic() + 3.0
-        while time.monotonic() < wait_until and not all(
-                self.diagnostics_time.get(name, 0.0) > self.end
-                for name in self.diagnostics if name.startswith(('sim_node', 'policy_node'))):
-            self._spin(0.05)
+                self._reset_future = self.reset_client.call_async(Trigger.Request())
+        elif self._reset_future.done():
+            self.reset_done = True
+        return self.reset_done
 
     def fill(self, summary: Any) -> None:
-        """Write the measured figures into a :class:`reacher.demo.Summary`."""
-        sim, policy = self._sim(), self._status('policy_node')
-        perception = self._status('perception_node')
+        """Write this loop's measured figures into a :class:`reacher.demo.Summary`."""
+        sim, policy = self.status('sim_node'), self.status('policy_node')
+        perception = self.status('perception_node')
         window = [t for t in self.command_times if self.start <= t <= self.end]
         summary.goals_reached = int(sim.get('goals_reached', 0))
         summary.goals_timed_out = int(sim.get('goals_timed_out', 0))
@@ -184,11 +121,129 @@ class LoopMonitor:
         summary.stale_stops = int(policy.get('stale_stops', 0))
         summary.perception_inference_ms_p50 = _float(perception.get('inference_ms_p50'))
 
+    def fresh_after(self, instant: float) -> bool:
+        """Whether the sim and the policy reported after ``instant`` (time.monotonic)."""
+        return all(self.diagnostics_time.get(name, 0.0) > instant
+                   for name in self.diagnostics if name.startswith(('sim_node', 'policy_node')))
+
+
+class LoopMonitor:
+    """Watches the running loops from inside the demo process.
+
+    :param namespaces: one namespace per loop ('/' for a single loop in the root namespace).
+    :param show_window: open a pyglet window with the first loop's camera and estimates.
+    """
+
+    def __init__(self, namespaces: Sequence[str] = ('/',), show_window: bool = False) -> None:
+        rclpy.init()
+        self.executor = SingleThreadedExecutor()
+        self.robots = [RobotMonitor(namespace, show_camera=show_window and index == 0)
+                       for index, namespace in enumerate(namespaces)]
+        for robot in self.robots:
+            self.executor.add_node(robot.node)
+        self.viewer: Any = None
+        if show_window:
+            from reacher_sim.viewer import Viewer
+            title = 'reacher: camera (estimate in white)'
+            if len(self.robots) > 1:
+                title += f', {self.robots[0].namespace}'
+            try:
+                self.viewer = Viewer(title=title, fps=60)
+            except Exception as error:
+                self.close()
+                raise ValueError(f'the demo window needs a display ({error.__cause__ or error}): '
+                                 'pass --headless, set DISPLAY, or run under xvfb-run') from error
+
+    def _spin(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while True:
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                break
+            self.executor.spin_once(timeout_sec=min(remaining, 0.02))
+            if self.viewer is not None and self.robots[0].frame is not None:
+                self.viewer.show(self._overlay(self.robots[0]))
+
+    def _overlay(self, robot: RobotMonitor) -> Any:
+        import cv2
+
+        from reacher_common.kinematics import forward_kinematics
+        from reacher_sim.camera import CameraModel
+
+        scale = 8
+        size = robot.frame.shape[0]
+        image = cv2.resize(robot.frame, (size * scale, size * scale),
+                           interpolation=cv2.INTER_NEAREST)
+        if robot.estimate is not None:
+            # Draw with the default geometry (config/*.yaml); it is only a visual aid.
+            camera = CameraModel(size * scale, 0.4)
+            elbow, tip = forward_kinematics(robot.estimate, 0.1, 0.1)
+            points = camera.world_to_pixel(np.stack([np.zeros(2), elbow, tip]))
+            points = points.round().astype(int)
+            cv2.polylines(image, [points.reshape(-1, 1, 2)], False, (255, 255, 255), 1,
+                          cv2.LINE_AA)
+            if robot.goal_estimate is not None:
+                centre = camera.world_to_pixel(robot.goal_estimate).round().astype(int)
+                cv2.drawMarker(image, tuple(int(c) for c in centre), (255, 255, 255),
+                               cv2.MARKER_CROSS, 16, 1)
+        return image
+
+    def wait_for_loop(self, processes: Processes, timeout: float) -> str | None:
+        """Wait until every loop's commands flow and its simulator answers; reset its statistics.
+
+        :param processes: the node processes, by name (for the report of one that exited).
+        :return: the name of a node that exited or never came up, or None when all are ready.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for name, process in processes.items():
+                if process.poll() is not None:
+                    return name
+            if all([robot.step_reset() for robot in self.robots]):
+                return None
+            self._spin(0.1)
+        late = [robot.namespace for robot in self.robots if not robot.reset_done]
+        waiting = [name for name, p in processes.items() if p.poll() is None
+                   and any(name.startswith(namespace.rstrip('/') + '/') for namespace in late)]
+        return waiting[0] if waiting else next(iter(processes), 'sim_node')
+
+    def measure(self, duration: float, processes: Processes) -> None:
+        """Spin for ``duration`` seconds, showing progress; then collect fresh diagnostics."""
+        start = time.monotonic()
+        for robot in self.robots:
+            robot.command_times.clear()
+            robot.start = start
+        # disable=None: a bar on a terminal, nothing in a log file or CI.
+        bar = tqdm(total=round(duration), unit='s', desc='reaching', leave=False,
+                   disable=None, bar_format='{desc} |{bar}| {n:.0f}/{total:.0f} s')
+        while (elapsed := time.monotonic() - start) < duration:
+            if any(p.poll() is not None for p in processes.values()):
+                break
+            self._spin(min(0.5, duration - elapsed))
+            reached = [robot.status('sim_node').get('goals_reached', '?') for robot in self.robots]
+            missed = [robot.status('sim_node').get('goals_timed_out', '?')
+                      for robot in self.robots]
+            bar.n = min(round(elapsed), bar.total)
+            bar.set_description_str(f'goals reached {"/".join(reached)}, '
+                                    f'timed out {"/".join(missed)}')
+        bar.close()
+        end = time.monotonic()
+        for robot in self.robots:
+            robot.end = end
+        # Diagnostics come once a second: take the first set published after the end.
+        wait_until = time.monotonic() + 3.0
+        while time.monotonic() < wait_until and not all(
+                robot.fresh_after(end) for robot in self.robots):
+            self._spin(0.05)
+
     def close(self) -> None:
         """Close the window and shut this process's rclpy down."""
         if self.viewer is not None:
             self.viewer.close()
-        self.node.destroy_node()
+        for robot in self.robots:
+            self.executor.remove_node(robot.node)
+            robot.node.destroy_node()
+        self.executor.shutdown()
         rclpy.try_shutdown()
 
 

@@ -14,6 +14,7 @@ import functools
 import math
 import os
 from pathlib import Path
+import signal
 import sys
 import time
 from typing import Any, TypeVar
@@ -340,6 +341,7 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not break the clean-up
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()

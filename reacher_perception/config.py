@@ -1,7 +1,7 @@
 """Typed configuration of the perception core: which estimator runs, and what it sees.
 
 Each field is also a ROS parameter of the perception node (same name, same default) and a
-YAML key under ``perception_node: ros__parameters:`` in config/perception.yaml; the
+YAML key under ``/**/perception_node: ros__parameters:`` in config/perception.yaml; the
 geometry's fields come from config/geometry.yaml, which all three nodes share. Units are
 SI (REP-103).
 """

@@ -24,7 +24,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.event_handler import QoSMessageLostInfo, SubscriptionEventCallbacks
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32MultiArray, Float64MultiArray, Header
 from visualization_msgs.msg import MarkerArray
@@ -55,6 +55,14 @@ from reacher_perception.estimator import make_estimator
 ESTIMATE = 'estimate'
 """The name under which a frame whose estimate failed is counted and logged."""
 
+CAMERA_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                        reliability=ReliabilityPolicy.BEST_EFFORT,
+                        durability=DurabilityPolicy.VOLATILE)
+"""The camera subscription: sensor-data QoS (REP-2003) of depth 1 (the newest frame; at
+most one frame waits in the queue, whatever its size). Best effort matches reliable
+publishers (the sim) and best-effort ones (most camera drivers); a reliable subscription
+gets nothing from the latter ("incompatible QoS")."""
+
 
 class PerceptionNode(Node):
     """The rclpy shell over a pluggable :class:`reacher_perception.estimator.Estimator`."""
@@ -81,23 +89,23 @@ class PerceptionNode(Node):
         size = self.config.geometry.image_size
         self.frame_bytes = size * size * 3
 
-        self.joint_pub = self.create_publisher(JointState, '/perception/joint_states', 10)
-        self.fingertip_pub = self.create_publisher(PointStamped, '/perception/fingertip', 10)
-        self.goal_pub = self.create_publisher(PointStamped, '/perception/goal', 10)
-        self.latent_pub = self.create_publisher(Float32MultiArray, '/perception/latent', 10)
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.marker_pub = self.create_publisher(MarkerArray, '/visualization/markers', 10)
+        # Relative names: they resolve under the node's namespace (docs/architecture.md).
+        self.joint_pub = self.create_publisher(JointState, 'perception/joint_states', 10)
+        self.fingertip_pub = self.create_publisher(PointStamped, 'perception/fingertip', 10)
+        self.goal_pub = self.create_publisher(PointStamped, 'perception/goal', 10)
+        self.latent_pub = self.create_publisher(Float32MultiArray, 'perception/latent', 10)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
+        self.marker_pub = self.create_publisher(MarkerArray, 'visualization/markers', 10)
         self.link_lengths = self.config.geometry.link_lengths
-        # Depth 1: a late node reads the newest frame, and at most one frame waits in the
-        # queue, whatever its size; frames DDS drops are counted (message-lost event).
+        # Frames DDS drops are counted (message-lost event).
         self.create_subscription(
-            Image, '/camera/image_raw',
+            Image, 'camera/image_raw',
             guard(self.image_callback, ESTIMATE, fallback=self.forget_callback),
-            QoSProfile(depth=1), event_callbacks=SubscriptionEventCallbacks(
+            CAMERA_QOS, event_callbacks=SubscriptionEventCallbacks(
                 message_lost=guard(self.lost_callback, 'lost frames')))
         # The filtering estimators condition on the last command (SLAC's q(z_t+1|x, z_t, a_t)).
         # Serialized, sized before conversion: a flood of huge commands costs little.
-        self.create_subscription(Float64MultiArray, '/joint_commands',
+        self.create_subscription(Float64MultiArray, 'joint_commands',
                                  guard(self.command_callback, 'command'), 10, raw=True)
         self.create_timer(1.0, guard(self.publish_diagnostics, 'diagnostics'))
         self.add_on_set_parameters_callback(guard(

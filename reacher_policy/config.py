@@ -1,8 +1,8 @@
 """Typed configuration of the policy: the control loop, its controller and the PID smoother.
 
 Each field is also a ROS parameter of the policy node (same name, same default) and a YAML
-key under ``policy_node: ros__parameters:`` in config/policy.yaml; the geometry's fields come
-from config/geometry.yaml, which all three nodes share. Units are SI (REP-103).
+key under ``/**/policy_node: ros__parameters:`` in config/policy.yaml; the geometry's fields
+come from config/geometry.yaml, which all three nodes share. Units are SI (REP-103).
 """
 
 from __future__ import annotations

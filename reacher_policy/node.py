@@ -76,11 +76,12 @@ class PolicyNode(Node):
         self._reported_control_errors = 0
         guard = self.errors.guard
 
-        self.command_pub = self.create_publisher(Float64MultiArray, '/joint_commands', 10)
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_subscription(JointState, '/perception/joint_states',
+        # Relative names: they resolve under the node's namespace (docs/architecture.md).
+        self.command_pub = self.create_publisher(Float64MultiArray, 'joint_commands', 10)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
+        self.create_subscription(JointState, 'perception/joint_states',
                                  guard(self.joints_callback, 'joint estimate'), 10)
-        self.create_subscription(PointStamped, '/perception/goal',
+        self.create_subscription(PointStamped, 'perception/goal',
                                  guard(self.goal_callback, 'goal estimate'), 10)
         self.period = 1.0 / self.config.control_rate_hz
         self.create_timer(self.period, guard(self.control_callback, CONTROL_STEP,

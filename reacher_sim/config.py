@@ -1,7 +1,7 @@
 """Typed configuration of the simulated arm, its camera and its task.
 
 Each scalar field is also a ROS parameter of the sim node (same name, same default) and a
-YAML key under ``sim_node: ros__parameters:`` in config/sim.yaml; the geometry's fields
+YAML key under ``/**/sim_node: ros__parameters:`` in config/sim.yaml; the geometry's fields
 come from config/geometry.yaml. Units are SI (REP-103).
 """
 

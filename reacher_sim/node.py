@@ -79,7 +79,7 @@ def make_tf_publisher(node: Node) -> TfPublisher | None:
         from tf2_msgs.msg import TFMessage
     except ImportError:
         return None
-    publisher = node.create_publisher(TFMessage, '/tf', 10)
+    publisher = node.create_publisher(TFMessage, 'tf', 10)  # per arm, as Nav2's robots
 
     def publish(stamp: TimeMsg, joint_positions: np.ndarray,
                 lengths: tuple[float, float]) -> None:
@@ -110,22 +110,24 @@ class SimNode(Node):
         self.errors = CallbackErrors(self, lambda: self.node_config.warn_throttle_s)
         guard = self.errors.guard
 
-        self.image_pub = self.create_publisher(Image, '/camera/image_raw', QoSProfile(depth=1))
-        self.info_pub = self.create_publisher(CameraInfo, '/camera/camera_info', 10)
-        self.joint_pub = self.create_publisher(JointState, '/joint_states', 10)
-        self.goal_pub = self.create_publisher(PointStamped, '/goal', 10)
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        # Relative names: they resolve under the node's namespace (docs/architecture.md).
+        self.image_pub = self.create_publisher(Image, 'camera/image_raw', QoSProfile(depth=1))
+        self.info_pub = self.create_publisher(CameraInfo, 'camera/camera_info', 10)
+        self.joint_pub = self.create_publisher(JointState, 'joint_states', 10)
+        self.goal_pub = self.create_publisher(PointStamped, 'goal', 10)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
         # Serialized (raw): a command's size is checked before any conversion, so a flood
         # of huge commands costs little and the policy's commands keep their place in the
         # queue (COMMAND_DEPTH: 20 ms of a 1 kHz flood).
-        self.create_subscription(Float64MultiArray, '/joint_commands',
+        self.create_subscription(Float64MultiArray, 'joint_commands',
                                  guard(self.command_callback, 'command'), COMMAND_DEPTH,
                                  raw=True)
         self.create_service(Trigger, '~/reset',
                             guard(self.reset_callback, 'reset', fallback=failed_trigger))
         self.create_service(Trigger, '~/new_goal',
                             guard(self.new_goal_callback, 'new goal', fallback=failed_trigger))
-        self.marker_pub = self.create_publisher(MarkerArray, '/visualization/markers', 10)
+        self.marker_pub = self.create_publisher(MarkerArray, 'visualization/markers', 10)
+        # /clock stays absolute: rclpy's time source subscribes '/clock'.
         self.clock_pub = (self.create_publisher(Clock, '/clock', 10)
                           if self.node_config.publish_clock else None)
         self.tf_pub = make_tf_publisher(self)

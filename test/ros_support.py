@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 import contextlib
 import os
 from pathlib import Path
 import subprocess
-import sys
 import time
 from typing import Any
 
@@ -21,21 +20,38 @@ CONFIG = ROOT / 'config'
 
 
 def executable(name: str) -> str:
-    """The console script installed beside this Python (the venv's bin/)."""
-    path = Path(sys.executable).parent / name
-    assert path.exists(), f'{path} missing: run scripts/bootstrap.sh (make venv)'
-    return str(path)
+    """A console script of the package: beside this Python (the venv's bin/), in the colcon
+    install of a sourced workspace (``colcon test``), or on PATH."""
+    from reacher.demo import find_executable
+
+    try:
+        return find_executable(name)
+    except FileNotFoundError as error:
+        raise AssertionError(f'{error} (run scripts/bootstrap.sh, or colcon build and '
+                             'source install/setup.bash)') from error
 
 
 class NodeProcess:
-    """A node executable running as a child process, its output captured to a file."""
+    """A node executable running as a child process, its output captured to a file.
 
-    def __init__(self, name: str, log_dir: Path, params_file: str | None = None,
-                 params: dict[str, Any] | None = None,
-                 program: list[str] | None = None) -> None:
-        # ``program`` runs something else than the node's console script (a wrapper that
-        # registers a test backend first); its ROS arguments are the same.
-        command = [*(program or [executable(name)]), '--ros-args']
+    :param name: the executable (and node) name.
+    :param log_dir: where ``<name>.log`` goes (``<namespace>.<name>.log`` in a namespace).
+    :param params_file: the node's own parameter file, a name in config/ or a path.
+    :param params: ``-p`` overrides, after the files.
+    :param program: runs something else than the node's console script (a wrapper that
+        registers a test backend first); its ROS arguments are the same.
+    :param namespace: ``-r __ns:=`` (None: the root namespace).
+    :param env: variables to set on top of this process's environment.
+    :param prefix: a command that runs the node, e.g. ``['ip', 'netns', 'exec', 'a']``.
+    """
+
+    def __init__(self, name: str, log_dir: Path, params_file: str | Path | None = None,
+                 params: dict[str, Any] | None = None, program: list[str] | None = None,
+                 namespace: str | None = None, env: dict[str, str] | None = None,
+                 prefix: Sequence[str] = ()) -> None:
+        command = [*prefix, *(program or [executable(name)]), '--ros-args']
+        if namespace:
+            command += ['-r', f'__ns:={namespace}']
         if params_file:
             command += ['--params-file', str(CONFIG / params_file)]
         # The shared geometry after the node's own file, as the launch file and `reacher
@@ -43,11 +59,13 @@ class NodeProcess:
         command += ['--params-file', str(CONFIG / 'geometry.yaml')]
         for key, value in (params or {}).items():
             command += ['-p', f'{key}:={value}']
-        self.log_path = log_dir / f'{name}.log'
+        stem = f'{namespace.strip("/").replace("/", ".")}.{name}' if namespace else name
+        self.log_path = log_dir / f'{stem}.log'
         self._log = open(self.log_path, 'wb')
-        env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST', PYTHONUNBUFFERED='1')
+        # conftest.py set the DDS variables (loopback) in os.environ.
+        full_env = dict(os.environ, PYTHONUNBUFFERED='1', **(env or {}))
         self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
-                                        env=env)
+                                        env=full_env)
 
     def output(self) -> str:
         """Everything the process printed so far."""
@@ -166,3 +184,23 @@ class ParameterClient:
         """The parameter's rcl_interfaces/ParameterDescriptor."""
         request = DescribeParameters.Request(names=[name])
         return self._call('describe_parameters', request).descriptors[0]
+
+
+def get_parameters(node: Node, target: str, names: Sequence[str],
+                   timeout: float = 20.0) -> dict[str, Any]:
+    """Ask the node ``target`` (a full name, '/arm1/sim_node') for parameter values, as
+    ``ros2 param get`` does; unset ones come back as None."""
+    from rcl_interfaces.srv import GetParameters
+    from rclpy.parameter import parameter_value_to_python
+
+    client = node.create_client(GetParameters, f'{target}/get_parameters')
+    try:
+        assert client.wait_for_service(timeout_sec=timeout), f'{target} offers no parameters'
+        future = client.call_async(GetParameters.Request(names=list(names)))
+        rclpy.spin_until_future_complete(node, future, timeout_sec=timeout)
+        assert future.done(), f'{target} did not answer get_parameters'
+        values = future.result().values  # type: ignore[union-attr]
+        return {name: parameter_value_to_python(value)
+                for name, value in zip(names, values, strict=True)}
+    finally:
+        node.destroy_client(client)

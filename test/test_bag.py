@@ -7,10 +7,8 @@ and write real bag files with the rosbags library.
 
 import json
 import os
-from pathlib import Path
 import signal
 import subprocess
-import sys
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
@@ -24,16 +22,16 @@ from std_msgs.msg import Float64MultiArray
 from reacher.bag.cli import bag_main
 from reacher.bag.dataset import build_dataset
 from reacher.bag.evaluate import estimates_from_messages, match_errors
-from reacher.bag.io import ESTIMATE_TOPICS, read_streams, typestore
+from reacher.bag.io import ESTIMATE_TOPICS, read_streams, resolve, typestore
 from reacher_common.geometry import Timing
 from reacher_common.kinematics import forward_kinematics, inverse_kinematics, wrap_angle
 from reacher_sim.config import SimConfig
 from reacher_sim.render import ArmRenderer
 from reacher_sim.task import ReachingTask
 
-from ros_support import NodeProcess, running
+from ros_support import executable, NodeProcess, running
 
-REACHER = str(Path(sys.executable).parent / 'reacher')
+REACHER = executable('reacher')
 LINKS = (0.1, 0.1)
 RECORD_SECONDS = 8.0
 
@@ -87,7 +85,7 @@ def test_record_writes_every_topic_of_the_loop(live_bag):
         assert types['/joint_commands'] == 'std_msgs/msg/Float64MultiArray'
         assert types['/diagnostics'] == 'diagnostic_msgs/msg/DiagnosticArray'
         for topic in ('/camera/image_raw', '/camera/camera_info', '/joint_states', '/goal',
-                      *ESTIMATE_TOPICS, '/joint_commands', '/diagnostics'):
+                      *(f'/{t}' for t in ESTIMATE_TOPICS), '/joint_commands', '/diagnostics'):
             assert counts[topic] > 0, f'no messages on {topic}: {counts}'
         # The sim runs at 20 Hz: from the first frame recorded to the last, 20 frames a
         # second, none lost on loopback. (On a loaded machine the recorder may discover the
@@ -147,7 +145,7 @@ def test_replay_on_bag_time_reproduces_the_live_estimates(live_bag, tmp_path, co
         assert player.returncode == 0, output
         assert perception.alive(), perception.output()
     received = collector.messages
-    replayed_estimates = estimates_from_messages(*(received[t] for t in ESTIMATE_TOPICS))
+    replayed_estimates = estimates_from_messages(*(received[f'/{t}'] for t in ESTIMATE_TOPICS))
     frames = len(streams.images)
     assert len(replayed_estimates) >= 0.9 * frames, (len(replayed_estimates), frames, output)
     # Estimates carry their (recorded) image's stamp...
@@ -215,10 +213,11 @@ def test_to_dataset_of_the_recorded_loop(live_bag, tmp_path):
 # Offline: a bag written without ROS -------------------------------------------------------
 
 
-def synthetic_bag(path, steps=120, seed=3):
+def synthetic_bag(path, steps=120, seed=3, namespace=''):
     """The loop simulated in-process (IK + P control on the true state), as a real bag.
 
-    Each command of step t is received 10 ms after frame t; each frame at its stamp.
+    Each command of step t is received 10 ms after frame t; each frame at its stamp. The
+    topics are under ``namespace`` ('/arm1/camera/image_raw'), as a namespaced loop's.
     """
     store = typestore()
     types = store.types
@@ -227,14 +226,14 @@ def synthetic_bag(path, steps=120, seed=3):
     renderer = ArmRenderer(config.geometry)
     commands = []
     with Writer(path, version=9) as writer:
-        image_c = writer.add_connection('/camera/image_raw', 'sensor_msgs/msg/Image',
+        image_c = writer.add_connection(namespace + '/camera/image_raw', 'sensor_msgs/msg/Image',
                                         typestore=store)
-        joint_c = writer.add_connection('/joint_states', 'sensor_msgs/msg/JointState',
+        joint_c = writer.add_connection(namespace + '/joint_states', 'sensor_msgs/msg/JointState',
                                         typestore=store)
-        goal_c = writer.add_connection('/goal', 'geometry_msgs/msg/PointStamped',
+        goal_c = writer.add_connection(namespace + '/goal', 'geometry_msgs/msg/PointStamped',
                                        typestore=store)
-        command_c = writer.add_connection('/joint_commands', 'std_msgs/msg/Float64MultiArray',
-                                          typestore=store)
+        command_c = writer.add_connection(namespace + '/joint_commands',
+                                          'std_msgs/msg/Float64MultiArray', typestore=store)
         for step in range(steps):
             arm = task.arm
             stamp_ns = 10**18 + step * 50_000_000
@@ -316,6 +315,33 @@ def test_eval_on_a_bag_without_recorded_estimates(tmp_path, capsys):
     assert metrics['metrics']['offline']['joint_mae_deg'] < 1.0
 
 
+def test_eval_and_to_dataset_read_a_namespaced_loop(tmp_path, capsys):
+    bag = tmp_path / 'arm2'
+    synthetic_bag(bag, steps=40, namespace='/arm2')
+    # The topics are /arm2/...: without the namespace the tool says which one to give.
+    assert bag_main(['eval', str(bag), '--out', str(tmp_path / 'eval')]) == 2
+    assert '/camera/image_raw' in (error := capsys.readouterr().err)
+    assert 'try --namespace /arm2' in error
+    assert bag_main(['eval', str(bag), '--namespace', '/arm2',
+                     '--out', str(tmp_path / 'eval')]) == 0
+    metrics = json.loads((tmp_path / 'eval' / 'metrics.json').read_text())
+    assert metrics['metrics']['offline']['frames'] == 40
+    assert bag_main(['to-dataset', str(bag), str(tmp_path / 'out.npz'), '--namespace', 'arm2',
+                     '--sequence-length', '4']) == 0
+    assert bag_main(['play', str(bag), '--namespace', '/arm2', '--topics', 'no/such']) == 2
+    assert '/arm2/no/such' in capsys.readouterr().err
+
+
+def test_topic_names_resolve_like_a_node_of_the_namespace():
+    assert resolve('camera/image_raw') == '/camera/image_raw'
+    assert resolve('camera/image_raw', '/arm1') == '/arm1/camera/image_raw'
+    assert resolve('camera/image_raw', 'lab/arm1/') == '/lab/arm1/camera/image_raw'
+    assert resolve('/clock', '/arm1') == '/clock'
+    for bad in ('', 'camera/', 'a//b', 'a b', '~/x'):
+        with pytest.raises(ValueError, match='invalid topic name'):
+            resolve(bad, '/arm1')
+
+
 # Bad input ---------------------------------------------------------------------------------
 
 
@@ -349,7 +375,7 @@ def test_bad_options_are_refused(tmp_path, capsys):
     assert '--rate' in capsys.readouterr().err
     assert bag_main(['record', str(bag)]) == 2  # exists already: never overwritten
     assert 'exists' in capsys.readouterr().err
-    assert bag_main(['record', str(tmp_path / 'new'), '--topics', 'camera']) == 2
+    assert bag_main(['record', str(tmp_path / 'new'), '--topics', 'camera/']) == 2
     assert 'invalid topic name' in capsys.readouterr().err
     assert bag_main(['record', str(tmp_path / 'new'), '--storage', 'rosbag1']) == 2
     assert bag_main(['to-dataset', str(bag), str(tmp_path / 'out.npz')]) == 2

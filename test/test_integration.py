@@ -3,9 +3,7 @@
 import json
 import math
 import os
-from pathlib import Path
 import subprocess
-import sys
 
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
@@ -14,7 +12,7 @@ import pytest
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64MultiArray
 
-from ros_support import NodeProcess, running
+from ros_support import executable, NodeProcess, running
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -82,12 +80,10 @@ def test_arm_reaches_goals_from_pixels(tmp_path, collector):
 
 
 def test_demo_command_prints_a_json_summary(tmp_path):
-    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
-    reacher = str(Path(sys.executable).parent / 'reacher')
     result = subprocess.run(
-        [reacher, 'demo', '--headless', '--duration', '20', '--json',
+        [executable('reacher'), 'demo', '--headless', '--duration', '20', '--json',
          '--log-dir', str(tmp_path)],
-        capture_output=True, text=True, timeout=180, env=env)
+        capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary['estimator'] == 'classical' and summary['controller'] == 'ik'
@@ -99,8 +95,7 @@ def test_demo_command_prints_a_json_summary(tmp_path):
 
 
 def test_demo_refuses_bad_arguments(tmp_path):
-    reacher = str(Path(sys.executable).parent / 'reacher')
-    result = subprocess.run([reacher, 'demo', '--headless', '--duration', '-1'],
+    result = subprocess.run([executable('reacher'), 'demo', '--headless', '--duration', '-1'],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and '--duration' in result.stderr
 
@@ -130,8 +125,8 @@ def test_loop_runs_on_simulation_time(tmp_path, collector):
 def test_demo_without_a_display_says_what_to_do_and_leaves_no_node_running(tmp_path):
     env = {key: value for key, value in os.environ.items()
            if key not in ('DISPLAY', 'WAYLAND_DISPLAY')}
-    reacher = str(Path(sys.executable).parent / 'reacher')
-    result = subprocess.run([reacher, 'demo', '--duration', '5', '--log-dir', str(tmp_path)],
+    result = subprocess.run([executable('reacher'), 'demo', '--duration', '5',
+                             '--log-dir', str(tmp_path)],
                             capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 2 and '--headless' in result.stderr, result.stderr
     # The window is checked before any node starts: no node log was even opened.

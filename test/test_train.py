@@ -1,6 +1,7 @@
 """Training, evaluation and the CLI of reacher_policy (issue 3)."""
 
 from dataclasses import replace
+import importlib.util
 import json
 
 import numpy as np
@@ -128,6 +129,12 @@ def test_short_training_improves_success_and_round_trips(tmp_path):
     assert np.isfinite(resumed.train_time_s)
 
 
+needs_optuna = pytest.mark.skipif(
+    importlib.util.find_spec('optuna') is None,
+    reason='optuna is not installed (pip install "reacher[learn]"; it has no rosdep key)')
+
+
+@needs_optuna
 @pytest.mark.slow
 def test_tune_writes_the_best_configuration(tmp_path):
     output = tmp_path / 'best.json'
@@ -139,6 +146,7 @@ def test_tune_writes_the_best_configuration(tmp_path):
     assert report['best_config']['net_arch'][0] == report['best_params']['width']
 
 
+@needs_optuna
 @pytest.mark.slow
 def test_tune_starts_from_a_named_preset(tmp_path):
     output = tmp_path / 'best.json'

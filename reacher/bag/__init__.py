@@ -13,6 +13,9 @@ Subcommands (``reacher bag <command> --help`` lists every option)::
     reacher bag eval BAG [--estimator classical] [--checkpoint PATH] [--out DIR]
     reacher bag to-dataset BAG OUT.npz [--sequence-length 9]
 
+Topic names are relative, as the nodes' are; ``--namespace /arm1`` (record, play, eval,
+to-dataset) resolves them under a loop's namespace.
+
 Exit codes: 0 done, 1 failure while running, 2 bad input (a missing bag, an output that
 exists, a topic that is not in the bag), with one line naming it.
 

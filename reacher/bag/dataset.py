@@ -80,6 +80,8 @@ class DatasetArgs:
     """Never let a sequence span a goal change (a new goal is a jump no action explains)."""
     params_file: Path | None = None
     """YAML with the arm's link lengths, for the fingertip (default: config/perception.yaml)."""
+    namespace: str = ''
+    """Namespace of the recorded loop (e.g. /arm1): the topics are read under it."""
     max_joint_velocity: float = 1.0
     """rad/s that an action of 1 stands for (config/sim.yaml); actions are stored divided
     by it, as in the SLAC dataset format."""
@@ -168,7 +170,8 @@ def run_to_dataset(args: DatasetArgs) -> int:
     if args.out.suffix != '.npz':
         raise BagError(f'output {str(args.out)!r} must end in .npz')
     config = load_perception_config(args.params_file)
-    streams = read_streams(args.bag, need=(IMAGE_TOPIC, TRUTH_JOINTS_TOPIC, TRUTH_GOAL_TOPIC))
+    streams = read_streams(args.bag, need=(IMAGE_TOPIC, TRUTH_JOINTS_TOPIC, TRUTH_GOAL_TOPIC),
+                           namespace=args.namespace)
     if not streams.commands:
         print(f'warning: no {COMMAND_TOPIC} in the bag: actions are zero', file=sys.stderr)
     arrays = build_dataset(streams, config.geometry.link_lengths,

@@ -44,6 +44,8 @@ class BagEvalArgs:
     params_file: Path | None = None
     """perception_node YAML whose parameters (arm geometry) configure the estimator
     (default: the package's config/perception.yaml)."""
+    namespace: str = ''
+    """Namespace of the recorded loop (e.g. /arm1): the topics are read under it."""
     out: Path = Path('bag_eval')
     """Directory for metrics.json, errors_over_time.png and estimate_vs_truth.png."""
 
@@ -197,7 +199,7 @@ class BagEvalResult:
 
 
 def evaluate_bag(path: Path, estimator: str = 'classical', checkpoint: str = '',
-                 params_file: Path | None = None) -> BagEvalResult:
+                 params_file: Path | None = None, namespace: str = '') -> BagEvalResult:
     """Run an estimator over a bag's camera frames and score it against the ground truth.
 
     Frames are fed in receive order, each with the last /joint_commands received before
@@ -207,6 +209,7 @@ def evaluate_bag(path: Path, estimator: str = 'classical', checkpoint: str = '',
     :param estimator: estimator name (``PerceptionConfig.estimator``).
     :param checkpoint: learned weights ('' for none).
     :param params_file: perception_node YAML for the geometry (None: the package's).
+    :param namespace: the recorded loop's namespace ('' = the root one).
     :return: summaries for ``offline`` (this run) and ``recorded`` (the bag's /perception/*,
         when present), and the per-frame series.
     :raises BagError: for a missing bag or one without camera frames or ground truth.
@@ -214,7 +217,7 @@ def evaluate_bag(path: Path, estimator: str = 'classical', checkpoint: str = '',
     """
     from reacher_perception.estimator import make_estimator
 
-    streams = read_streams(path, need=(IMAGE_TOPIC, TRUTH_JOINTS_TOPIC))
+    streams = read_streams(path, need=(IMAGE_TOPIC, TRUTH_JOINTS_TOPIC), namespace=namespace)
     if not streams.images:
         raise BagError(f'bag {str(path)!r} has no {IMAGE_TOPIC} messages')
     size = int(streams.images[0].shape[0])
@@ -321,7 +324,8 @@ def plot_eval(result: BagEvalResult, out: Path, dpi: int = 80) -> list[Path]:
 
 def run_eval(args: BagEvalArgs) -> int:
     """``bag eval``: table on stdout, metrics.json and the plots in ``args.out``."""
-    result = evaluate_bag(args.bag, args.estimator, args.checkpoint, args.params_file)
+    result = evaluate_bag(args.bag, args.estimator, args.checkpoint, args.params_file,
+                          args.namespace)
     print(f'{result.bag}: {result.frames} frames, {result.estimator} estimator '
           f'({result.inference_ms_p50:.2f} ms/frame median); arm lost in '
           f'{result.arm_lost_frames}, goal lost in {result.goal_lost_frames} frames')

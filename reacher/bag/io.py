@@ -25,18 +25,46 @@ from rosbags.typesys.store import Typestore
 FloatArray = npt.NDArray[np.float64]
 
 DEFAULT_TOPICS: tuple[str, ...] = (
-    '/camera/image_raw', '/camera/camera_info', '/joint_states', '/goal',
-    '/perception/joint_states', '/perception/fingertip', '/perception/goal',
-    '/perception/latent', '/joint_commands', '/diagnostics', '/clock',
+    'camera/image_raw', 'camera/camera_info', 'joint_states', 'goal',
+    'perception/joint_states', 'perception/fingertip', 'perception/goal',
+    'perception/latent', 'joint_commands', 'diagnostics', '/clock',
 )
-"""Every topic of the loop (the three nodes' topic contract); /clock when a node has one."""
+"""Every topic of the loop (the three nodes' topic contract); /clock when a node has one.
+Relative names, as the nodes use them: they resolve under the loop's namespace
+(:func:`resolve`); /clock is absolute, as rclpy's time source subscribes to it."""
 
-IMAGE_TOPIC = '/camera/image_raw'
-COMMAND_TOPIC = '/joint_commands'
-TRUTH_JOINTS_TOPIC = '/joint_states'
-TRUTH_GOAL_TOPIC = '/goal'
-ESTIMATE_TOPICS = ('/perception/joint_states', '/perception/fingertip', '/perception/goal')
+IMAGE_TOPIC = 'camera/image_raw'
+COMMAND_TOPIC = 'joint_commands'
+TRUTH_JOINTS_TOPIC = 'joint_states'
+TRUTH_GOAL_TOPIC = 'goal'
+ESTIMATE_TOPICS = ('perception/joint_states', 'perception/fingertip', 'perception/goal')
 CLOCK_TOPIC = '/clock'
+
+
+def resolve(topic: str, namespace: str = '') -> str:
+    """A topic name as ROS resolves it in a node of ``namespace``.
+
+    :param topic: relative ('camera/image_raw') or absolute ('/clock').
+    :param namespace: '' or '/' for the root namespace, or e.g. '/arm1' ('arm1' too).
+    :return: the absolute name ('/arm1/camera/image_raw', '/clock').
+    :raises BagError: for a name ROS would refuse (empty, a space, '//', a trailing '/').
+    """
+    if (not topic or topic.endswith('/') or '//' in topic or ' ' in topic
+            or topic.startswith('~')):
+        raise BagError(f'invalid topic name {topic!r}: give a name such as '
+                       "'camera/image_raw' (under --namespace) or '/camera/image_raw'")
+    if topic.startswith('/'):
+        return topic
+    prefix = namespace.strip('/')
+    return f'/{prefix}/{topic}' if prefix else f'/{topic}'
+
+
+def namespace_hint(present: Sequence[str], topic: str) -> str:
+    """' (try --namespace /arm1)' when the bag has ``topic`` under another namespace."""
+    suffix = '/' + topic.lstrip('/')
+    found = sorted(name[:-len(suffix)] for name in present
+                   if name.endswith(suffix) and name != suffix)
+    return f' (try --namespace {found[0]})' if found else ''
 
 
 class BagError(ValueError):
@@ -126,28 +154,33 @@ class BagStreams:
         return self.commands[index - 1] if index > 0 else None
 
 
-def read_streams(path: Path, need: Sequence[str] = (IMAGE_TOPIC,)) -> BagStreams:
+def read_streams(path: Path, need: Sequence[str] = (IMAGE_TOPIC,),
+                 namespace: str = '') -> BagStreams:
     """Read the camera frames, commands, ground truth and recorded estimates of a bag.
 
     :param path: the bag.
-    :param need: topics without which the caller cannot work.
-    :return: the streams, sorted by bag time.
+    :param need: topics without which the caller cannot work (relative names).
+    :param namespace: the loop's namespace in the bag ('' = the root: /camera/image_raw).
+    :return: the streams, sorted by bag time; ``recorded`` keyed by relative name.
     :raises BagError: for a missing or unreadable bag, or one without a ``need`` topic.
     """
     store = typestore()
     streams = BagStreams()
     with open_reader(path) as reader:
         present = {connection.topic for connection in reader.connections}
-        missing = [topic for topic in need if topic not in present]
+        missing = [resolve(topic, namespace) for topic in need
+                   if resolve(topic, namespace) not in present]
         if missing:
             raise BagError(f'bag {str(path)!r} has no {", ".join(missing)} (it has '
-                           f'{", ".join(sorted(present)) or "no topics"})')
-        wanted = {IMAGE_TOPIC, COMMAND_TOPIC, TRUTH_JOINTS_TOPIC, TRUTH_GOAL_TOPIC,
-                  *ESTIMATE_TOPICS}
-        connections = [c for c in reader.connections if c.topic in wanted]
+                           f'{", ".join(sorted(present)) or "no topics"})'
+                           f'{namespace_hint(sorted(present), need[0])}')
+        relative = {resolve(topic, namespace): topic
+                    for topic in (IMAGE_TOPIC, COMMAND_TOPIC, TRUTH_JOINTS_TOPIC,
+                                  TRUTH_GOAL_TOPIC, *ESTIMATE_TOPICS)}
+        connections = [c for c in reader.connections if c.topic in relative]
         for connection, time_ns, raw in reader.messages(connections=connections):
             msg: Any = store.deserialize_cdr(raw, connection.msgtype)
-            topic = connection.topic
+            topic = relative[connection.topic]
             if topic == IMAGE_TOPIC:
                 streams.image_times.append(time_ns)
                 streams.image_stamps.append(stamp_ns(msg))

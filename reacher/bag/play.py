@@ -20,7 +20,7 @@ from rosbags.interfaces import Connection
 from rosbags.rosbag2 import Reader
 import tyro
 
-from reacher.bag.io import BagError, CLOCK_TOPIC, open_reader, select_connections
+from reacher.bag.io import BagError, CLOCK_TOPIC, open_reader, resolve, select_connections
 from reacher.bag.ros import init_rclpy, message_class, qos_from_offered, StopFlag
 
 
@@ -37,7 +37,10 @@ class PlayArgs:
     clock_hz: float = 100.0
     """Rate of /clock messages with --clock, Hz (wall clock); > 0."""
     topics: tuple[str, ...] = ()
-    """Topics to play (default: all in the bag); each must be in the bag."""
+    """Topics to play (default: all in the bag); each must be in the bag. Relative names
+    resolve under --namespace."""
+    namespace: str = ''
+    """Namespace that relative --topics resolve under (e.g. /arm1)."""
     loop: bool = False
     """Start again from the beginning at the end, until Ctrl-C."""
     wait_for_subscribers: float = 0.0
@@ -76,7 +79,8 @@ def run_play(args: PlayArgs) -> int:
     if not args.clock_hz > 0:
         raise BagError(f'--clock-hz {args.clock_hz} must be > 0')
     with open_reader(args.bag) as reader:
-        connections = select_connections(reader, args.topics)
+        connections = select_connections(
+            reader, [resolve(topic, args.namespace) for topic in args.topics])
         if args.clock:
             connections = [c for c in connections if c.topic != CLOCK_TOPIC]
         if not connections:

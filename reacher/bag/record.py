@@ -9,7 +9,6 @@ Message definitions and RIHS01 hashes come from the rosbags typestore
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 import sys
@@ -19,7 +18,7 @@ from typing import Annotated, Any, Literal
 from rosbags.rosbag2 import StoragePlugin, Writer
 import tyro
 
-from reacher.bag.io import BagError, DEFAULT_TOPICS, typestore
+from reacher.bag.io import BagError, DEFAULT_TOPICS, resolve, typestore
 from reacher.bag.ros import bag_qos, init_rclpy, message_class, qos_from_publishers, StopFlag
 
 
@@ -30,21 +29,16 @@ class RecordArgs:
     output: Annotated[Path, tyro.conf.Positional, tyro.conf.arg(metavar='OUTPUT')]
     """Directory of the new bag; must not exist."""
     topics: tuple[str, ...] = DEFAULT_TOPICS
-    """Topics to record; each is subscribed once a publisher of it appears."""
+    """Topics to record; each is subscribed once a publisher of it appears. Relative names
+    resolve under --namespace, as in a node of that namespace."""
+    namespace: str = ''
+    """Namespace of the loop to record (e.g. /arm1); '' = the root namespace."""
     duration: float = 0.0
     """Seconds to record, counted from the start; 0 records until Ctrl-C."""
     storage: Literal['mcap', 'sqlite3'] = 'mcap'
     """Storage plugin: 'mcap' (rosbag2's default since Iron) or 'sqlite3'."""
     progress_period: float = 1.0
     """Seconds between two progress lines (message counts); 0 for none."""
-
-
-def _check_topic_names(topics: Sequence[str]) -> None:
-    bad = [topic for topic in topics
-           if not topic.startswith('/') or ' ' in topic or topic.endswith('/')]
-    if bad:
-        raise BagError(f'invalid topic name(s) {", ".join(map(repr, bad))}: give absolute '
-                       "names such as '/camera/image_raw'")
 
 
 def run_record(args: RecordArgs) -> int:
@@ -58,7 +52,7 @@ def run_record(args: RecordArgs) -> int:
         raise BagError(f'--duration {args.duration} must be >= 0 seconds')
     if not args.topics:
         raise BagError('--topics is empty: name at least one topic')
-    _check_topic_names(args.topics)
+    topics = list(dict.fromkeys(resolve(topic, args.namespace) for topic in args.topics))
     store = typestore()
     rclpy = init_rclpy()
     from rclpy.node import Node
@@ -67,11 +61,11 @@ def run_record(args: RecordArgs) -> int:
     writer = Writer(args.output, version=Writer.VERSION_LATEST,
                     storage_plugin=plugins[args.storage])
     writer.open()
-    counts: dict[str, int] = dict.fromkeys(args.topics, 0)
+    counts: dict[str, int] = dict.fromkeys(topics, 0)
     subscribed: dict[str, Any] = {}
     skipped: set[str] = set()
     print(f'[bag record] writing {args.output} ({args.storage}); waiting for '
-          f'{len(args.topics)} topics (Ctrl-C to stop)', flush=True)
+          f'{len(topics)} topics (Ctrl-C to stop)', flush=True)
 
     def subscribe_new() -> None:
         for topic, types in node.get_topic_names_and_types():
