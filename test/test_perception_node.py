@@ -138,24 +138,38 @@ def test_oversize_images_are_counted_and_memory_stays_bounded(perception, collec
     collector.listen('/diagnostics', DiagnosticArray)
     publisher = collector.node.create_publisher(Image, '/camera/image_raw', 1)
     assert collector.spin_until(lambda: publisher.get_subscription_count() > 0, 20)
-    big = image_msg(np.zeros((2000, 2000, 3), np.uint8))  # 12 MB
+    # 3 MB: within the loopback profile's shared-memory segment, so it arrives whole and
+    # the size check refuses it. The camera subscription is best effort (REP-2003): a 12 MB
+    # frame, past the segment, may never arrive whole, and then there is nothing to read.
+    oversized = image_msg(np.zeros((1000, 1000, 3), np.uint8))
+    huge = image_msg(np.zeros((2000, 2000, 3), np.uint8))
+    # What is published before perception has matched this publisher is lost, not
+    # queued: one answered frame shows the match.
+    collector.listen('/perception/joint_states', JointState)
+    frame = image_msg(ArmRenderer(ArmGeometry()).render((0.4, 1.1), (0.05, 0.12)))
+    for _ in range(50):
+        publisher.publish(frame)
+        if collector.spin_until(lambda: collector.messages['/perception/joint_states'], 0.2):
+            break
+    assert collector.messages['/perception/joint_states'], perception.output()
 
     def oversize():
         values = latest_diagnostics(collector, 'perception_node') or {}
         return int(values.get('oversize_images', -1))
 
-    def send(count):
+    def send(message, count):
         for _ in range(count):
             before = oversize()
-            publisher.publish(big)
+            publisher.publish(message)
             collector.spin_until(lambda before=before: oversize() > before, 3)
 
-    send(3)
+    send(oversized, 3)
     assert oversize() >= 1, perception.output()[-2000:]
     settled = perception.rss_mb()
-    send(12)
+    send(oversized, 6)
+    send(huge, 6)
     assert perception.alive()
-    assert oversize() >= 8
+    assert oversize() >= 5
     grown = perception.rss_mb() - settled
     assert grown < 15.0, f'memory grew by {grown:.0f} MB over 12 more frames'
     output = perception.output()
