@@ -12,6 +12,7 @@ from typing import Literal
 
 from reacher_common.config_tools import check_fields
 from reacher_common.geometry import ArmGeometry, Timing
+from reacher_sim.scene import SceneConfig
 
 GoalSampling = Literal['reachable', 'seed']
 
@@ -39,6 +40,8 @@ class SimConfig:
     'seed': uniform over the arena as in the seed, where 8.3% of goals are unreachable."""
     goal_margin_m: float = 0.01
     """Reachable sampling keeps goal centres this far inside the arm's reach, metres."""
+    scene: SceneConfig = field(default_factory=SceneConfig)
+    """What the camera sees around the arm (``reacher_sim.scene``); never the task."""
 
     def __post_init__(self) -> None:
         check_fields(self, {
