@@ -4,9 +4,11 @@ For each scene of ``reacher_sim.scene.SCENES`` the collector records ``--sequenc
 held-out sequences (seed ``--seed``; the scenes come from a stream of their own, so every
 scene shows the same motions and goals), and both estimators filter each sequence frame
 by frame as the perception node does. Per scene and estimator: joint-angle MAE (deg, mean
-of the two joints), fingertip and goal error (mm), and the lost rate: frames whose worse
-joint is more than 10 deg off or whose goal is more than 20 mm off (issue 11's thresholds
-of a silent failure, before any confidence). Writes JSON and prints a markdown table:
+of the two joints), fingertip and goal error (mm), the lost rate: frames whose worse
+joint is more than 10 deg off or whose goal is more than 20 mm off, the confident rate
+(``Estimate.confidence`` >= ``--threshold``; an estimator without a confidence is always
+taken at its word) and the silent-failure rate: lost frames marked confident. Writes JSON
+and prints a markdown table:
 
     python benchmarks/perception_scenes.py --sequences 10 \
         --out benchmarks/results/perception_scenes.json
@@ -23,7 +25,6 @@ import tempfile
 from typing import Any
 
 import numpy as np
-from slac_vs_classical import run_estimator
 import torch
 import tyro
 
@@ -56,6 +57,8 @@ class Args:
     """SLAC checkpoint ('' = the shipped one)."""
     scenes: tuple[str, ...] = tuple(SCENES)
     """Scenes to measure."""
+    threshold: float = 0.5
+    """Confidence below which an estimate is not acted on (policy_node's threshold)."""
     out: Path = Path('benchmarks/results/perception_scenes.json')
     """Where the JSON goes."""
 
@@ -74,26 +77,37 @@ def measure(args: Args) -> dict[str, Any]:
             estimator = make_estimator(PerceptionConfig(
                 estimator=name, geometry=dataset.geometry,
                 checkpoint=args.checkpoint if name == 'slac' else ''))
-            joint, tip, goal = [], [], []
+            joint, tip, goal, confidence = [], [], [], []
             for index in range(len(dataset)):
+                estimator.reset()
                 commands = dataset.actions[index] * dataset.geometry.max_joint_velocity
-                joints, tips, goals = run_estimator(estimator, dataset.images[index],
-                                                    commands, None)
-                joint.append(np.degrees(np.abs(wrap_angle(
-                    joints - dataset.joint_positions[index]))))
-                tip.append(1e3 * np.linalg.norm(tips - dataset.fingertip[index], axis=1))
-                goal.append(1e3 * np.linalg.norm(goals - dataset.goal[index], axis=1))
-            joint_error, tip_error = np.concatenate(joint), np.concatenate(tip)
-            goal_error = np.concatenate(goal)
+                for step, image in enumerate(dataset.images[index]):
+                    estimate = estimator.estimate(image, None if step == 0
+                                                  else commands[step - 1])
+                    joint.append(np.degrees(np.abs(wrap_angle(
+                        estimate.joint_positions - dataset.joint_positions[index, step]))))
+                    tip.append(1e3 * np.linalg.norm(
+                        estimate.fingertip - dataset.fingertip[index, step]))
+                    goal.append(1e3 * np.linalg.norm(estimate.goal - dataset.goal[index, step]))
+                    confidence.append(estimate.confidence)
+            joint_error, tip_error, goal_error = np.array(joint), np.array(tip), np.array(goal)
+            scores = np.array(confidence)
             lost = (joint_error.max(axis=1) > LOST_JOINT_DEG) | (goal_error > LOST_GOAL_MM)
+            confident = np.isnan(scores) | (scores >= args.threshold)
             rows.append({'scene': scene, 'estimator': name,
                          'joint_mae_deg': float(joint_error.mean()),
                          'fingertip_mm': float(tip_error.mean()),
                          'goal_mm': float(goal_error.mean()),
-                         'lost_rate': float(lost.mean()), 'frames': int(lost.size)})
-            print(f"{scene:12s} {name:10s} joint {rows[-1]['joint_mae_deg']:7.2f} deg  "
-                  f"goal {rows[-1]['goal_mm']:7.1f} mm  lost {rows[-1]['lost_rate']:.1%}",
-                  flush=True)
+                         'lost_rate': float(lost.mean()),
+                         'confident_rate': float(confident.mean()),
+                         'silent_failure_rate': float((lost & confident).mean()),
+                         'has_confidence': bool(not np.isnan(scores).all()),
+                         'frames': int(lost.size)})
+            row = rows[-1]
+            print(f"{scene:12s} {name:10s} joint {row['joint_mae_deg']:7.2f} deg  "
+                  f"goal {row['goal_mm']:7.1f} mm  lost {row['lost_rate']:6.1%}  "
+                  f"confident {row['confident_rate']:6.1%}  "
+                  f"silent {row['silent_failure_rate']:6.1%}", flush=True)
     return {'benchmark': 'perception_scenes', 'args': {**asdict(args), 'out': str(args.out)},
             'thresholds': {'joint_deg': LOST_JOINT_DEG, 'goal_mm': LOST_GOAL_MM},
             'machine': {'cpus': os.cpu_count(), 'python': platform.python_version()},
@@ -104,11 +118,12 @@ def table(results: dict[str, Any]) -> str:
     """Markdown: one row per scene, the estimators side by side."""
     names = results['args']['estimators']
     by = {(r['scene'], r['estimator']): r for r in results['rows']}
-    head = ' | '.join(f'{n}: joint MAE / goal / lost' for n in names)
+    head = ' | '.join(f'{n}: joint MAE / goal / lost / confident / silent' for n in names)
     lines = [f'| scene | {head} |', '|---' * (len(names) + 1) + '|']
     for scene in results['args']['scenes']:
         cells = [f"{by[scene, n]['joint_mae_deg']:.2f} deg / {by[scene, n]['goal_mm']:.1f} mm"
-                 f" / {by[scene, n]['lost_rate']:.0%}" for n in names]
+                 f" / {by[scene, n]['lost_rate']:.0%} / {by[scene, n]['confident_rate']:.0%}"
+                 f" / {by[scene, n]['silent_failure_rate']:.1%}" for n in names]
         lines.append(f"| {scene} | {' | '.join(cells)} |")
     return '\n'.join(lines)
 
