@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 import importlib
+import math
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -36,6 +37,10 @@ class Estimate:
     :param goal_visible: whether the goal was found in this frame; when False, ``goal`` is
         the last one found (zeros before any).
     :param latent: (D,) float32 latent state of a learned estimator, or None.
+    :param confidence: the estimator's own score in [0, 1] that this frame's estimate is
+        right (joints within 10 deg, goal within 20 mm), calibrated so that 0.5 separates
+        right from wrong on held-out frames of every scene (benchmarks/README.md, Scenes);
+        nan when the estimator gives none. A part not seen gives 0.
     """
 
     joint_positions: FloatArray
@@ -44,6 +49,7 @@ class Estimate:
     arm_visible: bool
     goal_visible: bool
     latent: npt.NDArray[np.float32] | None = None
+    confidence: float = math.nan
 
 
 @runtime_checkable

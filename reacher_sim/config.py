@@ -12,6 +12,7 @@ from typing import Literal
 
 from reacher_common.config_tools import bounded, check_fields
 from reacher_common.geometry import ArmGeometry, Timing
+from reacher_sim.scene import SceneConfig
 
 GoalSampling = Literal['reachable', 'seed']
 
@@ -41,6 +42,8 @@ class SimConfig:
     goal_margin_m: float = bounded(0.01, 0.0, 1.0)
     """Reachable sampling keeps goal centres this far inside the arm's reach, metres, in
     [0, 1] and below the reach."""
+    scene: SceneConfig = field(default_factory=SceneConfig)
+    """What the camera sees around the arm (``reacher_sim.scene``); never the task."""
 
     def __post_init__(self) -> None:
         check_fields(self, {

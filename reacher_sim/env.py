@@ -47,7 +47,10 @@ class ReacherEnv(gym.Env[Any, npt.NDArray[np.float32]]):
     Joint angles uniform in [-pi, pi); the goal per ``goal_sampling``. The
     :class:`reacher_sim.wrappers.Curriculum` wrapper moves it near the fingertip and
     enlarges it below level 1 (``info['curriculum_level']``, 1.0 for the bare env;
-    ``info['goal_size_m']``), through :meth:`set_goal`.
+    ``info['goal_size_m']``), through :meth:`set_goal`. With ``SimConfig.scene`` other
+    than 'clean', each episode draws a new scene (``reacher_sim.scene``: background,
+    texture, lighting, distractors, camera jitter, blur, noise, JPEG) from ``np_random``;
+    it changes the pixels only, never the state, reward or success.
 
     ## Episode End
     Terminated when the fingertip has stayed inside the goal for
@@ -66,7 +69,8 @@ class ReacherEnv(gym.Env[Any, npt.NDArray[np.float32]]):
 
     ## Version History
     - v0: initial version; reward, curriculum and robustness options added with issue 3;
-      curriculum and robustness moved to wrappers with issue 10 (same numbers).
+      curriculum and robustness moved to wrappers with issue 10 (same numbers); scenes
+      (`SimConfig.scene`) with issue 11 (the clean default draws nothing new).
 
     :param config: world, arm, camera and task.
     :param observation_mode: 'state', 'pixels' or 'state_pixels'.
@@ -173,6 +177,11 @@ class ReacherEnv(gym.Env[Any, npt.NDArray[np.float32]]):
         """Start an episode; ``seed`` makes it reproducible (gymnasium API)."""
         super().reset(seed=seed)
         self.arm.reset(self.np_random)
+        if self.config.scene.families:
+            # A new scene per episode, drawn after the arm so that a clean scene draws
+            # nothing and leaves the episode's random stream as it was.
+            self.renderer.set_scene(
+                self.config.scene.sample(self.np_random, self.renderer.avoid_colours))
         self._elapsed_steps = 0
         self._previous_action = np.zeros(2)
         self._previous_distance = self.arm.distance()

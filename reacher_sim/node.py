@@ -7,10 +7,12 @@ truth) and /visualization/markers (true arm, goal, fingertip trail) every step,
 tf2_msgs is installed; subscribes /joint_commands (std_msgs/Float64MultiArray, joint
 velocities in rad/s, ros2_control forward-command convention); serves ~/reset and
 ~/new_goal (std_srvs/Trigger). Parameters: every field of ArmGeometry (config/geometry.yaml),
-Timing, SimConfig and SimNodeConfig; ``goal_timeout_s``, ``command_timeout_s`` and
-``warn_throttle_s`` change at run time, the others are read-only. A malformed command is
-dropped with a throttled warning that gives its size, never its values; an exception in a
-callback is logged (throttled), counted on /diagnostics, and the node carries on.
+Timing, SimConfig, SceneConfig (as ``scene.*``) and SimNodeConfig; ``goal_timeout_s``,
+``command_timeout_s`` and ``warn_throttle_s`` change at run time, the others are read-only.
+A malformed command is dropped with a throttled warning that gives its size, never its
+values; an exception in a callback is logged (throttled), counted on /diagnostics, and the
+node carries on. A scene other than 'clean' (``scene.name``) is drawn anew with each goal;
+it changes the camera frames only.
 """
 
 from __future__ import annotations
@@ -58,7 +60,11 @@ from reacher_common.ros_utils import (
 from reacher_sim.camera import CameraModel
 from reacher_sim.config import SimConfig, SimNodeConfig
 from reacher_sim.render import ArmRenderer
+from reacher_sim.scene import SceneConfig
 from reacher_sim.task import GoalEvent, ReachingTask
+
+SCENE_PREFIX = 'scene.'
+"""ROS names of the SceneConfig fields: ``scene.name``, ``scene.noise_std_max``, ..."""
 
 TfPublisher = Callable[[TimeMsg, np.ndarray, tuple[float, float]], None]
 
@@ -93,13 +99,17 @@ class SimNode(Node):
 
     def __init__(self) -> None:
         super().__init__('sim_node')
-        self.sim_config = declare_config(self, SimConfig,
-                                         geometry=declare_config(self, ArmGeometry),
-                                         timing=declare_config(self, Timing))
+        self.sim_config = declare_config(
+            self, SimConfig, geometry=declare_config(self, ArmGeometry),
+            timing=declare_config(self, Timing),
+            scene=declare_config(self, SceneConfig, prefix=SCENE_PREFIX))
         self.node_config = declare_config(self, SimNodeConfig, runtime=RUNTIME_FIELDS)
         self.task = ReachingTask(self.sim_config, self.node_config.goal_timeout_s,
                                  self.node_config.seed)
         self.renderer = ArmRenderer(self.sim_config.geometry)
+        # Scenes come from a stream of their own, so the goals are the same in every scene.
+        self.scene_rng = np.random.default_rng([self.node_config.seed, 1])
+        self.new_scene()
         self.camera_info = self._camera_info(CameraModel.from_geometry(self.sim_config.geometry))
         self.command = np.zeros(2)
         self.command_time = -math.inf
@@ -200,6 +210,7 @@ class SimNode(Node):
         if self.clock_pub is not None:
             self.clock_pub.publish(Clock(clock=self._stamp()))
         if event is not None:
+            self.new_scene()
             stats = self.task.stats()
             self.get_logger().info(
                 f'goal {event.value}: {stats.goals_reached} reached, '
@@ -260,6 +271,12 @@ class SimNode(Node):
         self.diagnostics_pub.publish(diagnostic_array(
             self, [diagnostic_status(self, 'task', values)]))
 
+    def new_scene(self) -> None:
+        """Draw the next scene (with each goal: a new object in a new spot of the room)."""
+        config = self.sim_config.scene
+        if config.families:
+            self.renderer.set_scene(config.sample(self.scene_rng, self.renderer.avoid_colours))
+
     def validate_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
         """Accept a change of the run-time fields that keeps the config valid.
 
@@ -286,6 +303,7 @@ class SimNode(Node):
                        ) -> Trigger.Response:
         """~/reset: new pose and goal, statistics cleared."""
         self.task.reset()
+        self.new_scene()
         response.success, response.message = True, 'arm, goal and statistics reset'
         self.get_logger().info(response.message)
         return response
@@ -294,6 +312,7 @@ class SimNode(Node):
                           ) -> Trigger.Response:
         """~/new_goal: replace the goal now (not counted as missed)."""
         self.task.new_goal()
+        self.new_scene()
         goal = self.task.arm.goal
         response.success = True
         response.message = f'new goal at ({goal[0]:.3f}, {goal[1]:.3f}) m'

@@ -1,15 +1,18 @@
 """Headless OpenCV renderer of the arena: what the camera sees.
 
-Draws, in this order, the background, the goal square, the upper arm, the forearm and
-the shoulder hub, at ``supersample`` times the image size, then averages down
-(cv2.INTER_AREA), so edges carry sub-pixel position information at 64x64. Needs no
-display and no GPU; about 0.16 ms per 64x64 frame on one core.
+Draws, in this order, the background (with the scene's colour, texture and static
+distractors), the goal square, the upper arm, the forearm and the shoulder hub, at
+``supersample`` times the image size, then averages down (cv2.INTER_AREA), so edges carry
+sub-pixel position information at 64x64. A scene (``reacher_sim.scene``) then adds, at the
+output size, its moving object, lighting, camera jitter, blur, sensor noise and JPEG
+artefacts. Needs no display and no GPU; about 0.16 ms per clean 64x64 frame on one core
+(benchmarks/render_scenes.py measures every scene).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import cv2
 import numpy as np
@@ -18,6 +21,7 @@ import numpy.typing as npt
 from reacher_common.geometry import ArmGeometry
 from reacher_common.kinematics import forward_kinematics
 from reacher_sim.camera import CameraModel
+from reacher_sim.scene import Scene, texture
 
 RGB = tuple[int, int, int]
 
@@ -53,8 +57,62 @@ class ArmRenderer:
         self._canvas = np.empty((size, size, 3), dtype=np.uint8)
         # Copying a prepared background is ~20x faster than broadcasting a colour tuple.
         self._background = np.empty_like(self._canvas)
-        self._background[:] = self.style.background
         self._shift = 4  # cv2 fixed-point bits: 1/16 pixel at the drawing resolution
+        self.scene = Scene()
+        self._light: npt.NDArray[np.float32] | None = None
+        self._warp: npt.NDArray[np.float64] | None = None
+        self._noise_rng = np.random.default_rng(0)
+        self._frame_index = 0
+        self.set_scene(None)
+
+    @property
+    def avoid_colours(self) -> tuple[RGB, ...]:
+        """The colours a scene's background and distractors keep away from."""
+        style = self.style
+        return (style.goal, style.upper_arm, style.forearm, style.hub)
+
+    def set_scene(self, scene: Scene | None) -> None:
+        """Draw the next frames into ``scene`` (None: the clean scene).
+
+        Prepares what stays for the whole scene: the background canvas (colour, texture,
+        lines and blobs), the light map and the camera warp; restarts the moving object and
+        the noise stream (seeded by ``scene.seed``).
+
+        :param scene: a scene from :meth:`reacher_sim.scene.SceneConfig.sample`, or None.
+        """
+        scene = scene or Scene()
+        self.scene = scene
+        self._frame_index = 0
+        self._noise_rng = np.random.default_rng(scene.seed)
+        self._background[:] = scene.background or self.style.background
+        big = self._background.shape[0]
+        if scene.texture_amplitude > 0.0:
+            pattern = texture(big, scene.texture_cells, scene.texture_amplitude, scene.seed)
+            np.copyto(self._background, np.clip(self._background + pattern, 0, 255),
+                      casting='unsafe')
+        scale, shift = big - 1, self._shift
+        for (x0, y0, x1, y1), colour in scene.lines:
+            start = (int(x0 * scale) << shift, int(y0 * scale) << shift)
+            end = (int(x1 * scale) << shift, int(y1 * scale) << shift)
+            cv2.line(self._background, start, end, colour, self.supersample, cv2.LINE_AA, shift)
+        for x, y, radius, colour in scene.blobs:
+            cv2.circle(self._background, (int(x * scale) << shift, int(y * scale) << shift),
+                       int(radius * self.supersample) << shift, colour, -1, cv2.LINE_AA, shift)
+        size = self.geometry.image_size
+        self._light = None
+        if 'lighting' in scene.families:
+            ramp = np.linspace(-1.0, 1.0, size, dtype=np.float32)
+            gx, gy = scene.gradient
+            light = scene.gain * (1.0 + gx * ramp[None, :] + gy * ramp[:, None])
+            self._light = (light[:, :, None] * np.asarray(scene.colour_gain, np.float32)
+                           ).astype(np.float32)
+        self._warp = None
+        if 'camera' in scene.families:
+            centre = ((size - 1) / 2.0, (size - 1) / 2.0)
+            warp = np.asarray(cv2.getRotationMatrix2D(centre, scene.roll_deg, scene.scale),
+                              dtype=np.float64)
+            warp[:, 2] += np.asarray(scene.shift_px)
+            self._warp = warp
 
     def _to_canvas(self, points: npt.ArrayLike) -> npt.NDArray[np.int32]:
         """World points -> fixed-point canvas coordinates for cv2 (shift bits)."""
@@ -89,8 +147,44 @@ class ArmRenderer:
                  cv2.LINE_AA, self._shift)
         cv2.circle(canvas, tuple(shoulder_px), (width << self._shift) // 2 + 1, style.hub,
                    -1, cv2.LINE_AA, self._shift)
+        frame: Any
         if self.supersample == 1:
-            return canvas.copy()
-        size = cfg.image_size
-        frame = cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA)
+            frame = canvas.copy()
+        else:
+            size = cfg.image_size
+            frame = cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA)
+        if self.scene.clean:
+            return cast(npt.NDArray[np.uint8], frame)
+        return self._apply_scene(frame)
+
+    def _apply_scene(self, frame: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+        """The scene's per-frame effects on an output-size frame, in family order."""
+        scene, size = self.scene, frame.shape[0]
+        self._frame_index += 1
+        if scene.mover is not None:
+            x, y, vx, vy, colour = scene.mover
+            # Bounce between the frame's edges: a triangle wave of the travelled distance.
+            u = 1.0 - abs((x + vx * self._frame_index) % 2.0 - 1.0)
+            v = 1.0 - abs((y + vy * self._frame_index) % 2.0 - 1.0)
+            shift = self._shift
+            cv2.circle(frame, (int(u * (size - 1) * 16), int(v * (size - 1) * 16)),
+                       2 << shift, colour, -1, cv2.LINE_AA, shift)
+        out: Any = frame.astype(np.float32)
+        if self._light is not None:
+            out *= self._light
+        if self._warp is not None:
+            out = cv2.warpAffine(out, self._warp, (size, size), flags=cv2.INTER_LINEAR,
+                                 borderMode=cv2.BORDER_REPLICATE)
+        if scene.blur_sigma_px > 0.0:
+            out = cv2.GaussianBlur(out, (0, 0), scene.blur_sigma_px)
+        if scene.noise_std > 0.0:
+            noise = self._noise_rng.standard_normal(out.shape, dtype=np.float32)
+            out += noise * np.float32(scene.noise_std)
+        frame = np.clip(out, 0.0, 255.0).astype(np.uint8)
+        if scene.jpeg_quality < 100:
+            ok, data = cv2.imencode('.jpg', frame[:, :, ::-1],
+                                    (cv2.IMWRITE_JPEG_QUALITY, scene.jpeg_quality))
+            decoded: Any = cv2.imdecode(data, cv2.IMREAD_COLOR) if ok else None
+            if decoded is not None:
+                frame = np.ascontiguousarray(decoded[:, :, ::-1])
         return cast(npt.NDArray[np.uint8], frame)

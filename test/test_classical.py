@@ -15,12 +15,8 @@ import pytest
 
 from reacher_common.geometry import ArmGeometry
 from reacher_common.kinematics import forward_kinematics, wrap_angle
-from reacher_perception.classical import (
-    capsule_coverage,
-    ClassicalEstimator,
-    soft_ramp,
-    unmixing_matrix,
-)
+from reacher_perception.classical import ClassicalEstimator
+from reacher_perception.classical_model import capsule_coverage, soft_ramp, unmixing_matrix
 from reacher_perception.config import PerceptionConfig
 from reacher_perception.estimator import Estimate, Estimator, ESTIMATORS, make_estimator
 from reacher_sim.arm import ArmSim
@@ -290,3 +286,28 @@ def test_arm_model_jacobian_matches_finite_differences(estimator: ClassicalEstim
         # Pixels where a segment's closest point switches (a kink) differ; all others agree.
         close = np.abs(jacobian[:, column] - numeric) < 1e-4
         assert close.mean() > 0.99
+
+
+def test_confidence_is_high_on_clean_frames_and_falls_when_the_arm_is_covered(
+        estimator: ClassicalEstimator) -> None:
+    renderer = ArmRenderer(ArmGeometry())
+    joints, goal = np.array([0.7, 1.2]), np.array([-0.08, 0.1])
+    image = renderer.render(joints, goal)
+    assert estimator.estimate(image).confidence > 0.9
+    elbow, tip = forward_kinematics(joints, 0.1, 0.1)
+    centre = renderer.camera.world_to_pixel(0.5 * (elbow + tip)).round().astype(int)
+    covered = image.copy()
+    covered[centre[1] - 6:centre[1] + 7, centre[0] - 6:centre[0] + 7] = 128
+    assert estimator.estimate(covered).confidence < 0.5
+
+
+def test_confidence_is_low_where_the_fit_cannot_explain_the_frame(
+        estimator: ClassicalEstimator) -> None:
+    from reacher_sim.scene import Scene
+
+    renderer = ArmRenderer(ArmGeometry())
+    renderer.set_scene(Scene(families=('background',), background=(200, 40, 160)))
+    estimate = estimator.estimate(renderer.render((0.3, -1.4), (0.12, 0.02)))
+    assert 0.0 <= estimate.confidence < 0.5
+    blank = np.zeros((64, 64, 3), np.uint8)
+    assert estimator.estimate(blank).confidence == 0.0  # nothing seen: no confidence

@@ -19,6 +19,7 @@ from reacher_common.geometry import ArmGeometry, Timing
 from reacher_perception.config import PerceptionConfig
 from reacher_policy.config import PidConfig, PolicyConfig
 from reacher_sim.config import SimConfig, SimNodeConfig
+from reacher_sim.scene import SceneConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ('reacher', 'reacher_common', 'reacher_sim', 'reacher_perception', 'reacher_policy')
@@ -42,6 +43,7 @@ def shipped(file: str, node: str) -> dict[str, Any]:
 @pytest.mark.parametrize('file, node, expected', [
     ('geometry.yaml', 'any_node', scalar_defaults(ArmGeometry)),
     ('sim.yaml', 'sim_node', {**scalar_defaults(Timing), **scalar_defaults(SimConfig),
+                              **scalar_defaults(SceneConfig, 'scene.'),
                               **scalar_defaults(SimNodeConfig)}),
     ('perception.yaml', 'perception_node', scalar_defaults(PerceptionConfig)),
     ('policy.yaml', 'policy_node', {**scalar_defaults(PolicyConfig),

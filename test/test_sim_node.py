@@ -101,6 +101,8 @@ def test_services_reset_and_new_goal(sim, collector):
     ({'dt': 0.0}, 'dt'), ({'image_size': 4}, 'image_size'), ({'goal_sampling': 'far'},
                                                            'goal_sampling'),
     ({'goal_timeout_s': 'soon'}, 'goal_timeout_s'),
+    ({'scene.name': 'studio'}, 'scene.name'), ({'scene.noise_std_max': -1.0},
+                                               'scene.noise_std_max'),
 ])
 def test_bad_parameters_stop_the_start_and_name_the_parameter(tmp_path, params, named):
     process = NodeProcess('sim_node', tmp_path, 'sim.yaml', params)
@@ -235,3 +237,26 @@ def test_huge_commands_leave_short_log_lines(sim, collector):
     assert sim.alive()
     longest = max(len(line) for line in sim.output().splitlines())
     assert longest < 300, f'a log line of {longest} characters'
+
+
+def test_a_scene_changes_the_camera_frames_and_not_the_ground_truth(tmp_path, collector):
+    frames = {}
+    for scene in ('clean', 'randomized'):
+        (tmp_path / scene).mkdir()
+        process = NodeProcess('sim_node', tmp_path / scene, 'sim.yaml',
+                              {'scene.name': scene, 'command_timeout_s': 5.0})
+        with running(process):
+            collector.messages.clear()
+            collector.listen('/camera/image_raw', Image)
+            collector.listen('/joint_states', JointState)
+            assert collector.spin_until(
+                lambda: collector.messages['/camera/image_raw']
+                and collector.messages['/joint_states'], 20), process.output()
+            image = collector.messages['/camera/image_raw'][0]
+            joints = collector.messages['/joint_states'][0]
+            frames[scene] = (np.frombuffer(image.data, np.uint8).astype(int),
+                             tuple(joints.position))
+    # The same seed gives the same arm (the scene has a random stream of its own) ...
+    assert frames['clean'][1] == pytest.approx(frames['randomized'][1])
+    # ... seen in another picture.
+    assert np.abs(frames['clean'][0] - frames['randomized'][0]).max() > 50

@@ -4,7 +4,9 @@ Each sequence is acted by one of :data:`~reacher_perception.training.dataset.POL
 smooth random joint velocities (:class:`RandomSmoothPolicy`), or the policy node's own
 loop (``reacher_policy.loop.PolicyLoop``: the IK controller and the PID smoother) fed the
 true joint angles and goal every frame, with gaussian noise on its command. The loop is
-ticked once per frame at the frame's time, so the PID runs at the camera's period.
+ticked once per frame at the frame's time, so the PID runs at the camera's period. With
+``CollectConfig.scene``, each sequence is seen in a new scene (``reacher_sim.scene``)
+drawn from a stream of its own, so a given seed gives the same motions in every scene.
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ def collect(config: CollectConfig, geometry: ArmGeometry, timing: Timing, out_di
 
     sim = SimConfig(geometry=geometry, timing=timing)
     rng = np.random.default_rng(config.seed)
+    scene_rng = np.random.default_rng([config.seed, 1])
     task = ReachingTask(sim, goal_timeout_s=15.0, seed=config.seed)
     renderer = ArmRenderer(geometry)
     loop = ik_loop(geometry, timing)
@@ -99,6 +102,8 @@ def collect(config: CollectConfig, geometry: ArmGeometry, timing: Timing, out_di
         policy = np.empty(count, np.int8)
         for index in range(count):
             task.reset()
+            if config.scene.families:
+                renderer.set_scene(config.scene.sample(scene_rng, renderer.avoid_colours))
             use_ik = rng.random() < config.ik_fraction
             policy[index] = POLICIES.index('ik' if use_ik else 'random')
             random_policy = RandomSmoothPolicy(rng, limit)

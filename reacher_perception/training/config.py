@@ -12,6 +12,7 @@ from pathlib import Path
 
 from reacher_common.config_tools import check_fields
 from reacher_perception.slac.config import SlacModelConfig
+from reacher_sim.scene import SceneConfig
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ class CollectConfig:
     """Chance per step of a new goal without success (goal jumps as in the demo), [0, 1]."""
     seed: int = 0
     """Seed of all sampling (use another for held-out data)."""
+    scene: SceneConfig = field(default_factory=SceneConfig)
+    """What the camera sees around the arm (``reacher_sim.scene``), a new scene per
+    sequence; drawn from its own stream, so every scene gets the same motions and goals."""
 
     def __post_init__(self) -> None:
         check_fields(self, {

@@ -1,0 +1,142 @@
+"""Both estimators in every named scene, on the same held-out motions.
+
+For each scene of ``reacher_sim.scene.SCENES`` the collector records ``--sequences``
+held-out sequences (seed ``--seed``; the scenes come from a stream of their own, so every
+scene shows the same motions and goals), and both estimators filter each sequence frame
+by frame as the perception node does. Per scene and estimator: joint-angle MAE (deg, mean
+of the two joints), fingertip and goal error (mm), the lost rate: frames whose worse
+joint is more than 10 deg off or whose goal is more than 20 mm off, the confident rate
+(``Estimate.confidence`` >= ``--threshold``; an estimator without a confidence is always
+taken at its word) and the silent-failure rate: lost frames marked confident. Writes JSON
+and prints a markdown table:
+
+    python benchmarks/perception_scenes.py --sequences 10 \
+        --out benchmarks/results/perception_scenes.json
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+import json
+import os
+from pathlib import Path
+import platform
+import tempfile
+from typing import Any
+
+import numpy as np
+import torch
+import tyro
+
+from reacher_common.geometry import ArmGeometry, Timing
+from reacher_common.kinematics import wrap_angle
+from reacher_perception.config import PerceptionConfig
+from reacher_perception.estimator import make_estimator
+from reacher_perception.training.collect import collect
+from reacher_perception.training.config import CollectConfig
+from reacher_perception.training.dataset import SequenceDataset
+from reacher_sim.scene import SceneConfig, SCENES
+
+LOST_JOINT_DEG = 10.0
+LOST_GOAL_MM = 20.0
+
+
+@dataclass(frozen=True)
+class Args:
+    """Per-scene accuracy and lost rate of the classical and SLAC estimators."""
+
+    sequences: int = 20
+    """Held-out sequences per scene."""
+    steps: int = 64
+    """Frames per sequence."""
+    seed: int = 1000
+    """Seed of the held-out motions and scenes (training used 0)."""
+    estimators: tuple[str, ...] = ('classical', 'slac')
+    """Estimators to run on the same frames."""
+    checkpoint: str = ''
+    """SLAC checkpoint ('' = the shipped one)."""
+    scenes: tuple[str, ...] = tuple(SCENES)
+    """Scenes to measure."""
+    threshold: float = 0.5
+    """Confidence below which an estimate is not acted on (policy_node's threshold)."""
+    out: Path = Path('benchmarks/results/perception_scenes.json')
+    """Where the JSON goes."""
+
+
+def measure(args: Args) -> dict[str, Any]:
+    """Collect each scene's frames, run the estimators, return the JSON-ready results."""
+    torch.set_num_threads(1)
+    rows = []
+    for scene in args.scenes:
+        folder = Path(tempfile.mkdtemp(prefix=f'scene-{scene}-'))
+        collect(CollectConfig(sequences=args.sequences, steps=args.steps, seed=args.seed,
+                              scene=SceneConfig(name=scene)),
+                ArmGeometry(), Timing(), folder, progress=False)
+        dataset = SequenceDataset(folder)
+        for name in args.estimators:
+            estimator = make_estimator(PerceptionConfig(
+                estimator=name, geometry=dataset.geometry,
+                checkpoint=args.checkpoint if name == 'slac' else ''))
+            joint, tip, goal, confidence = [], [], [], []
+            for index in range(len(dataset)):
+                estimator.reset()
+                commands = dataset.actions[index] * dataset.geometry.max_joint_velocity
+                for step, image in enumerate(dataset.images[index]):
+                    estimate = estimator.estimate(image, None if step == 0
+                                                  else commands[step - 1])
+                    joint.append(np.degrees(np.abs(wrap_angle(
+                        estimate.joint_positions - dataset.joint_positions[index, step]))))
+                    tip.append(1e3 * np.linalg.norm(
+                        estimate.fingertip - dataset.fingertip[index, step]))
+                    goal.append(1e3 * np.linalg.norm(estimate.goal - dataset.goal[index, step]))
+                    confidence.append(estimate.confidence)
+            joint_error, tip_error, goal_error = np.array(joint), np.array(tip), np.array(goal)
+            scores = np.array(confidence)
+            lost = (joint_error.max(axis=1) > LOST_JOINT_DEG) | (goal_error > LOST_GOAL_MM)
+            confident = np.isnan(scores) | (scores >= args.threshold)
+            rows.append({'scene': scene, 'estimator': name,
+                         'joint_mae_deg': float(joint_error.mean()),
+                         'fingertip_mm': float(tip_error.mean()),
+                         'goal_mm': float(goal_error.mean()),
+                         'lost_rate': float(lost.mean()),
+                         'confident_rate': float(confident.mean()),
+                         'silent_failure_rate': float((lost & confident).mean()),
+                         'has_confidence': bool(not np.isnan(scores).all()),
+                         'frames': int(lost.size)})
+            row = rows[-1]
+            print(f"{scene:12s} {name:10s} joint {row['joint_mae_deg']:7.2f} deg  "
+                  f"goal {row['goal_mm']:7.1f} mm  lost {row['lost_rate']:6.1%}  "
+                  f"confident {row['confident_rate']:6.1%}  "
+                  f"silent {row['silent_failure_rate']:6.1%}", flush=True)
+    return {'benchmark': 'perception_scenes', 'args': {**asdict(args), 'out': str(args.out)},
+            'thresholds': {'joint_deg': LOST_JOINT_DEG, 'goal_mm': LOST_GOAL_MM},
+            'machine': {'cpus': os.cpu_count(), 'python': platform.python_version()},
+            'rows': rows}
+
+
+def table(results: dict[str, Any]) -> str:
+    """Markdown: one row per scene, the estimators side by side."""
+    names = results['args']['estimators']
+    by = {(r['scene'], r['estimator']): r for r in results['rows']}
+    head = ' | '.join(f'{n}: joint MAE / goal / lost / confident / silent' for n in names)
+    lines = [f'| scene | {head} |', '|---' * (len(names) + 1) + '|']
+    for scene in results['args']['scenes']:
+        cells = [f"{by[scene, n]['joint_mae_deg']:.2f} deg / {by[scene, n]['goal_mm']:.1f} mm"
+                 f" / {by[scene, n]['lost_rate']:.0%} / {by[scene, n]['confident_rate']:.0%}"
+                 f" / {by[scene, n]['silent_failure_rate']:.1%}" for n in names]
+        lines.append(f"| {scene} | {' | '.join(cells)} |")
+    return '\n'.join(lines)
+
+
+def main() -> None:
+    """Measure, print the table, write the JSON."""
+    args = tyro.cli(Args)
+    results = measure(args)
+    print(table(results))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    print(f'\nwritten to {args.out}')
+
+
+if __name__ == '__main__':
+    main()
