@@ -1,7 +1,8 @@
 """Bring up the camera-in-the-loop reacher: sim, perception and policy nodes.
 
     ros2 launch reacher bringup.launch.py [namespace:=NS] [robots:=N]
-        [estimator:=classical|slac] [controller:=ik|learned] [seed:=N] [use_sim_time:=true]
+        [estimator:=classical|slac] [controller:=ik|learned] [seed:=N] [scene:=NAME]
+        [use_sim_time:=true]
         [params_file:=FILE] [log_level:=debug|info|warn|error] [multi_host:=true] [rviz:=true]
 
 The parameter files are the package's config/*.yaml, the same ones ``reacher demo`` uses
@@ -34,6 +35,8 @@ ARGUMENTS = (
     ('estimator', 'classical', 'perception backend: classical or slac'),
     ('controller', 'ik', 'policy controller: ik or learned'),
     ('seed', '0', 'goal sampling seed (robot i, from 0, gets seed + i)'),
+    ('scene', 'clean', 'what the camera sees: clean, background, texture, lighting, '
+                       'distractors, camera, blur, noise, jpeg or randomized'),
     ('use_sim_time', 'false', 'sim_node publishes /clock (per namespace with robots > 1) '
                               'and every node runs on it'),
     ('params_file', '', 'a parameter file given to every node after the shipped ones '
@@ -85,7 +88,8 @@ def launch_setup(context):
 
     actions = [SetEnvironmentVariable(name, value)
                for name, value in dds_environment(context.environment, multi_host).items()]
-    overrides = {'sim_node': {'publish_clock': use_sim_time},
+    overrides = {'sim_node': {'publish_clock': use_sim_time,
+                              'scene.name': argument('scene')},
                  'perception_node': {'estimator': argument('estimator')},
                  'policy_node': {'controller': argument('controller')}}
     # Several sims publishing /clock would fight over it: each loop gets its own.

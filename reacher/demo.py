@@ -47,6 +47,10 @@ class DemoArgs:
     """Policy controller: 'ik' (analytic inverse kinematics) or 'learned'."""
     seed: int = 0
     """Seed of the simulator's goals and initial pose (robot i, from 0, gets seed + i)."""
+    scene: str = 'clean'
+    """What the camera sees around the arm (reacher_sim/scene.py): 'clean', one family
+    ('background', 'texture', 'lighting', 'distractors', 'camera', 'blur', 'noise', 'jpeg')
+    or 'randomized'; a new one with each goal."""
     robots: int = 1
     """How many complete loops to run side by side; several run in <namespace>/arm1, /arm2..."""
     namespace: str = ''
@@ -79,6 +83,7 @@ class Summary:
     controller: str
     duration_s: float
     namespace: str = '/'
+    scene: str = 'clean'
     goals_reached: int = 0
     goals_timed_out: int = 0
     success_rate: float = math.nan
@@ -98,7 +103,7 @@ def combine(summaries: list[Summary], namespace: str) -> Summary:
     """The top-level summary of several loops (see :class:`Summary`)."""
     first = summaries[0]
     total = Summary(first.estimator, first.controller, first.duration_s, namespace,
-                    robots=summaries)
+                    scene=first.scene, robots=summaries)
     total.goals_reached = sum(s.goals_reached for s in summaries)
     total.goals_timed_out = sum(s.goals_timed_out for s in summaries)
     finished = total.goals_reached + total.goals_timed_out
@@ -194,7 +199,8 @@ def start_nodes(args: DemoArgs, log_dir: Path, env: dict[str, str],
     commands = {}
     for index, namespace in enumerate(namespaces):
         overrides = {
-            'sim_node': ['-p', f'seed:={args.seed + index}'],
+            'sim_node': ['-p', f'seed:={args.seed + index}',
+                         '-p', f'scene.name:={args.scene}'],
             'perception_node': ['-p', f'estimator:={args.estimator}'],
             'policy_node': ['-p', f'controller:={args.controller}'],
         }
@@ -254,7 +260,7 @@ def run(args: DemoArgs) -> tuple[Summary, int]:
     from reacher.monitor import LoopMonitor  # imports rclpy: after the environment is set
 
     summaries = [Summary(estimator=args.estimator, controller=args.controller,
-                         duration_s=args.duration, namespace=namespace)
+                         duration_s=args.duration, namespace=namespace, scene=args.scene)
                  for namespace in namespaces]
     # The monitor (and its window) first: if it cannot start, no node is left running.
     monitor = LoopMonitor(namespaces, show_window=not args.headless)
@@ -313,6 +319,7 @@ def print_summary(summary: Summary, as_json: bool) -> None:
 def _print_rows(summary: Summary) -> None:
     rows = [
         ('estimator / controller', f'{summary.estimator} / {summary.controller}'),
+        ('scene', summary.scene),
         ('goals reached', f'{summary.goals_reached} (timed out: {summary.goals_timed_out})'),
         ('success rate', f'{summary.success_rate:.1%}'),
         ('mean time to goal', f'{summary.mean_time_to_goal_s:.2f} s'),
