@@ -155,9 +155,12 @@ def test_two_loops_side_by_side_without_cross_talk(tmp_path, collector):
 
         def graph_complete():
             # This process learns of each remote endpoint on its own schedule: wait until it
-            # knows a publisher of every loop topic before taking the picture.
-            return all(node.get_publishers_info_by_topic(f'{ns}/{topic}')
-                       for ns in ('/arm1', '/arm2') for topic in LOOP_TOPICS)
+            # knows a publisher of every loop topic, and the node behind each (an endpoint
+            # can be seen before its participant's node names), before taking the picture.
+            infos = [node.get_publishers_info_by_topic(f'{ns}/{topic}')
+                     for ns in ('/arm1', '/arm2') for topic in LOOP_TOPICS]
+            return all(infos) and all(info.node_name != '_NODE_NAME_UNKNOWN_'
+                                      for group in infos for info in group)
 
         assert collector.spin_until(graph_complete, timeout=30)
         topics = dict(node.get_topic_names_and_types())

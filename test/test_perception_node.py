@@ -160,14 +160,19 @@ def test_oversize_images_are_counted_and_memory_stays_bounded(perception, collec
     def send(message, count):
         for _ in range(count):
             before = oversize()
-            publisher.publish(message)
-            collector.spin_until(lambda before=before: oversize() > before, 3)
+            # Best effort: a frame can be dropped on the way (a busy machine); send again.
+            for _ in range(10):
+                publisher.publish(message)
+                if collector.spin_until(lambda before=before: oversize() > before, 1.5):
+                    break
 
-    send(oversized, 3)
+    send(oversized, 1)
     assert oversize() >= 1, perception.output()[-2000:]
     settled = perception.rss_mb()
-    send(oversized, 6)
-    send(huge, 6)
+    send(oversized, 5)
+    for _ in range(6):
+        publisher.publish(huge)
+        collector.spin_for(0.3)
     assert perception.alive()
     assert oversize() >= 5
     grown = perception.rss_mb() - settled
