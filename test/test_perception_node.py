@@ -166,6 +166,7 @@ def test_oversize_images_are_counted_and_memory_stays_bounded(perception, collec
                 if collector.spin_until(lambda before=before: oversize() > before, 1.5):
                     break
 
+    assert collector.spin_until(lambda: oversize() >= 0, 10), perception.output()
     send(oversized, 1)
     assert oversize() >= 1, perception.output()[-2000:]
     settled = perception.rss_mb()
