@@ -122,6 +122,7 @@ def test_parameters_are_read_only_or_applied(perception, collector):
     assert parameters.get('warn_throttle_s') == 1.0
 
 
+@pytest.mark.slow
 def test_oversize_images_are_counted_and_memory_stays_bounded(perception, collector):
     collector.listen('/diagnostics', DiagnosticArray)
     publisher = collector.node.create_publisher(Image, '/camera/image_raw', 1)
@@ -133,17 +134,18 @@ def test_oversize_images_are_counted_and_memory_stays_bounded(perception, collec
         return int(values.get('oversize_images', -1))
 
     def send(count):
+        before = max(oversize(), 0)
         for _ in range(count):
-            before = oversize()
             publisher.publish(big)
-            collector.spin_until(lambda before=before: oversize() > before, 3)
+            collector.spin_for(0.2)
+        # Depth 1: a frame may replace one not yet taken, but most are counted.
+        assert collector.spin_until(lambda: oversize() >= before + count // 2, 5), \
+            (oversize(), perception.output()[-2000:])
 
     send(3)
-    assert oversize() >= 1, perception.output()[-2000:]
     settled = perception.rss_mb()
     send(12)
     assert perception.alive()
-    assert oversize() >= 8
     grown = perception.rss_mb() - settled
     assert grown < 15.0, f'memory grew by {grown:.0f} MB over 12 more frames'
     output = perception.output()
