@@ -316,9 +316,10 @@ def _format(value: Any) -> str:
 def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
     """``main()`` of every node: init, build, spin, shut down cleanly.
 
-    A bad parameter, a missing or unparsable parameter file, or a missing or corrupt
-    checkpoint stops the start with one line that names it and exit code 2, instead of a
-    traceback.
+    A bad parameter, a missing or unparsable parameter file, a key that a file gives
+    this node by name but the node does not declare (:func:`unknown_parameters`), or a
+    missing or corrupt checkpoint stops the start with one line that names it and exit
+    code 2, instead of a traceback.
 
     :param factory: builds the node (after ``rclpy.init``).
     :param args: command-line arguments, default ``sys.argv``.
@@ -337,6 +338,9 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
             node = factory()
         except (ValueError, OSError) as error:
             return _fatal(_first_line(str(error)))
+        unknown = unknown_parameters(node, sys.argv if args is None else args)
+        if unknown:
+            return _fatal(unknown)
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
@@ -364,6 +368,60 @@ def _first_line(text: str, limit: int = 300) -> str:
     return line if len(line) <= limit else f'{line[:limit]}...'
 
 
+def _parameter_files(argv: Sequence[str]) -> list[str]:
+    """The ``--params-file`` paths of a command line, after ``--ros-args``."""
+    if '--ros-args' not in argv:
+        return []
+    ros_args = list(argv[list(argv).index('--ros-args') + 1:])
+    return [path for flag, path in zip(ros_args, ros_args[1:], strict=False)
+            if flag == '--params-file']
+
+
+def unknown_parameters(node: Node, argv: Sequence[str]) -> str | None:
+    """Parameters that a file gives this node by its own name but the node does not have.
+
+    rcl hands a node every key of the sections that match it and rclpy silently ignores
+    those it does not declare, so a misspelt key (``sead: 3``) ran with the default. Only
+    the sections keyed by this node's own name are checked (``sim_node``, ``/sim_node``,
+    ``/**/sim_node``, its fully qualified name): a ``/**`` section, like
+    config/geometry.yaml, and ``-p`` overrides serve several nodes by design.
+
+    :param node: the node, its parameters declared.
+    :param argv: the command line (its ``--params-file`` arguments are read).
+    :return: a sentence naming the unknown keys and the file, or None.
+    """
+    import yaml
+
+    name = node.get_name()
+    qualified = node.get_fully_qualified_name()
+    own = {name, f'/{name}', f'/**/{name}', qualified, qualified.lstrip('/')}
+    for path in _parameter_files(argv):
+        document = yaml.safe_load(Path(path).read_text())
+        for key in own & set(document if isinstance(document, dict) else ()):
+            section = document[key]
+            if not isinstance(section, dict) or not isinstance(
+                    section.get('ros__parameters'), dict):
+                continue
+            unknown = sorted(parameter for parameter in _flat_keys(section['ros__parameters'])
+                             if not node.has_parameter(parameter))
+            if unknown:
+                return (f'parameter file {path} gives {name} unknown parameter(s) '
+                        f'{", ".join(unknown)}: a misspelt name? `ros2 param list` shows the '
+                        "node's parameters")
+    return None
+
+
+def _flat_keys(mapping: dict[str, Any], prefix: str = '') -> list[str]:
+    """Dotted names of a nested ``ros__parameters`` mapping (``pid: {kp: }`` -> ``pid.kp``)."""
+    keys: list[str] = []
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            keys += _flat_keys(value, f'{prefix}{key}.')
+        else:
+            keys.append(f'{prefix}{key}')
+    return keys
+
+
 def parameter_file_problem(argv: Sequence[str]) -> str | None:
     """What is wrong with a ``--params-file`` of a command line, or None.
 
@@ -376,12 +434,7 @@ def parameter_file_problem(argv: Sequence[str]) -> str | None:
     """
     import yaml
 
-    if '--ros-args' not in argv:
-        return None
-    ros_args = list(argv[list(argv).index('--ros-args') + 1:])
-    for flag, path in zip(ros_args, ros_args[1:], strict=False):
-        if flag != '--params-file':
-            continue
+    for path in _parameter_files(argv):
         file = Path(path)
         if not file.is_file():
             return f'parameter file {path} does not exist'

@@ -134,6 +134,7 @@ def test_parameters_are_read_only_or_applied(perception, collector):
     assert parameters.get('warn_throttle_s') == 1.0
 
 
+@pytest.mark.slow
 def test_oversize_images_are_counted_and_memory_stays_bounded(perception, collector):
     collector.listen('/diagnostics', DiagnosticArray)
     publisher = collector.node.create_publisher(Image, '/camera/image_raw', 1)

@@ -111,3 +111,22 @@ def test_parameter_file_problems_are_one_sentence(tmp_path, text, problem):
     else:
         assert found is not None and problem in found and str(path) in found
     assert parameter_file_problem(['node']) is None
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize('node, own_file, typo', [
+    ('sim_node', 'sim.yaml', ('seed: 0', 'sead: 0')),
+    ('policy_node', 'policy.yaml', ('kp: 2.5', 'kpp: 2.5')),
+])
+def test_a_misspelt_key_in_the_nodes_own_section_stops_the_start(tmp_path, node, own_file,
+                                                                 typo):
+    from ros_support import CONFIG
+
+    params = tmp_path / own_file
+    params.write_text((CONFIG / own_file).read_text().replace(*typo))
+    process = NodeProcess(node, tmp_path, str(params))
+    with running(process):
+        assert process.wait(30) == 2, process.output()
+    lines = process.output().strip().splitlines()
+    misspelt = typo[1].split(':')[0]
+    assert len(lines) == 1 and misspelt in lines[0] and str(params) in lines[0], lines

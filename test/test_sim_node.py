@@ -197,6 +197,7 @@ FLOOD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_a_command_flood_does_not_crowd_out_the_policy(sim, collector):
     collector.listen('/joint_states', JointState, depth=500)
     publisher = collector.node.create_publisher(Float64MultiArray, '/joint_commands', 10)
