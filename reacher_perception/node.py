@@ -32,21 +32,23 @@ from visualization_msgs.msg import MarkerArray
 from reacher_common.config_tools import FieldError
 from reacher_common.geometry import ArmGeometry
 from reacher_common.markers import arm_marker, goal_marker
+from reacher_common.ros_params import (
+    declare_config,
+    parameter_message,
+    ParameterError,
+    refuse_parameters,
+    updated_config,
+)
 from reacher_common.ros_utils import (
     CallbackErrors,
     command_from_serialized,
-    declare_config,
     diagnostic_array,
     diagnostic_status,
     image_to_array,
     JOINT_NAMES,
-    parameter_message,
-    ParameterError,
     point_stamped,
     RateMeter,
-    refuse_parameters,
     run_node,
-    updated_config,
     WORLD_FRAME,
 )
 from reacher_perception.config import PerceptionConfig

@@ -28,19 +28,21 @@ from std_msgs.msg import Float64MultiArray
 
 from reacher_common.config_tools import FieldError
 from reacher_common.geometry import ArmGeometry
+from reacher_common.ros_params import (
+    declare_config,
+    parameter_message,
+    ParameterError,
+    refuse_parameters,
+    updated_config,
+)
 from reacher_common.ros_utils import (
     CallbackErrors,
-    declare_config,
     diagnostic_array,
     diagnostic_status,
     JOINT_NAMES,
-    parameter_message,
-    ParameterError,
     RateMeter,
-    refuse_parameters,
     run_node,
     stamp_to_seconds,
-    updated_config,
 )
 from reacher_policy.config import PidConfig, PolicyConfig
 from reacher_policy.loop import ControlOutput, PerceivedState, PolicyLoop

@@ -40,21 +40,23 @@ from visualization_msgs.msg import MarkerArray
 
 from reacher_common.geometry import ArmGeometry, Timing
 from reacher_common.markers import arm_marker, goal_marker, link_transforms, trail_marker
+from reacher_common.ros_params import (
+    declare_config,
+    ParameterError,
+    refuse_parameters,
+    updated_config,
+)
 from reacher_common.ros_utils import (
     array_to_image,
     CallbackErrors,
     CAMERA_FRAME,
     command_from_serialized,
-    declare_config,
     diagnostic_array,
     diagnostic_status,
     JOINT_NAMES,
-    ParameterError,
     point_stamped,
     RateMeter,
-    refuse_parameters,
     run_node,
-    updated_config,
     WORLD_FRAME,
 )
 from reacher_sim.camera import CameraModel
