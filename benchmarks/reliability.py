@@ -43,26 +43,7 @@ CONFIG = ROOT / 'config'
 NODES = {'sim_node': 'sim.yaml', 'perception_node': 'perception.yaml',
          'policy_node': 'policy.yaml'}
 
-FLOOD = """
-import sys, time
-import rclpy
-from std_msgs.msg import Float64MultiArray
-rate, size, duration = float(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
-rclpy.init()
-node = rclpy.create_node('flood')
-publisher = node.create_publisher(Float64MultiArray, '/joint_commands', 10)
-while publisher.get_subscription_count() == 0:
-    rclpy.spin_once(node, timeout_sec=0.05)
-message = Float64MultiArray(data=[float('nan')] * size)
-start, sent = time.monotonic(), 0
-while time.monotonic() - start < duration:
-    delay = start + sent / rate - time.monotonic()
-    if delay > 0:
-        time.sleep(delay)
-    publisher.publish(message)
-    sent += 1
-print(sent, flush=True)
-"""
+FLOOD = str(Path(__file__).resolve().parent.parent / 'scripts' / 'flood_commands.py')
 """A separate process publishing malformed commands at ``rate`` Hz (argv: rate size s)."""
 
 
@@ -363,11 +344,11 @@ def flood_row(loop: Loop, rate: float = 1000.0, size: int = 100_000,
     """A 1 kHz flood of malformed 800 KB commands: the share of the policy's commands the
     sim still takes (its accepted-command rate over the policy's command rate)."""
     monitor = loop.monitor
-    flood = subprocess.Popen([sys.executable, '-c', FLOOD, str(rate), str(size),
+    flood = subprocess.Popen([sys.executable, FLOOD, str(rate), str(size),
                               str(seconds)], stdout=subprocess.PIPE, text=True)
     start = time.monotonic()
     monitor.spin_until(lambda: flood.poll() is not None, seconds + 30)
-    sent = int((flood.communicate()[0] or '0').split()[0])
+    sent = int((flood.communicate()[0] or 'sent 0').split()[-1])
     sim = [(t, int(v['commands'])) for t, v in monitor.diagnostics.get('sim_node', [])
            if t > start + 1.5 and 'commands' in v]
     policy = [(t, int(v['commands'])) for t, v in monitor.diagnostics.get('policy_node', [])

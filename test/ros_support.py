@@ -204,3 +204,15 @@ def get_parameters(node: Node, target: str, names: Sequence[str],
                 for name, value in zip(names, values, strict=True)}
     finally:
         node.destroy_client(client)
+
+
+DAMAGES = ('empty', 'truncated', 'random bytes')
+"""The ways :func:`damaged_copy` spoils a file."""
+
+
+def damaged_copy(source: Path, target: Path, damage: str) -> Path:
+    """Write ``source`` to ``target`` spoilt: empty, cut in half, or random bytes of its size."""
+    data = source.read_bytes()
+    target.write_bytes({'empty': b'', 'truncated': data[:len(data) // 2],
+                        'random bytes': os.urandom(len(data))}[damage])
+    return target

@@ -126,6 +126,7 @@ def test_the_runtime_loads_no_training_code():
                             cwd=ROOT, timeout=120)
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout.splitlines()[-1])
+    assert set(RUNTIME_MODULES) <= set(loaded)
     assert not [name for name in loaded
                 if name.split('.')[0] in ('gymnasium', 'stable_baselines3')
                 or '.training' in name], loaded

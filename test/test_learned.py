@@ -191,19 +191,3 @@ def test_export_cli_writes_a_loadable_actor(tmp_path):
     with torch.no_grad():
         actual = actor(torch.as_tensor(observation)[None])[0].numpy()
     np.testing.assert_allclose(actual, expected, atol=1e-5)
-
-
-def test_policy_runtime_loads_no_training_code():
-    """The node, the loop and the learned controller load torch at most: no training."""
-    import subprocess
-    import sys
-
-    code = (
-        'import sys\n'
-        'import reacher_policy.learned, reacher_policy.loop, reacher_policy.node\n'
-        "print('\\n'.join(name for name in sys.modules if name.split('.')[0] in "
-        "('gymnasium', 'stable_baselines3') or '.training' in name or "
-        "name.endswith('training')))\n")
-    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                            check=True)
-    assert result.stdout.split() == []

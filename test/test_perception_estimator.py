@@ -141,31 +141,3 @@ def test_a_new_backend_registers_itself(monkeypatch: pytest.MonkeyPatch) -> None
     assert estimator.frames == 1
     with pytest.raises(ValueError, match='expected a'):
         estimator.estimate(np.zeros((64, 64, 3), np.uint8))
-
-
-def loaded_modules(*modules: str) -> set[str]:
-    """The names in sys.modules after importing ``modules`` in a fresh interpreter."""
-    import json
-    import subprocess
-    import sys
-
-    code = ('import importlib, json, sys\n'
-            f'for name in {list(modules)!r}:\n'
-            '    importlib.import_module(name)\n'
-            'print(json.dumps(sorted(sys.modules)))\n')
-    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                            check=True)
-    return set(json.loads(result.stdout.strip().splitlines()[-1]))
-
-
-def test_the_runtime_loads_no_training_code() -> None:
-    # The node and the slac backend must not drag the trainer in (issue 10): no
-    # reacher_perception.training module, no gymnasium, no stable_baselines3.
-    modules = loaded_modules('reacher_perception.slac.estimator', 'reacher_perception.node')
-    assert 'reacher_perception.slac.estimator' in modules
-    assert 'reacher_perception.node' in modules
-    forbidden = sorted(name for name in modules
-                       if name.split('.')[0] in ('gymnasium', 'stable_baselines3')
-                       or name == 'reacher_perception.training'
-                       or name.startswith('reacher_perception.training.'))
-    assert forbidden == []

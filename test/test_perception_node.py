@@ -1,7 +1,6 @@
 """perception_node as a real process: estimates from images, and bad input."""
 
 import math
-import os
 from pathlib import Path
 import sys
 
@@ -15,7 +14,14 @@ from std_msgs.msg import Header
 from reacher_common.geometry import ArmGeometry
 from reacher_sim.render import ArmRenderer
 
-from ros_support import latest_diagnostics, NodeProcess, ParameterClient, running
+from ros_support import (
+    damaged_copy,
+    DAMAGES,
+    latest_diagnostics,
+    NodeProcess,
+    ParameterClient,
+    running,
+)
 
 pytestmark = pytest.mark.ros
 
@@ -222,12 +228,9 @@ def test_an_estimator_failure_drops_the_frame_and_the_node_keeps_running(tmp_pat
         assert 1 <= process.output().count('faulty estimator') <= 2
 
 
-@pytest.mark.parametrize('damage', ['empty', 'truncated', 'random bytes'])
+@pytest.mark.parametrize('damage', DAMAGES)
 def test_a_corrupt_slac_checkpoint_stops_the_start_in_one_line(tmp_path, damage):
-    checkpoint = tmp_path / 'slac.pt'
-    data = SHIPPED_SLAC.read_bytes()
-    checkpoint.write_bytes({'empty': b'', 'truncated': data[:len(data) // 2],
-                            'random bytes': os.urandom(len(data))}[damage])
+    checkpoint = damaged_copy(SHIPPED_SLAC, tmp_path / 'slac.pt', damage)
     process = NodeProcess('perception_node', tmp_path, 'perception.yaml',
                           {'estimator': 'slac', 'checkpoint': str(checkpoint)})
     with running(process):

@@ -1,7 +1,6 @@
 """policy_node as a real process: commands at its rate, stale stop, parameters, faults."""
 
 import math
-import os
 from pathlib import Path
 import shutil
 import sys
@@ -18,7 +17,15 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, Header
 
-from ros_support import CONFIG, latest_diagnostics, NodeProcess, ParameterClient, running
+from ros_support import (
+    CONFIG,
+    damaged_copy,
+    DAMAGES,
+    latest_diagnostics,
+    NodeProcess,
+    ParameterClient,
+    running,
+)
 
 pytestmark = pytest.mark.ros
 
@@ -300,12 +307,9 @@ def test_integer_yaml_values_start_as_doubles(tmp_path, collector):
         assert parameters.set('pid.kp', 3.5).successful
 
 
-@pytest.mark.parametrize('damage', ['empty', 'truncated', 'random bytes'])
+@pytest.mark.parametrize('damage', DAMAGES)
 def test_a_corrupt_actor_checkpoint_stops_the_start_in_one_line(tmp_path, damage):
-    checkpoint = tmp_path / 'actor.pt'
-    data = SHIPPED_ACTOR.read_bytes()
-    checkpoint.write_bytes({'empty': b'', 'truncated': data[:len(data) // 2],
-                            'random bytes': os.urandom(len(data))}[damage])
+    checkpoint = damaged_copy(SHIPPED_ACTOR, tmp_path / 'actor.pt', damage)
     process = NodeProcess('policy_node', tmp_path, 'policy.yaml',
                           {'controller': 'learned', 'checkpoint': str(checkpoint)})
     with running(process):

@@ -3,7 +3,6 @@
 import math
 import subprocess
 import sys
-import textwrap
 
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
@@ -19,7 +18,7 @@ from visualization_msgs.msg import MarkerArray
 
 from reacher_common.kinematics import forward_kinematics
 
-from ros_support import latest_diagnostics, NodeProcess, ParameterClient, running
+from ros_support import latest_diagnostics, NodeProcess, ParameterClient, ROOT, running
 
 pytestmark = pytest.mark.ros
 
@@ -174,27 +173,8 @@ def joint_velocities(collector):
     return [tuple(np.round(m.velocity, 6)) for m in collector.messages['/joint_states']]
 
 
-FLOOD = textwrap.dedent("""
-    import sys, time
-    import rclpy
-    from std_msgs.msg import Float64MultiArray
-    rate, size, duration = float(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
-    rclpy.init()
-    node = rclpy.create_node('flood')
-    publisher = node.create_publisher(Float64MultiArray, '/joint_commands', 10)
-    while publisher.get_subscription_count() == 0:
-        rclpy.spin_once(node, timeout_sec=0.05)
-    print('flooding', flush=True)
-    message = Float64MultiArray(data=[float('nan')] * size)
-    start, sent = time.monotonic(), 0
-    while time.monotonic() - start < duration:
-        delay = start + sent / rate - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        publisher.publish(message)
-        sent += 1
-    print('sent', sent, flush=True)
-""")
+FLOOD = str(ROOT / 'scripts' / 'flood_commands.py')
+"""The flood publisher, run as a process of its own."""
 
 
 @pytest.mark.slow
@@ -203,7 +183,7 @@ def test_a_command_flood_does_not_crowd_out_the_policy(sim, collector):
     publisher = collector.node.create_publisher(Float64MultiArray, '/joint_commands', 10)
     assert collector.spin_until(lambda: collector.messages['/joint_states'], 20), sim.output()
     # 1 kHz of malformed 100k-value commands (800 KB each) from another process.
-    flood = subprocess.Popen([sys.executable, '-c', FLOOD, '1000', '100000', '6'],
+    flood = subprocess.Popen([sys.executable, FLOOD, '1000', '100000', '6'],
                              stdout=subprocess.PIPE, text=True)
     try:
         assert flood.stdout.readline().strip() == 'flooding'
