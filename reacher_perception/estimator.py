@@ -41,6 +41,11 @@ class Estimate:
         right (joints within 10 deg, goal within 20 mm), calibrated so that 0.5 separates
         right from wrong on held-out frames of every scene (benchmarks/README.md, Scenes);
         nan when the estimator gives none. A part not seen gives 0.
+    :param joint_std_rad: the estimator's own standard deviation of each joint angle's
+        error, radians (one value for both joints); nan when it gives none.
+    :param fingertip_std_m: the same for the fingertip, metres, per axis (isotropic in the
+        table's plane); nan when it gives none.
+    :param goal_std_m: the same for the goal, metres, per axis; nan when it gives none.
     """
 
     joint_positions: FloatArray
@@ -50,6 +55,9 @@ class Estimate:
     goal_visible: bool
     latent: npt.NDArray[np.float32] | None = None
     confidence: float = math.nan
+    joint_std_rad: float = math.nan
+    fingertip_std_m: float = math.nan
+    goal_std_m: float = math.nan
 
 
 @runtime_checkable
