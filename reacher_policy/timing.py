@@ -6,26 +6,33 @@ and publishes a command now. Two events exist: a frame's bundle is complete
 
 - ``phase_lock: false`` (free-running, the behaviour before issue 14): the timer alone
   commands, at a fixed rate, on the freshest estimate. The camera-to-command latency is
-  the phase between the sim's and the policy's timers plus the pipeline: measured with
-  ``reacher demo --headless --duration 30 --json`` on the shared 2-core machine (a SLAC
-  training beside it), p50 24-38 ms, p99 up to 55 ms, different in every run
-  (docs/ros.md, "Control timing").
+  the phase between the sim's and the policy's timers plus the pipeline, so it changes
+  from run to run (24-38 ms p50 in three runs before; 56 ms p50 in the run below).
 - ``phase_lock: true`` (the default): a complete bundle commands at once, and the node
   then resets its timer, so the timer's ticks fall at ``1, 2, ...`` control periods after
   the frame's command: the control clock is re-aligned to the frame clock at every frame.
   With the control rate ``m`` times the camera rate (``m`` = 1, 2, 3, ...: measured from
   the stamps of the frames, within 5%), ticks ``1 .. m-1`` command on the freshest
   estimate and tick ``m``, where the next frame is due, waits for it: the frame's bundle
-  commands when it comes. If it has not come by tick ``2m`` (a lost or very late frame),
-  the timer commands on the freshest estimate from then on (a watchdog: the stale and
-  confidence stops act there), until a bundle re-locks it. The latency is then the
-  pipeline alone, and the control period the camera's. With a control rate that is no
-  multiple of the camera rate the node runs free (nothing to lock to) and says so.
+  commands when it comes. If it has not come (a lost or late frame), every tick from
+  ``m + 1`` on commands on the freshest estimate, tick ``2m`` in the frame's place (a
+  watchdog: the stale and confidence stops act there), until a bundle re-locks it. The
+  latency is then the pipeline alone and the command period the camera's, its jitter
+  the pipeline's. With a control rate that is no multiple of the camera rate the node
+  runs free (nothing to lock to) and says so.
 
-  The alternative of a timer that runs at a fixed offset after the frame's stamp
-  (waiting for the bundle to be "surely" there) trades latency for jitter: its offset has
-  to cover the pipeline's p99 (5-15 ms on this machine under load), so its median
-  latency is the p99 of the event-triggered one; it was not kept.
+Measured with ``python benchmarks/control_timing.py --duration 30`` (both modes in one
+run, classical and SLAC; the shared 2-core machine with a training run and another loop
+beside it, so every figure is pessimistic): phase-locked, total latency p50 / p99 9.1 /
+15.4 ms (classical) and 10.6 / 21.8 ms (SLAC), of which the policy's wait is 0.08 ms;
+free-running, 55.9 / 61.8 and 56.3 / 62.1 ms, of which the wait is 45 ms in that run's
+phase. Both held 20.00 Hz. The period jitter p99 as a subscriber sees it was 10-12 ms
+locked and 7.5-8 ms free: locked, the command period inherits the pipeline's spread, which
+this loaded machine makes large. A timer at a fixed offset after each frame's stamp would
+give the timer's jitter (0.6 ms p99 here) but its offset must cover the pipeline's p99
+(15-22 ms above) to find the bundle there, so its latency would be that p99 every frame;
+with both bars in view (latency p99 <= 5 ms, jitter p99 <= 1 ms on an idle machine), the
+event-triggered command, whose latency is the pipeline's own, was kept.
 
 **Stage timing.** :class:`StageTimes` keeps, for the first command of each frame, the
 stage durations (ms) that /diagnostics reports as ``latency.<stage>_ms.p50`` / ``.p99``

@@ -15,10 +15,13 @@ from rcl_interfaces.msg import ParameterType
 from rcl_interfaces.srv import SetParameters
 import rclpy
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import JointState
+from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray, Header
 
 from reacher_common.estimate_msgs import estimate_status
+from reacher_common.geometry import ArmGeometry
+from reacher_common.ros_utils import array_to_image
+from reacher_sim.render import ArmRenderer
 
 from ros_support import (
     CONFIG,
@@ -436,3 +439,38 @@ def test_phase_lock_commands_on_each_frame_and_ticks_between(tmp_path, collector
             assert values[f'latency.{stage}_ms.p50'] == 'nan'
         assert float(values['latency.total_ms.p50']) > 0.0
     assert f'control {mode}' in policy.output() or not phase_lock
+
+
+@pytest.mark.slow
+def test_a_real_perception_that_loses_the_arm_stops_the_policy_until_it_sees_it_again(
+        tmp_path, collector):
+    perception = NodeProcess('perception_node', tmp_path, 'perception.yaml')
+    policy = NodeProcess('policy_node', tmp_path, 'policy.yaml')
+    collector.listen('/joint_commands', Float64MultiArray)
+    collector.listen('/diagnostics', DiagnosticArray)
+    camera = collector.node.create_publisher(Image, '/camera/image_raw', 1)
+    frame = ArmRenderer(ArmGeometry()).render(np.array([0.4, 1.1]), np.array([-0.1, 0.12]))
+    covered = frame.copy()
+    covered[20:44, 32:60] = (128, 128, 128)  # a grey card over the arm
+
+    def show(pixels, seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            header = Header(frame_id='camera', stamp=collector.node.get_clock().now().to_msg())
+            camera.publish(array_to_image(pixels, header))
+            collector.spin_for(0.05)
+
+    with running(perception, policy):
+        assert collector.spin_until(lambda: camera.get_subscription_count() > 0
+                                    and collector.messages['/joint_commands'], 30)
+        show(frame, 1.0)
+        assert moving(collector), (perception.output(), policy.output())
+        show(covered, 1.0)
+        assert last_command(collector).tolist() == [0.0, 0.0]
+        show(frame, 1.0)
+        assert moving(collector)
+        assert collector.spin_until(
+            lambda: diagnostics_value(collector, 'confidence_stops') == '1', 3), \
+            latest_diagnostics(collector, 'policy_node')
+        assert diagnostics_value(collector, 'stale_stops') == '0'
+    assert policy.output().count('below min_confidence') == 1
