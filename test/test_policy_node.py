@@ -74,10 +74,17 @@ def test_malformed_estimates_are_dropped(policy, collector):
     goal.point.x = float('nan')
     goal_pub.publish(goal)
     joints_pub.publish(JointState(header=header, name=['wrist'], position=[0.1]))
+    estimates = Estimates(collector)
+    bad_status = estimate_status(header, {})
+    bad_status.status[0].values[0].value = 'very sure'
+    estimates.status_pub.publish(bad_status)
+    estimates.send(confidence=2.0)  # a complete frame, but a confidence out of [0, 1]
     collector.spin_for(0.5)
     assert policy.alive()
     output = policy.output()
     assert 'dropped /perception/goal' in output and 'dropped /perception/joint_states' in output
+    assert 'dropped /perception/estimate_status: confidence is not a number' in output
+    assert 'dropped estimate: confidence must be in [0, 1]' in output
     assert collector.messages['/joint_commands'][-1].data.tolist() == [0.0, 0.0]
 
 
