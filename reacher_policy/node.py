@@ -126,7 +126,7 @@ class PolicyNode(Node):
                                  guard(self.goal_callback, 'goal estimate'), 10)
         self.create_subscription(DiagnosticArray, STATUS_TOPIC,
                                  guard(self.status_callback, 'estimate status'), 10)
-        self.timer = self.create_timer(self.period, self.timer_callback)
+        self.timer = self.create_timer(self.period, guard(self.timer_callback, 'control timer'))
         self.create_timer(1.0, guard(self.publish_diagnostics, 'diagnostics'))
         self.add_on_set_parameters_callback(guard(
             self.validate_parameters, 'parameter check', fallback=refuse_parameters))
