@@ -1,11 +1,17 @@
 """perception_node: estimates the arm and the goal from /camera/image_raw alone.
 
-Subscribes /camera/image_raw (sensor_msgs/Image, rgb8); publishes, stamped with the
-image's stamp, /perception/joint_states (sensor_msgs/JointState), /perception/fingertip
-and /perception/goal (geometry_msgs/PointStamped in ``world``), /perception/latent
-(std_msgs/Float32MultiArray, when the estimator has a latent state), the estimated arm
-and goal as a ghost on /visualization/markers, and /diagnostics (inference time, rate,
-dropped frames). The ``estimator`` parameter picks the backend
+Subscribes /camera/image_raw (sensor_msgs/Image, rgb8); publishes for each frame,
+stamped with the image's stamp, the estimate bundle of ``reacher_common.estimate_msgs``:
+/perception/joint_states (sensor_msgs/JointState), /perception/goal
+(geometry_msgs/PointStamped in ``world``) and /perception/estimate_status
+(diagnostic_msgs/DiagnosticArray: confidence, standard deviations, visibility, timing),
+which the policy pairs by stamp; then /perception/goal_pose and
+/perception/fingertip_pose (geometry_msgs/PoseWithCovarianceStamped, the covariance from
+the estimate's standard deviations), /perception/fingertip (PointStamped),
+/perception/latent (std_msgs/Float32MultiArray, when the estimator has a latent state)
+and the estimated arm and goal as a ghost on /visualization/markers. /diagnostics
+reports the inference time, rate, dropped frames and the confidence's statistics. The
+``estimator`` parameter picks the backend
 (reacher_perception.estimator.ESTIMATORS). A malformed image is logged (throttled, its
 size only) and dropped, an oversize one counted apart (``oversize_images``); a frame the
 estimator fails on is dropped, logged (throttled) and counted (``estimator_errors``), and
@@ -15,10 +21,11 @@ at run time; the other parameters are read-only.
 
 from __future__ import annotations
 
+import math
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from geometry_msgs.msg import PointStamped
+from geometry_msgs.msg import PointStamped, PoseWithCovarianceStamped
 import numpy as np
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.event_handler import QoSMessageLostInfo, SubscriptionEventCallbacks
@@ -30,6 +37,17 @@ from std_msgs.msg import Float32MultiArray, Float64MultiArray, Header
 from visualization_msgs.msg import MarkerArray
 
 from reacher_common.config_tools import FieldError
+from reacher_common.estimate_msgs import (
+    estimate_status,
+    FINGERTIP_POSE_TOPIC,
+    FINGERTIP_TOPIC,
+    GOAL_POSE_TOPIC,
+    GOAL_TOPIC,
+    JOINTS_TOPIC,
+    pose_with_covariance,
+    STATUS_TOPIC,
+    UNSURE_BELOW,
+)
 from reacher_common.geometry import ArmGeometry
 from reacher_common.markers import arm_marker, goal_marker
 from reacher_common.ros_params import (
@@ -49,6 +67,7 @@ from reacher_common.ros_utils import (
     point_stamped,
     RateMeter,
     run_node,
+    stamp_to_seconds,
     WORLD_FRAME,
 )
 from reacher_perception.config import PerceptionConfig
@@ -80,6 +99,9 @@ class PerceptionNode(Node):
         self.last_command: np.ndarray | None = None
         self.rate = RateMeter()
         self.inference_ms: list[float] = []
+        self.confidences: list[float] = []
+        self.unsure_frames = 0
+        self.frames_without_confidence = 0
         self.dropped_images = 0
         self.oversize_images = 0
         self.lost_images = 0
@@ -92,9 +114,14 @@ class PerceptionNode(Node):
         self.frame_bytes = size * size * 3
 
         # Relative names: they resolve under the node's namespace (docs/architecture.md).
-        self.joint_pub = self.create_publisher(JointState, 'perception/joint_states', 10)
-        self.fingertip_pub = self.create_publisher(PointStamped, 'perception/fingertip', 10)
-        self.goal_pub = self.create_publisher(PointStamped, 'perception/goal', 10)
+        self.joint_pub = self.create_publisher(JointState, JOINTS_TOPIC, 10)
+        self.goal_pub = self.create_publisher(PointStamped, GOAL_TOPIC, 10)
+        self.status_pub = self.create_publisher(DiagnosticArray, STATUS_TOPIC, 10)
+        self.fingertip_pub = self.create_publisher(PointStamped, FINGERTIP_TOPIC, 10)
+        self.goal_pose_pub = self.create_publisher(PoseWithCovarianceStamped,
+                                                   GOAL_POSE_TOPIC, 10)
+        self.fingertip_pose_pub = self.create_publisher(PoseWithCovarianceStamped,
+                                                        FINGERTIP_POSE_TOPIC, 10)
         self.latent_pub = self.create_publisher(Float32MultiArray, 'perception/latent', 10)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
         self.marker_pub = self.create_publisher(MarkerArray, 'visualization/markers', 10)
@@ -136,7 +163,14 @@ class PerceptionNode(Node):
         self.lost_images = info.total_count
 
     def image_callback(self, msg: Image) -> None:
-        """Estimate from one frame and publish the estimates with the frame's stamp."""
+        """Estimate from one frame and publish its bundle, stamped with the frame's stamp.
+
+        The policy's three parts (joints, goal, status) go first, so that its bundle is
+        complete as early as possible; the poses, the fingertip, the markers and the
+        latent follow.
+        """
+        received_s = self.get_clock().now().nanoseconds * 1e-9
+        start = time.perf_counter()
         if len(msg.data) > self.frame_bytes:
             self.oversize_images += 1
             self.get_logger().warning(
@@ -151,18 +185,29 @@ class PerceptionNode(Node):
             self.get_logger().warning(f'dropped /camera/image_raw: {error}',
                                       throttle_duration_sec=self.config.warn_throttle_s)
             return
-        start = time.perf_counter()
         estimate = self.estimator.estimate(pixels, self.last_command)
-        self.inference_ms.append((time.perf_counter() - start) * 1e3)
+        inference_ms = (time.perf_counter() - start) * 1e3
+        self.inference_ms.append(inference_ms)
         del self.inference_ms[:-1000]
         self.rate.tick()
         self.arm_lost += not estimate.arm_visible
         self.goal_lost += not estimate.goal_visible
+        self.count_confidence(estimate.confidence)
         header = Header(stamp=msg.header.stamp, frame_id=WORLD_FRAME)
         self.joint_pub.publish(JointState(header=header, name=list(JOINT_NAMES),
                                           position=estimate.joint_positions.tolist()))
-        self.fingertip_pub.publish(point_stamped(estimate.fingertip, header))
         self.goal_pub.publish(point_stamped(estimate.goal, header))
+        self.status_pub.publish(estimate_status(header, {
+            'confidence': estimate.confidence, 'joint_std_rad': estimate.joint_std_rad,
+            'fingertip_std_m': estimate.fingertip_std_m, 'goal_std_m': estimate.goal_std_m,
+            'arm_visible': estimate.arm_visible, 'goal_visible': estimate.goal_visible,
+            'frame_to_perception_ms': (received_s - stamp_to_seconds(msg.header.stamp)) * 1e3,
+            'inference_ms': inference_ms}))
+        self.goal_pose_pub.publish(pose_with_covariance(estimate.goal, estimate.goal_std_m,
+                                                        header))
+        self.fingertip_pose_pub.publish(pose_with_covariance(
+            estimate.fingertip, estimate.fingertip_std_m, header))
+        self.fingertip_pub.publish(point_stamped(estimate.fingertip, header))
         self.marker_pub.publish(MarkerArray(markers=[
             arm_marker('perception/arm', estimate.joint_positions, self.link_lengths,
                        msg.header.stamp, (1.0, 1.0, 1.0, 0.5), width=0.004, z=0.003),
@@ -171,6 +216,15 @@ class PerceptionNode(Node):
         ]))
         if estimate.latent is not None:
             self.latent_pub.publish(Float32MultiArray(data=estimate.latent.ravel().tolist()))
+
+    def count_confidence(self, confidence: float) -> None:
+        """Keep the confidence for /diagnostics: a window of the last 1000, and counts."""
+        if math.isnan(confidence):
+            self.frames_without_confidence += 1
+            return
+        self.confidences.append(confidence)
+        del self.confidences[:-1000]
+        self.unsure_frames += confidence < UNSURE_BELOW
 
     def publish_diagnostics(self) -> None:
         """Inference time, achieved rate and estimator health on /diagnostics."""
@@ -188,6 +242,7 @@ class PerceptionNode(Node):
             'callback_errors': self.errors.total(),
             'frames_without_arm': self.arm_lost,
             'frames_without_goal': self.goal_lost,
+            **self.confidence_statistics(),
         }
         estimator_errors = self.errors.counts.get(ESTIMATE, 0)
         failing = estimator_errors > self._reported_estimator_errors
@@ -195,12 +250,35 @@ class PerceptionNode(Node):
         if failing:
             level = DiagnosticStatus.ERROR
             message = f'estimator failed: {self.errors.last_error[ESTIMATE]}'
+        elif self.rate.count > 0 and self.recently_unsure():
+            level = DiagnosticStatus.WARN
+            message = f'unsure: confidence below {UNSURE_BELOW} on most recent frames'
         elif self.rate.count > 0:
             level, message = DiagnosticStatus.OK, 'ok'
         else:
             level, message = DiagnosticStatus.WARN, 'no camera frames yet'
         self.diagnostics_pub.publish(diagnostic_array(self, [diagnostic_status(
             self, 'estimator', values, level, message)]))
+
+    def confidence_statistics(self) -> dict[str, float | int]:
+        """The confidence of the last 1000 frames that have one, and the counts since start.
+
+        Keys: ``confidence.p05`` / ``.p50`` / ``.mean`` / ``.min`` (nan before any),
+        ``confidence.unsure_frames`` (frames below :data:`UNSURE_BELOW`) and
+        ``confidence.unknown_frames`` (frames whose estimator gave none).
+        """
+        window = np.asarray(self.confidences or [np.nan])
+        return {'confidence.p05': float(np.percentile(window, 5)),
+                'confidence.p50': float(np.percentile(window, 50)),
+                'confidence.mean': float(np.mean(window)),
+                'confidence.min': float(np.min(window)),
+                'confidence.unsure_frames': self.unsure_frames,
+                'confidence.unknown_frames': self.frames_without_confidence}
+
+    def recently_unsure(self) -> bool:
+        """Whether most of the last 20 confident-or-not frames were unsure."""
+        recent = self.confidences[-20:]
+        return bool(recent) and float(np.median(recent)) < UNSURE_BELOW
 
     def validate_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
         """Accept a valid ``warn_throttle_s``; rclpy already refused the read-only ones."""

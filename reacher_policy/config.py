@@ -61,12 +61,21 @@ class PolicyConfig:
     """
 
     control_rate_hz: float = bounded(20.0, 0.0, 1000.0, low_open=True)
-    """Rate of the control timer, Hz, in (0, 1000]; 1/rate is the first step's dt."""
+    """Rate of the commands, Hz, in (0, 1000]; 1/rate is the first step's dt. Phase-locked,
+    a whole multiple (1, 2, 3, ...) of the camera rate; otherwise the loop runs free."""
     controller: str = 'ik'
     """Name of the controller in ``reacher_policy.controllers.CONTROLLERS`` (e.g. 'ik')."""
     estimate_timeout_s: float = bounded(0.15, 0.0, 60.0, low_open=True)
     """Age of the newest perception estimate (from its image stamp) beyond which it is
     stale and the command is zero, seconds, in (0, 60]."""
+    min_confidence: float = bounded(0.5, 0.0, 1.0)
+    """The estimator's confidence (reacher_common.estimate_msgs) below which the newest
+    estimate stops the arm (zero command until a confident one comes), in [0, 1]; 0.5 is
+    the calibration's threshold between right and wrong estimates, 0 never stops. An
+    estimator that gives no confidence (nan) never stops the arm."""
+    phase_lock: bool = True
+    """Command as soon as a frame's complete estimate arrives and re-align the control
+    timer to it (reacher_policy.timing); false: the timer alone commands, free-running."""
     geometry: ArmGeometry = field(default_factory=ArmGeometry)
     """The arm being steered (config/geometry.yaml): IK solves for its links, a learned
     controller must have been trained for it."""
@@ -80,4 +89,5 @@ class PolicyConfig:
         check_fields(self, {
             'controller': isinstance(self.controller, str) and self.controller != '',
             'checkpoint': isinstance(self.checkpoint, str),
+            'phase_lock': isinstance(self.phase_lock, bool),
         })

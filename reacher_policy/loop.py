@@ -13,7 +13,9 @@ The node hands each perception estimate to ``PolicyLoop.update_estimate`` and, a
 A velocity controller (the learned actor) skips the setpoint: its joint velocity goes
 through ``PidSmoother.update_velocity`` (clamp and rate limit only). An estimate older
 than ``estimate_timeout_s`` (by its image stamp) is stale: the arm is stopped rather than
-driven by what the camera saw long ago. A goal outside the arena is refused.
+driven by what the camera saw long ago. An estimate whose confidence is below
+``min_confidence`` stops the arm the same way (an estimator that gives no confidence, nan,
+never stops it). A goal outside the arena is refused.
 """
 
 from __future__ import annotations
@@ -41,11 +43,14 @@ class PerceivedState:
         node's clock, e.g. ``header.stamp`` in seconds).
     :param joint_positions: (2,) rad, the estimated (shoulder, elbow) angles.
     :param goal: (2,) metres, the estimated goal centre in ``world``.
+    :param confidence: the estimator's confidence in this estimate, in [0, 1]
+        (``reacher_perception.estimator.Estimate.confidence``); nan when it gives none.
     """
 
     stamp_s: float
     joint_positions: FloatArray
     goal: FloatArray
+    confidence: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -53,19 +58,25 @@ class ControlOutput:
     """What one control tick produced.
 
     :param command: (2,) float64 rad/s, the (shoulder, elbow) joint velocity command;
-        zeros when ``stale``.
+        zeros when ``stale`` or ``unsure``.
     :param stale: whether there was no estimate or it was older than
         ``estimate_timeout_s`` (the arm is being stopped).
     :param became_stale: True only on the first stale tick after a fresh one, so the node
         can say so once; the loop starts stale (no estimate yet) without reporting it.
     :param estimate_age_s: seconds between the tick and the estimate's image stamp, or
         None when there is no estimate.
+    :param unsure: whether the (fresh) estimate's confidence was below ``min_confidence``
+        (the arm is being stopped).
+    :param became_unsure: True only on the first unsure tick after a confident one (or
+        one without confidence), so the node can say so once.
     """
 
     command: FloatArray
     stale: bool
     became_stale: bool
     estimate_age_s: float | None
+    unsure: bool = False
+    became_unsure: bool = False
 
 
 class PolicyLoop:
@@ -79,7 +90,8 @@ class PolicyLoop:
     config: PolicyConfig
     controller: Controller
     pid: PidSmoother
-    RUNTIME_FIELDS: tuple[str, ...] = ('estimate_timeout_s', 'warn_throttle_s')
+    RUNTIME_FIELDS: tuple[str, ...] = ('estimate_timeout_s', 'min_confidence',
+                                       'warn_throttle_s')
     """The fields of :class:`PolicyConfig` that :meth:`set_config` may change."""
 
     def __init__(self, config: PolicyConfig, pid: PidConfig) -> None:
@@ -90,6 +102,7 @@ class PolicyLoop:
         self._last_step_s: float | None = None
         self._last_output: ControlOutput | None = None
         self._stale = True
+        self._unsure = False
 
     @property
     def estimate(self) -> PerceivedState | None:
@@ -100,6 +113,11 @@ class PolicyLoop:
     def stale(self) -> bool:
         """Whether the last ``step`` found no fresh estimate (True before the first one)."""
         return self._stale
+
+    @property
+    def unsure(self) -> bool:
+        """Whether the last ``step`` stopped the arm for a confidence below the threshold."""
+        return self._unsure
 
     def set_pid_config(self, pid: PidConfig) -> None:
         """Change the PID gains and limits at run time without restarting control.
@@ -112,7 +130,7 @@ class PolicyLoop:
         self.pid.set_config(pid)
 
     def set_config(self, config: PolicyConfig) -> None:
-        """Change the loop's timing at run time (``RUNTIME_FIELDS`` only).
+        """Change the loop's timing and threshold at run time (``RUNTIME_FIELDS`` only).
 
         :param config: the new config.
         :raises ValueError: naming a field that changed but is fixed once the loop runs
@@ -122,7 +140,7 @@ class PolicyLoop:
                                    for name in self.RUNTIME_FIELDS})
         if fixed != self.config:
             changed = [name for name in ('control_rate_hz', 'controller', 'geometry',
-                                         'checkpoint')
+                                         'checkpoint', 'phase_lock')
                        if getattr(fixed, name) != getattr(self.config, name)]
             raise ValueError(f'{", ".join(changed)} cannot change while the loop runs')
         self.config = config
@@ -157,6 +175,7 @@ class PolicyLoop:
         self._estimate = None
         self._restart()
         self._stale = True
+        self._unsure = False
 
     def _restart(self) -> None:
         """Restart control cleanly from rest, keeping the estimate."""
@@ -170,11 +189,15 @@ class PolicyLoop:
 
         :param state: the estimate; its arrays are copied as float64.
         :raises ValueError: if the stamp is not finite, the joint angles are not two
-            finite numbers, or the goal is not in the arena (:meth:`check_goal`).
+            finite numbers, the goal is not in the arena (:meth:`check_goal`), or the
+            confidence is neither nan nor in [0, 1].
         """
         stamp_s = float(state.stamp_s)
         if not math.isfinite(stamp_s):
             raise ValueError(f'stamp_s must be finite seconds, got {state.stamp_s!r}')
+        confidence = float(state.confidence)
+        if not (math.isnan(confidence) or 0.0 <= confidence <= 1.0):
+            raise ValueError(f'confidence must be in [0, 1] or nan, got {confidence!r}')
         joint_positions = np.array(state.joint_positions, dtype=np.float64)
         if joint_positions.shape != (NUM_JOINTS,) or not np.all(np.isfinite(joint_positions)):
             got = (joint_positions if joint_positions.size <= NUM_JOINTS
@@ -182,7 +205,7 @@ class PolicyLoop:
             raise ValueError(f'joint_positions must be {NUM_JOINTS} finite numbers, '
                              f'got {got!r}')
         goal = self.check_goal(np.array(state.goal, dtype=np.float64))
-        self._estimate = PerceivedState(stamp_s, joint_positions, goal)
+        self._estimate = PerceivedState(stamp_s, joint_positions, goal, confidence)
 
     def step(self, now_s: float) -> ControlOutput:
         """Compute the command for the tick at ``now_s``.
@@ -190,7 +213,9 @@ class PolicyLoop:
         With no estimate, or one whose age ``now_s - stamp_s`` exceeds
         ``estimate_timeout_s`` in magnitude (a stamp that far in the future is not trusted
         either), the command is zero and the controller and PID are reset, so control
-        restarts from rest when fresh estimates return. Otherwise the controller's
+        restarts from rest when fresh estimates return. A fresh estimate whose confidence
+        is below ``min_confidence`` stops the arm the same way (``unsure``; nan never
+        does), until a confident one comes. Otherwise the controller's
         setpoint goes through the PID (a velocity controller's velocity through its
         velocity path) with ``dt`` = time since the previous fresh tick
         (``1 / control_rate_hz`` on the first one). If the clock went backwards (a
@@ -198,7 +223,7 @@ class PolicyLoop:
         repeated ``now_s`` returns the previous output unchanged.
 
         :param now_s: seconds, the tick's time on the same clock as the estimates' stamps.
-        :return: the command and the staleness report.
+        :return: the command and the staleness and confidence report.
         :raises ValueError: if ``now_s`` is not finite, or the controller's output is not
             two finite numbers (the caller then commands :meth:`stop`).
         """
@@ -213,6 +238,13 @@ class PolicyLoop:
             return ControlOutput(np.zeros(NUM_JOINTS), True, became_stale, age)
         assert estimate is not None
         self._stale = False
+        if estimate.confidence < self.config.min_confidence:  # False for nan
+            became_unsure = not self._unsure
+            self._unsure = True
+            self._restart()
+            return ControlOutput(np.zeros(NUM_JOINTS), False, False, age, unsure=True,
+                                 became_unsure=became_unsure)
+        self._unsure = False
 
         if self._last_step_s is not None and now_s == self._last_step_s:
             assert self._last_output is not None

@@ -1,22 +1,34 @@
-"""policy_node: turns perception estimates into smoothed joint commands at a fixed rate.
+"""policy_node: turns each camera frame's estimate into smoothed joint commands at a fixed rate.
 
-Subscribes /perception/joint_states (sensor_msgs/JointState) and /perception/goal
-(geometry_msgs/PointStamped); on a timer at ``control_rate_hz`` it runs the controller
-(``controller`` parameter: 'ik', or 'learned' with a checkpoint) and the per-joint PID
-smoother (``pid.*`` parameters, changeable at run time) and publishes /joint_commands
-(std_msgs/Float64MultiArray, joint velocities in rad/s). When the newest estimate is older
-than ``estimate_timeout_s`` it commands zero and says so once. A goal outside the arena is
-dropped with a warning. A control step that raises commands zero, is logged (throttled)
-and counted, and the node carries on. /diagnostics reports the achieved rate, deadline
-misses, the camera-to-command latency and the errors. At run time ``pid.*``,
-``estimate_timeout_s`` and ``warn_throttle_s`` change (validated as at start-up); the
-other parameters are read-only.
+Subscribes the estimate bundle of ``reacher_common.estimate_msgs``: /perception/joint_states
+(sensor_msgs/JointState), /perception/goal (geometry_msgs/PointStamped) and
+/perception/estimate_status (diagnostic_msgs/DiagnosticArray, the confidence), and pairs
+the three parts of each frame by their stamp (``reacher_policy.bundle.FrameBundler``).
+Phase-locked (``phase_lock``, the default), a frame's complete bundle is commanded at once
+and the control timer (``control_rate_hz``, a whole multiple of the camera rate) is
+re-aligned to it; free-running, the timer alone commands (``reacher_policy.timing`` says
+why and what was measured). Each command runs the controller (``controller``: 'ik', or
+'learned' with a checkpoint) and the per-joint PID smoother (``pid.*``) and is published on
+/joint_commands (std_msgs/Float64MultiArray, joint velocities in rad/s). When the newest
+estimate is older than ``estimate_timeout_s``, or its confidence is below
+``min_confidence``, it commands zero and says so once. A goal outside the arena, a status
+that is not numbers or a confidence outside [0, 1] is dropped with a warning. A control
+step that raises commands zero, is logged (throttled) and counted, and the node carries
+on. /diagnostics reports the achieved rate, the timing mode, deadline misses, the period
+jitter, each stage's latency (``latency.<stage>_ms.p50`` / ``.p99``,
+``reacher_policy.timing.STAGES``), the stops and the errors (docs/ros.md lists the keys).
+At run time ``pid.*``, ``estimate_timeout_s``, ``min_confidence`` and ``warn_throttle_s``
+change (validated as at start-up); the other parameters are read-only.
 """
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import dataclass, fields
+import math
+import time
+from typing import Any
 
+from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PointStamped
 import numpy as np
@@ -27,6 +39,13 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
 from reacher_common.config_tools import FieldError
+from reacher_common.estimate_msgs import (
+    EstimateStatus,
+    GOAL_TOPIC,
+    JOINTS_TOPIC,
+    read_estimate_status,
+    STATUS_TOPIC,
+)
 from reacher_common.geometry import ArmGeometry
 from reacher_common.ros_params import (
     declare_config,
@@ -44,8 +63,10 @@ from reacher_common.ros_utils import (
     run_node,
     stamp_to_seconds,
 )
+from reacher_policy.bundle import FrameBundler
 from reacher_policy.config import PidConfig, PolicyConfig
 from reacher_policy.loop import ControlOutput, PerceivedState, PolicyLoop
+from reacher_policy.timing import PhaseLock, StageTimes
 
 PID_PREFIX = 'pid.'
 PID_FIELDS = tuple(field.name for field in fields(PidConfig))
@@ -53,6 +74,17 @@ PID_FIELDS = tuple(field.name for field in fields(PidConfig))
 LATENCY_WINDOW = 2000
 CONTROL_STEP = 'control step'
 """The name under which a failed control tick is counted and logged."""
+PARTS = ('joints', 'goal', 'status')
+"""The parts of a frame's bundle, from JOINTS_TOPIC, GOAL_TOPIC and STATUS_TOPIC."""
+
+
+@dataclass(frozen=True)
+class _FrameArrival:
+    """When a frame's bundle became complete, for the stage timing of its first command."""
+
+    stamp_s: float
+    received_s: float
+    status: EstimateStatus
 
 
 class PolicyNode(Node):
@@ -68,83 +100,169 @@ class PolicyNode(Node):
             self.loop = PolicyLoop(self.config, self.pid_config)
         except FieldError as error:
             raise ParameterError(parameter_message(error)) from error
-        self.goal: np.ndarray | None = None
+        self.period = 1.0 / self.config.control_rate_hz
+        self.bundler = FrameBundler(PARTS)
+        self.lock = PhaseLock(self.period, locked=self.config.phase_lock)
+        self.stages = StageTimes(LATENCY_WINDOW)
+        self.arrival: _FrameArrival | None = None
         self.rate = RateMeter()
-        self.latencies_ms: list[float] = []
         self.deadline_misses = 0
         self.stale_stops = 0
+        self.confidence_stops = 0
         self.dropped_estimates = 0
         self.errors = CallbackErrors(self, lambda: self.config.warn_throttle_s)
         self._reported_control_errors = 0
+        self._reported_mode = ''
+        self._drop_logged: dict[str, float] = {}
         guard = self.errors.guard
+        self.guarded_control = guard(self.control, CONTROL_STEP, fallback=self.stop_callback)
 
         # Relative names: they resolve under the node's namespace (docs/architecture.md).
         self.command_pub = self.create_publisher(Float64MultiArray, 'joint_commands', 10)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
-        self.create_subscription(JointState, 'perception/joint_states',
+        self.create_subscription(JointState, JOINTS_TOPIC,
                                  guard(self.joints_callback, 'joint estimate'), 10)
-        self.create_subscription(PointStamped, 'perception/goal',
+        self.create_subscription(PointStamped, GOAL_TOPIC,
                                  guard(self.goal_callback, 'goal estimate'), 10)
-        self.period = 1.0 / self.config.control_rate_hz
-        self.create_timer(self.period, guard(self.control_callback, CONTROL_STEP,
-                                             fallback=self.stop_callback))
+        self.create_subscription(DiagnosticArray, STATUS_TOPIC,
+                                 guard(self.status_callback, 'estimate status'), 10)
+        self.timer = self.create_timer(self.period, guard(self.timer_callback, 'control timer'))
         self.create_timer(1.0, guard(self.publish_diagnostics, 'diagnostics'))
         self.add_on_set_parameters_callback(guard(
             self.validate_parameters, 'parameter check', fallback=refuse_parameters))
         self.add_post_set_parameters_callback(guard(self.apply_parameters, 'parameter change'))
-        self.get_logger().info(f'controller {self.config.controller!r} at '
-                               f'{self.config.control_rate_hz:.1f} Hz')
+        self.get_logger().info(
+            f'controller {self.config.controller!r} at {self.config.control_rate_hz:.1f} Hz, '
+            + ('phase-locked to the camera' if self.config.phase_lock else 'free-running'))
+
+    def drop(self, topic: str, reason: str) -> None:
+        """Count and report a part of an estimate that cannot be used, throttled per topic."""
+        self.dropped_estimates += 1
+        now = time.monotonic()
+        if now - self._drop_logged.get(topic, -math.inf) >= self.config.warn_throttle_s:
+            self._drop_logged[topic] = now
+            self.get_logger().warning(f'dropped {topic}: {reason}')
 
     def goal_callback(self, msg: PointStamped) -> None:
-        """Keep the newest goal estimate that lies in the arena."""
+        """Take a frame's goal estimate, if it lies in the arena."""
         try:
-            self.goal = self.loop.check_goal([msg.point.x, msg.point.y])
+            goal = self.loop.check_goal([msg.point.x, msg.point.y])
         except ValueError as error:
-            self.dropped_estimates += 1
-            self.get_logger().warning(f'dropped /perception/goal: {error}',
-                                      throttle_duration_sec=self.config.warn_throttle_s)
+            self.drop(f'/{GOAL_TOPIC}', str(error))
+            return
+        self.add_part('goal', msg.header.stamp, goal)
 
     def joints_callback(self, msg: JointState) -> None:
-        """Combine the joint estimate with the newest goal into the loop's input."""
+        """Take a frame's joint estimate, by joint name."""
         try:
             positions = np.array([msg.position[msg.name.index(name)] for name in JOINT_NAMES])
         except (ValueError, IndexError):
-            self.dropped_estimates += 1
             # Sizes only: a message may hold a million names.
-            self.get_logger().warning(
-                f'dropped /perception/joint_states: need positions for {list(JOINT_NAMES)}, '
-                f'got {len(msg.name)} names and {len(msg.position)} positions',
-                throttle_duration_sec=self.config.warn_throttle_s)
+            self.drop(f'/{JOINTS_TOPIC}', f'need positions for {list(JOINT_NAMES)}, got '
+                      f'{len(msg.name)} names and {len(msg.position)} positions')
             return
-        if self.goal is None:
+        self.add_part('joints', msg.header.stamp, positions)
+
+    def status_callback(self, msg: DiagnosticArray) -> None:
+        """Take a frame's status (its confidence and timing)."""
+        try:
+            status = read_estimate_status(msg)
+        except ValueError as error:
+            self.drop(f'/{STATUS_TOPIC}', str(error))
             return
+        self.add_part('status', msg.header.stamp, status)
+
+    def add_part(self, part: str, stamp: Time, value: Any) -> None:
+        """Pair a part with the others of its frame; with all three, hand the frame over.
+
+        Phase-locked, the complete frame is commanded at once and the control timer reset,
+        so its next ticks fall whole control periods after this command.
+        """
+        received_s = self.now_s()
+        frame = self.bundler.add(part, stamp.sec * 1_000_000_000 + stamp.nanosec, value)
+        if frame is None:
+            return
+        stamp_s = stamp_to_seconds(stamp)
+        status: EstimateStatus = frame['status']
         try:
             self.loop.update_estimate(PerceivedState(
-                stamp_s=stamp_to_seconds(msg.header.stamp), joint_positions=positions,
-                goal=self.goal))
+                stamp_s=stamp_s, joint_positions=frame['joints'], goal=frame['goal'],
+                confidence=status.confidence))
         except ValueError as error:
-            self.dropped_estimates += 1
-            self.get_logger().warning(f'dropped estimate: {error}',
-                                      throttle_duration_sec=self.config.warn_throttle_s)
+            self.drop('estimate', str(error))
+            return
+        self.arrival = _FrameArrival(stamp_s, received_s, status)
+        if self.lock.on_bundle(stamp_s):
+            self.guarded_control(True)
+            self.timer.reset()
+        self.report_mode()
 
-    def control_callback(self) -> None:
-        """One control step: controller, PID smoother, publish."""
+    def now_s(self) -> float:
+        """The node clock's now, seconds (the clock of the frames' stamps)."""
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def timer_callback(self) -> None:
+        """A tick of the control timer: command unless a due frame is awaited."""
+        if self.lock.on_tick():
+            self.guarded_control(False)
+
+    def control(self, bundle: bool) -> None:
+        """One control step: controller, PID smoother, publish; timing and stops counted.
+
+        :param bundle: a frame's bundle triggered it (else the timer).
+        """
+        start = time.perf_counter()
+        now = self.now_s()
         period = self.rate.tick()
         if period is not None and period > 1.5 * self.period:
             self.deadline_misses += 1
-        now = self.get_clock().now().nanoseconds * 1e-9
         output = self.loop.step(now)
+        computed = time.perf_counter()
         self.publish_command(output)
+        published = time.perf_counter()
+        self.lock.commanded(bundle)
+        self.report_stops(output)
+        arrival, self.arrival = self.arrival, None
+        if arrival is not None and not output.stale:
+            status = arrival.status
+            received_ms = (arrival.received_s - arrival.stamp_s) * 1e3
+            self.stages.add(
+                frame_to_perception=status.frame_to_perception_ms,
+                inference=status.inference_ms,
+                perception_to_policy=(received_ms - status.frame_to_perception_ms
+                                      - status.inference_ms),
+                policy_wait=(now - arrival.received_s) * 1e3,
+                policy_compute=(computed - start) * 1e3,
+                command_publish=(published - computed) * 1e3,
+                total=(now - arrival.stamp_s) * 1e3 + (published - start) * 1e3)
+
+    def report_stops(self, output: ControlOutput) -> None:
+        """Say once that the arm stops (stale or unsure estimate), and count it."""
         if output.became_stale:
             self.stale_stops += 1
             self.get_logger().warning(
                 f'perception estimate older than {self.config.estimate_timeout_s} s: '
                 'commanding zero velocity until fresh estimates arrive')
-        if not output.stale and output.estimate_age_s is not None:
-            self.latencies_ms.append(output.estimate_age_s * 1e3)
-            del self.latencies_ms[:-LATENCY_WINDOW]
+        if output.became_unsure:
+            self.confidence_stops += 1
+            estimate = self.loop.estimate
+            confidence = math.nan if estimate is None else estimate.confidence
+            self.get_logger().warning(
+                f'perception confidence {confidence:.2f} below min_confidence '
+                f'{self.config.min_confidence:g}: commanding zero velocity until a confident '
+                'estimate arrives')
 
-    def stop_callback(self) -> None:
+    def report_mode(self) -> None:
+        """Say once how the loop is timed, when that becomes known or changes."""
+        mode = self.lock.mode
+        if mode != self._reported_mode and mode != 'locking':
+            self._reported_mode = mode
+            frame_period = self.lock.frame_period_s or math.nan
+            self.get_logger().info(
+                f'control {mode}: camera period {frame_period * 1e3:.1f} ms, control period '
+                f'{self.period * 1e3:.1f} ms')
+
+    def stop_callback(self, bundle: bool = False) -> None:
         """After a control step raised: command zero and restart control from rest."""
         self.publish_command(self.loop.stop())
 
@@ -153,17 +271,32 @@ class PolicyNode(Node):
         self.command_pub.publish(Float64MultiArray(data=output.command.tolist()))
 
     def publish_diagnostics(self) -> None:
-        """Achieved rate, deadline misses, latency and stale stops on /diagnostics."""
-        latencies = np.asarray(self.latencies_ms or [np.nan])
-        values = {
+        """Rate, timing, stage latencies, stops and errors on /diagnostics (docs/ros.md)."""
+        jitter_ms = np.abs(np.asarray(self.rate.periods() or [np.nan]) - self.period) * 1e3
+        estimate = self.loop.estimate
+        values: dict[str, Any] = {
             'rate_hz': self.rate.rate_hz(),
             'configured_rate_hz': self.config.control_rate_hz,
             'commands': self.rate.count,
             'deadline_misses': self.deadline_misses,
-            'latency_ms_p50': float(np.percentile(latencies, 50)),
-            'latency_ms_p99': float(np.percentile(latencies, 99)),
-            'latency_samples': len(self.latencies_ms),
+            'latency_ms_p50': self.stages.percentile('total', 50.0),
+            'latency_ms_p99': self.stages.percentile('total', 99.0),
+            'latency_samples': self.stages.count('total'),
+            **self.stages.summary(),
+            'timing.mode': self.lock.mode,
+            'timing.ticks_per_frame': self.lock.ticks_per_frame or 0,
+            'timing.frame_period_ms': (self.lock.frame_period_s or math.nan) * 1e3,
+            'timing.period_jitter_ms.p50': float(np.percentile(jitter_ms, 50)),
+            'timing.period_jitter_ms.p99': float(np.percentile(jitter_ms, 99)),
+            'timing.waits': self.lock.waits,
+            'timing.watchdog_commands': self.lock.watchdog_commands,
+            'frames.paired': self.bundler.complete,
+            'frames.incomplete': self.bundler.incomplete,
+            'frames.late_parts': self.bundler.late,
+            'confidence': math.nan if estimate is None else estimate.confidence,
+            'min_confidence': self.config.min_confidence,
             'stale_stops': self.stale_stops,
+            'confidence_stops': self.confidence_stops,
             'dropped_estimates': self.dropped_estimates,
             'control_errors': self.errors.counts.get(CONTROL_STEP, 0),
             'callback_errors': self.errors.total(),
@@ -177,6 +310,8 @@ class PolicyNode(Node):
             message = f'control step failed: {self.errors.last_error[CONTROL_STEP]}'
         elif self.loop.stale:
             level, message = DiagnosticStatus.WARN, 'stale estimate: holding still'
+        elif self.loop.unsure:
+            level, message = DiagnosticStatus.WARN, 'unsure estimate: holding still'
         else:
             level, message = DiagnosticStatus.OK, 'ok'
         self.diagnostics_pub.publish(diagnostic_array(
@@ -192,13 +327,14 @@ class PolicyNode(Node):
         return SetParametersResult(successful=True)
 
     def apply_parameters(self, parameters: list[Parameter]) -> None:
-        """Give the loop the new timing and the PID smoother the new gains."""
+        """Give the loop the new timing and threshold and the PID smoother the new gains."""
         config = updated_config(self.config, parameters)
         pid_config = updated_config(self.pid_config, parameters, PID_PREFIX)
         if config != self.config:
             self.loop.set_config(config)
             self.config = config
             self.get_logger().info(f'estimate_timeout_s {config.estimate_timeout_s:g} s, '
+                                   f'min_confidence {config.min_confidence:g}, '
                                    f'warn_throttle_s {config.warn_throttle_s:g} s')
         if pid_config != self.pid_config:
             self.loop.set_pid_config(pid_config)

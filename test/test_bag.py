@@ -84,8 +84,13 @@ def test_record_writes_every_topic_of_the_loop(live_bag):
         assert types['/goal'] == 'geometry_msgs/msg/PointStamped'
         assert types['/joint_commands'] == 'std_msgs/msg/Float64MultiArray'
         assert types['/diagnostics'] == 'diagnostic_msgs/msg/DiagnosticArray'
+        # The estimate bundle: confidence and covariance beside the points (docs/ros.md).
+        assert types['/perception/estimate_status'] == 'diagnostic_msgs/msg/DiagnosticArray'
+        assert types['/perception/goal_pose'] == 'geometry_msgs/msg/PoseWithCovarianceStamped'
         for topic in ('/camera/image_raw', '/camera/camera_info', '/joint_states', '/goal',
-                      *(f'/{t}' for t in ESTIMATE_TOPICS), '/joint_commands', '/diagnostics'):
+                      *(f'/{t}' for t in ESTIMATE_TOPICS), '/perception/estimate_status',
+                      '/perception/goal_pose', '/perception/fingertip_pose',
+                      '/joint_commands', '/diagnostics'):
             assert counts[topic] > 0, f'no messages on {topic}: {counts}'
         # The sim runs at 20 Hz: from the first frame recorded to the last, 20 frames a
         # second, none lost on loopback. (On a loaded machine the recorder may discover the

@@ -5,12 +5,13 @@ from pathlib import Path
 import sys
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from geometry_msgs.msg import PointStamped
+from geometry_msgs.msg import PointStamped, PoseWithCovarianceStamped
 import numpy as np
 import pytest
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Header
 
+from reacher_common.estimate_msgs import read_estimate_status, STATUS_KEYS
 from reacher_common.geometry import ArmGeometry
 from reacher_sim.render import ArmRenderer
 
@@ -237,3 +238,66 @@ def test_a_corrupt_slac_checkpoint_stops_the_start_in_one_line(tmp_path, damage)
         assert process.wait(60) == 2, process.output()
     lines = process.output().strip().splitlines()
     assert len(lines) == 1 and str(checkpoint) in lines[0], lines
+
+
+def test_each_frame_publishes_its_bundle_with_confidence_and_covariance(perception, collector):
+    topics = {'/perception/joint_states': JointState, '/perception/goal': PointStamped,
+              '/perception/estimate_status': DiagnosticArray,
+              '/perception/goal_pose': PoseWithCovarianceStamped,
+              '/perception/fingertip_pose': PoseWithCovarianceStamped,
+              '/perception/fingertip': PointStamped, '/diagnostics': DiagnosticArray}
+    for topic, msg_type in topics.items():
+        collector.listen(topic, msg_type)
+    publisher = collector.node.create_publisher(Image, '/camera/image_raw', 1)
+    joints, goal = np.array([0.4, 1.1]), np.array([0.05, 0.12])
+    frame = ArmRenderer(ArmGeometry()).render(joints, goal)
+    covered = frame.copy()
+    covered[20:44, 32:60] = (128, 128, 128)  # a grey card over the arm
+    assert collector.spin_until(lambda: publisher.get_subscription_count() > 0, 20), \
+        perception.output()
+
+    def statuses(stamp_s):
+        return [m for m in collector.messages['/perception/estimate_status']
+                if m.header.stamp.sec == stamp_s]
+
+    def send(pixels, stamp_s):  # best effort: publish until the node answers
+        for _ in range(50):
+            publisher.publish(image_msg(pixels, stamp_s=stamp_s))
+            if collector.spin_until(lambda: statuses(stamp_s), 0.2):
+                return
+        raise AssertionError(perception.output())
+
+    send(frame, 11)
+    send(covered, 12)
+    collector.spin_for(0.3)
+    for topic in topics:
+        if topic != '/diagnostics':
+            stamps = {m.header.stamp.sec for m in collector.messages[topic]}
+            assert {11, 12} <= stamps, topic  # every part of both frames, the frame's stamp
+    clear, unsure = read_estimate_status(statuses(11)[-1]), read_estimate_status(statuses(12)[-1])
+    assert clear.confidence > 0.9 and unsure.confidence < 0.5
+    assert statuses(11)[-1].status[0].level == DiagnosticStatus.OK
+    assert statuses(12)[-1].status[0].level == DiagnosticStatus.WARN
+    assert [kv.key for kv in statuses(11)[-1].status[0].values] == list(STATUS_KEYS)
+    assert clear.inference_ms > 0.0 and math.isfinite(clear.frame_to_perception_ms)
+    # The classical estimator gives no standard deviation: the covariance is "unknown".
+    pose = next(m for m in collector.messages['/perception/goal_pose']
+                if m.header.stamp.sec == 11)
+    assert pose.header.frame_id == 'world' and pose.pose.covariance[0] == -1.0
+    assert np.hypot(pose.pose.pose.position.x - goal[0], pose.pose.pose.position.y - goal[1]) \
+        < 0.01
+    assert math.isnan(clear.goal_std_m)
+
+    def confidence_counts():
+        values = latest_diagnostics(collector, 'perception_node') or {}
+        return values.get('confidence.unsure_frames'), values.get('confidence.unknown_frames')
+
+    # One unsure frame per covered frame answered (best effort may have taken two tries).
+    assert collector.spin_until(lambda: confidence_counts() == (str(len(statuses(12))), '0'),
+                                3), \
+        latest_diagnostics(collector, 'perception_node')
+    values = latest_diagnostics(collector, 'perception_node')
+    assert float(values['confidence.min']) == pytest.approx(unsure.confidence, abs=1e-5)
+    every = [read_estimate_status(m).confidence
+             for m in collector.messages['/perception/estimate_status']]
+    assert float(values['confidence.mean']) == pytest.approx(np.mean(every), abs=1e-5)

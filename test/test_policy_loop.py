@@ -300,6 +300,9 @@ def test_unknown_controller_lists_known_ones() -> None:
     (ArmGeometry, 'forearm_length_m', 2.0),
     (PolicyConfig, 'warn_throttle_s', -1.0),
     (PolicyConfig, 'estimate_timeout_s', math.inf),
+    (PolicyConfig, 'min_confidence', -0.1),
+    (PolicyConfig, 'min_confidence', 1.5),
+    (PolicyConfig, 'min_confidence', math.nan),
 ])
 def test_configs_reject_out_of_range_values(cls: type[Any], field: str, value: Any) -> None:
     with pytest.raises(ValueError, match=rf'{cls.__name__}\.{field}='):
@@ -314,6 +317,37 @@ def test_config_fields_are_documented_and_frozen(cls: type) -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.checkpoint = 'x'
     assert config_from_dict(cls, dataclasses.asdict(config)) == config
+
+
+def test_low_confidence_stops_once_and_resumes_and_nan_never_stops() -> None:
+    loop = PolicyLoop(PolicyConfig(control_rate_hz=20.0, min_confidence=0.5), PidConfig())
+    outputs = []
+    for tick, confidence in enumerate([0.9] * 5 + [0.2] * 5 + [0.8] * 5 + [math.nan] * 5):
+        now = 0.05 * tick
+        loop.update_estimate(dataclasses.replace(state(now), confidence=confidence))
+        outputs.append(loop.step(now))
+    moving = [bool(np.any(output.command != 0.0)) for output in outputs]
+    assert moving == [True] * 5 + [False] * 5 + [True] * 10
+    assert [output.unsure for output in outputs] == [False] * 5 + [True] * 5 + [False] * 10
+    assert [output.became_unsure for output in outputs].count(True) == 1
+    assert outputs[5].became_unsure and not any(output.stale for output in outputs)
+    # Control restarted from rest: the first command after the stop is rate-limited from 0.
+    assert np.abs(outputs[10].command).max() <= PidConfig().rate_limit * 0.05 + 1e-9
+
+
+def test_the_confidence_threshold_changes_at_run_time_and_bad_ones_are_refused() -> None:
+    loop = PolicyLoop(PolicyConfig(), PidConfig())
+    loop.update_estimate(dataclasses.replace(state(1.0), confidence=0.6))
+    assert not loop.step(1.0).unsure
+    loop.set_config(PolicyConfig(min_confidence=0.7))
+    assert loop.step(1.05).unsure
+    loop.set_config(PolicyConfig(min_confidence=0.0))
+    assert not loop.step(1.1).unsure
+    for confidence in (-0.1, 1.1, math.inf):
+        with pytest.raises(ValueError, match='confidence'):
+            loop.update_estimate(dataclasses.replace(state(1.2), confidence=confidence))
+    with pytest.raises(ValueError, match='phase_lock'):
+        loop.set_config(PolicyConfig(phase_lock=False))
 
 
 def test_control_output_is_a_value() -> None:

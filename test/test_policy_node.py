@@ -1,4 +1,5 @@
-"""policy_node as a real process: commands at its rate, stale stop, parameters, faults."""
+"""policy_node as a real process: commands, stale and confidence stops, pairing by stamp,
+phase lock, parameters, faults."""
 
 import math
 from pathlib import Path
@@ -14,8 +15,13 @@ from rcl_interfaces.msg import ParameterType
 from rcl_interfaces.srv import SetParameters
 import rclpy
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import JointState
+from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray, Header
+
+from reacher_common.estimate_msgs import estimate_status
+from reacher_common.geometry import ArmGeometry
+from reacher_common.ros_utils import array_to_image
+from reacher_sim.render import ArmRenderer
 
 from ros_support import (
     CONFIG,
@@ -43,24 +49,12 @@ def policy(tmp_path):
 
 def test_commands_toward_the_goal_then_stop_when_estimates_go_stale(policy, collector):
     collector.listen('/joint_commands', Float64MultiArray)
-    joints_pub = collector.node.create_publisher(JointState, '/perception/joint_states', 10)
-    goal_pub = collector.node.create_publisher(PointStamped, '/perception/goal', 10)
+    estimates = Estimates(collector)
     assert collector.spin_until(lambda: collector.messages['/joint_commands'], 20), \
         policy.output()
     # With no estimate yet the node holds the arm still.
     assert collector.messages['/joint_commands'][-1].data.tolist() == [0.0, 0.0]
-
-    def send_estimate():
-        header = Header(frame_id='world', stamp=collector.node.get_clock().now().to_msg())
-        goal = PointStamped(header=header)
-        goal.point.x, goal.point.y = 0.0, 0.15
-        goal_pub.publish(goal)
-        joints_pub.publish(JointState(header=header, name=['shoulder', 'elbow'],
-                                      position=[0.0, 0.0]))
-
-    for _ in range(20):
-        send_estimate()
-        collector.spin_for(0.05)
+    estimates.stream(1.0)
     command = np.array(collector.messages['/joint_commands'][-1].data)
     assert command.shape == (2,) and command[0] > 0.05  # the goal is counter-clockwise
     assert np.all(np.abs(command) <= 1.0 + 1e-9)
@@ -80,10 +74,17 @@ def test_malformed_estimates_are_dropped(policy, collector):
     goal.point.x = float('nan')
     goal_pub.publish(goal)
     joints_pub.publish(JointState(header=header, name=['wrist'], position=[0.1]))
+    estimates = Estimates(collector)
+    bad_status = estimate_status(header, {})
+    bad_status.status[0].values[0].value = 'very sure'
+    estimates.status_pub.publish(bad_status)
+    estimates.send(confidence=2.0)  # a complete frame, but a confidence out of [0, 1]
     collector.spin_for(0.5)
     assert policy.alive()
     output = policy.output()
     assert 'dropped /perception/goal' in output and 'dropped /perception/joint_states' in output
+    assert 'dropped /perception/estimate_status: confidence is not a number' in output
+    assert 'dropped estimate: confidence must be in [0, 1]' in output
     assert collector.messages['/joint_commands'][-1].data.tolist() == [0.0, 0.0]
 
 
@@ -107,6 +108,8 @@ def test_pid_gains_change_at_run_time_and_bad_values_are_rejected(policy, collec
 
 @pytest.mark.parametrize('params, named', [
     ({'control_rate_hz': -5.0}, 'control_rate_hz'),
+    ({'min_confidence': 1.5}, 'min_confidence'),
+    ({'min_confidence': -0.1}, 'min_confidence'),
     ({'pid.kp': -1.0}, 'pid.kp'),
     ({'controller': 'telepathy'}, 'ik'),
 ])
@@ -118,29 +121,37 @@ def test_bad_parameters_stop_the_start(tmp_path, params, named):
 
 
 class Estimates:
-    """Publishes estimates as perception_node does: the goal, then the joints, one stamp."""
+    """Publishes estimate bundles as perception_node does: joints, goal, status, one stamp."""
 
     def __init__(self, collector):
         self.collector = collector
         self.joints_pub = collector.node.create_publisher(
             JointState, '/perception/joint_states', 10)
         self.goal_pub = collector.node.create_publisher(PointStamped, '/perception/goal', 10)
+        self.status_pub = collector.node.create_publisher(
+            DiagnosticArray, '/perception/estimate_status', 10)
 
-    def send(self, goal=(0.0, 0.15), joints=(0.0, 0.0)):
+    def send(self, goal=(0.0, 0.15), joints=(0.0, 0.0), confidence=0.9, stamp=None,
+             parts=('joints', 'goal', 'status')):
         header = Header(frame_id='world',
-                        stamp=self.collector.node.get_clock().now().to_msg())
+                        stamp=stamp or self.collector.node.get_clock().now().to_msg())
         msg = PointStamped(header=header)
         msg.point.x, msg.point.y = float(goal[0]), float(goal[1])
-        self.goal_pub.publish(msg)
-        self.joints_pub.publish(JointState(header=header, name=['shoulder', 'elbow'],
-                                           position=[float(v) for v in joints]))
+        if 'joints' in parts:
+            self.joints_pub.publish(JointState(header=header, name=['shoulder', 'elbow'],
+                                               position=[float(v) for v in joints]))
+        if 'goal' in parts:
+            self.goal_pub.publish(msg)
+        if 'status' in parts:
+            self.status_pub.publish(estimate_status(header, {'confidence': confidence}))
+        return header.stamp
 
-    def stream(self, seconds, **kwargs):
+    def stream(self, seconds, period=0.05, **kwargs):
         """Send at the camera's 20 Hz for ``seconds``, spinning the collector meanwhile."""
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             self.send(**kwargs)
-            self.collector.spin_for(0.05)
+            self.collector.spin_for(period)
 
 
 def last_command(collector):
@@ -316,3 +327,157 @@ def test_a_corrupt_actor_checkpoint_stops_the_start_in_one_line(tmp_path, damage
         assert process.wait(60) == 2, process.output()
     lines = process.output().strip().splitlines()
     assert len(lines) == 1 and str(checkpoint) in lines[0], lines
+
+
+def diagnostics_value(collector, key):
+    return (latest_diagnostics(collector, 'policy_node') or {}).get(key)
+
+
+def test_low_confidence_stops_the_arm_once_counts_it_and_resumes(policy, collector):
+    collector.listen('/joint_commands', Float64MultiArray)
+    collector.listen('/diagnostics', DiagnosticArray)
+    estimates = Estimates(collector)
+    assert collector.spin_until(lambda: collector.messages['/joint_commands'], 20), \
+        policy.output()
+    estimates.stream(0.6, confidence=0.9)
+    assert moving(collector)
+    estimates.stream(0.6, confidence=0.2)  # the estimator is unsure: the arm stops
+    assert last_command(collector).tolist() == [0.0, 0.0]
+    assert policy.output().count('below min_confidence') == 1
+    assert collector.spin_until(lambda: diagnostics_value(collector, 'confidence_stops') == '1',
+                                3), latest_diagnostics(collector, 'policy_node')
+    estimates.stream(0.6, confidence=0.8)  # confident again: it resumes
+    assert moving(collector)
+    estimates.stream(0.6, confidence=math.nan)  # no confidence given: no stop
+    assert moving(collector)
+    assert policy.output().count('below min_confidence') == 1
+    assert diagnostics_value(collector, 'stale_stops') == '0'
+
+
+def test_min_confidence_changes_at_run_time_and_out_of_range_is_refused_by_name(policy,
+                                                                                 collector):
+    collector.listen('/joint_commands', Float64MultiArray)
+    parameters = ParameterClient(collector, 'policy_node')
+    assert parameters.wait(), policy.output()
+    for value in (1.5, -0.1, math.nan):
+        refused = parameters.set('min_confidence', value)
+        assert not refused.successful and 'min_confidence' in refused.reason, refused.reason
+    assert parameters.get('min_confidence') == 0.5
+    estimates = Estimates(collector)
+    estimates.stream(0.5, confidence=0.7)
+    assert moving(collector)
+    assert parameters.set('min_confidence', 0.75).successful
+    estimates.stream(0.5, confidence=0.7)
+    assert last_command(collector).tolist() == [0.0, 0.0]
+    assert 'min_confidence 0.75' in policy.output()
+
+
+def test_the_joints_and_the_goal_of_the_same_frame_are_paired_by_stamp(tmp_path, collector):
+    # No rate limit: each command shows the goal it was computed for at once.
+    policy = NodeProcess('policy_node', tmp_path, 'policy.yaml',
+                         {'pid.rate_limit': 0.0, 'estimate_timeout_s': 5.0})
+    collector.listen('/joint_commands', Float64MultiArray)
+    collector.listen('/diagnostics', DiagnosticArray)
+    estimates = Estimates(collector)
+    ccw, cw = (0.0, 0.15), (0.0, -0.15)  # the shoulder turns positive / negative
+    with running(policy):
+        assert collector.spin_until(lambda: collector.messages['/joint_commands'], 20), \
+            policy.output()
+        first = collector.node.get_clock().now()
+        frame_a, frame_b = first.to_msg(), (first + rclpy.duration.Duration(
+            nanoseconds=50_000_000)).to_msg()
+        # Frame B's goal arrives before frame A is complete, and after A's joints.
+        estimates.send(stamp=frame_a, goal=ccw, parts=('joints',))
+        estimates.send(stamp=frame_b, goal=cw, parts=('goal',))
+        collector.spin_for(0.3)
+        assert last_command(collector).tolist() == [0.0, 0.0]  # nothing complete yet
+        collector.messages['/joint_commands'].clear()
+        estimates.send(stamp=frame_a, goal=ccw, parts=('goal', 'status'))
+        assert collector.spin_until(lambda: collector.messages['/joint_commands'], 2)
+        assert last_command(collector)[0] > 0.05, last_command(collector)  # A's own goal
+        collector.spin_for(0.3)
+        assert last_command(collector)[0] > 0.05
+        collector.messages['/joint_commands'].clear()
+        estimates.send(stamp=frame_b, goal=cw, parts=('joints', 'status'))
+        assert collector.spin_until(lambda: collector.messages['/joint_commands'], 2)
+        assert last_command(collector)[0] < -0.05, last_command(collector)  # B's own goal
+        assert collector.spin_until(
+            lambda: diagnostics_value(collector, 'frames.paired') == '2', 3)
+        assert policy.output().count('dropped') == 0
+
+
+def send_frames(estimates, seconds, period=0.05):
+    """Bundles on an exact camera clock (stamps k * period), sent on that schedule."""
+    clock = estimates.collector.node.get_clock()
+    first, start = clock.now(), time.monotonic()
+    k = 0
+    while time.monotonic() - start < seconds:
+        estimates.send(stamp=(first + rclpy.duration.Duration(
+            nanoseconds=round(k * period * 1e9))).to_msg())
+        k += 1
+        while time.monotonic() - start < k * period:  # finer than Collector.spin_until
+            rclpy.spin_once(estimates.collector.node, timeout_sec=0.002)
+
+
+@pytest.mark.parametrize('rate_hz, phase_lock, mode, ticks', [
+    (20.0, True, 'phase-locked', '1'), (40.0, True, 'phase-locked', '2'),
+    (20.0, False, 'free', '0')])
+def test_phase_lock_commands_on_each_frame_and_ticks_between(tmp_path, collector, rate_hz,
+                                                             phase_lock, mode, ticks):
+    policy = NodeProcess('policy_node', tmp_path, 'policy.yaml',
+                         {'control_rate_hz': rate_hz, 'phase_lock': phase_lock})
+    collector.listen('/joint_commands', Float64MultiArray)
+    collector.listen('/diagnostics', DiagnosticArray)
+    estimates = Estimates(collector)
+    with running(policy):
+        assert collector.spin_until(lambda: collector.messages['/joint_commands'], 20), \
+            policy.output()
+        send_frames(estimates, 3.0)
+        assert collector.spin_until(
+            lambda: int(diagnostics_value(collector, 'latency_samples') or 0) > 30, 3)
+        values = latest_diagnostics(collector, 'policy_node')
+        assert values['timing.mode'] == mode and values['timing.ticks_per_frame'] == ticks
+        assert float(values['rate_hz']) == pytest.approx(rate_hz, rel=0.1)
+        # Locked, the frame's command is computed in the callback that completed its
+        # bundle; free-running, it waits for the next tick (up to a period).
+        wait_p50 = float(values['latency.policy_wait_ms.p50'])
+        assert (wait_p50 < 2.0) if phase_lock else (wait_p50 > 2.0), values
+        for stage in ('frame_to_perception', 'inference'):  # the test sends no timing
+            assert values[f'latency.{stage}_ms.p50'] == 'nan'
+        assert float(values['latency.total_ms.p50']) > 0.0
+    assert f'control {mode}' in policy.output() or not phase_lock
+
+
+@pytest.mark.slow
+def test_a_real_perception_that_loses_the_arm_stops_the_policy_until_it_sees_it_again(
+        tmp_path, collector):
+    perception = NodeProcess('perception_node', tmp_path, 'perception.yaml')
+    policy = NodeProcess('policy_node', tmp_path, 'policy.yaml')
+    collector.listen('/joint_commands', Float64MultiArray)
+    collector.listen('/diagnostics', DiagnosticArray)
+    camera = collector.node.create_publisher(Image, '/camera/image_raw', 1)
+    frame = ArmRenderer(ArmGeometry()).render(np.array([0.4, 1.1]), np.array([-0.1, 0.12]))
+    covered = frame.copy()
+    covered[20:44, 32:60] = (128, 128, 128)  # a grey card over the arm
+
+    def show(pixels, seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            header = Header(frame_id='camera', stamp=collector.node.get_clock().now().to_msg())
+            camera.publish(array_to_image(pixels, header))
+            collector.spin_for(0.05)
+
+    with running(perception, policy):
+        assert collector.spin_until(lambda: camera.get_subscription_count() > 0
+                                    and collector.messages['/joint_commands'], 30)
+        show(frame, 1.0)
+        assert moving(collector), (perception.output(), policy.output())
+        show(covered, 1.0)
+        assert last_command(collector).tolist() == [0.0, 0.0]
+        show(frame, 1.0)
+        assert moving(collector)
+        assert collector.spin_until(
+            lambda: diagnostics_value(collector, 'confidence_stops') == '1', 3), \
+            latest_diagnostics(collector, 'policy_node')
+        assert diagnostics_value(collector, 'stale_stops') == '0'
+    assert policy.output().count('below min_confidence') == 1

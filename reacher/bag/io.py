@@ -27,6 +27,7 @@ FloatArray = npt.NDArray[np.float64]
 DEFAULT_TOPICS: tuple[str, ...] = (
     'camera/image_raw', 'camera/camera_info', 'joint_states', 'goal',
     'perception/joint_states', 'perception/fingertip', 'perception/goal',
+    'perception/estimate_status', 'perception/goal_pose', 'perception/fingertip_pose',
     'perception/latent', 'joint_commands', 'diagnostics', '/clock',
 )
 """Every topic of the loop (the three nodes' topic contract); /clock when a node has one.
