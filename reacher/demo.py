@@ -51,6 +51,16 @@ class DemoArgs:
     """What the camera sees around the arm (reacher_sim/scene.py): 'clean', one family
     ('background', 'texture', 'lighting', 'distractors', 'camera', 'blur', 'noise', 'jpeg')
     or 'randomized'; a new one with each goal."""
+    camera_rate: float = 0.0
+    """Camera frames per second (sim_node ``camera_rate_hz``); 0 = config/sim.yaml (one
+    frame per physics step, 20 Hz). It must divide the physics rate: 30 needs
+    --physics-rate 30, 60, ... The shipped SLAC model was trained on 20 Hz frames only."""
+    physics_rate: float = 0.0
+    """Physics steps per second (sim_node ``dt`` = 1 / rate, with ``success_hold_steps``
+    scaled to keep the 0.5 s hold); 0 = config/sim.yaml (20 Hz)."""
+    control_rate: float = 0.0
+    """Control commands per second (policy_node ``control_rate_hz``); 0 = config/policy.yaml
+    (20 Hz). The shipped learned actor runs at 20 Hz only."""
     robots: int = 1
     """How many complete loops to run side by side; several run in <namespace>/arm1, /arm2..."""
     namespace: str = ''
@@ -90,6 +100,7 @@ class Summary:
     mean_time_to_goal_s: float = math.nan
     configured_control_rate_hz: float = math.nan
     achieved_control_rate_hz: float = math.nan
+    camera_rate_hz: float = math.nan
     latency_ms_p50: float = math.nan
     latency_ms_p99: float = math.nan
     perception_inference_ms_p50: float = math.nan
@@ -114,6 +125,7 @@ def combine(summaries: list[Summary], namespace: str) -> Summary:
         total.mean_time_to_goal_s = (sum(n * t for n, t in timed)
                                      / sum(n for n, _ in timed))
     total.configured_control_rate_hz = first.configured_control_rate_hz
+    total.camera_rate_hz = first.camera_rate_hz
     total.achieved_control_rate_hz = _mean([s.achieved_control_rate_hz for s in summaries])
     total.latency_ms_p50 = _worst([s.latency_ms_p50 for s in summaries])
     total.latency_ms_p99 = _worst([s.latency_ms_p99 for s in summaries])
@@ -184,6 +196,60 @@ def log_path(log_dir: Path, name: str) -> Path:
     return log_dir / f'{name.lstrip("/")}.log'
 
 
+def rate_overrides(args: DemoArgs) -> list[str]:
+    """sim_node's ``-p`` arguments for ``--physics-rate`` and ``--camera-rate``.
+
+    A new physics rate scales ``success_hold_steps`` so that a goal is still held for the
+    same time (0.5 s with the shipped config).
+    """
+    from reacher_common.geometry import Timing
+    from reacher_sim.config import SimConfig
+
+    overrides = []
+    if args.physics_rate:
+        hold_s = SimConfig().success_hold_steps * Timing().dt
+        overrides += ['-p', f'dt:={1.0 / args.physics_rate!r}',
+                      '-p', f'success_hold_steps:={max(1, round(hold_s * args.physics_rate))}']
+    if args.camera_rate:
+        overrides += ['-p', f'camera_rate_hz:={float(args.camera_rate)!r}']
+    return overrides
+
+
+def check_rates(args: DemoArgs) -> float:
+    """Refuse rates that cannot work before any node starts; return the camera rate, Hz.
+
+    :raises ValueError: for a negative rate, a camera rate that does not divide the
+        physics rate (naming ``--camera-rate``), or a SLAC estimator whose checkpoint was
+        trained at another frame period.
+    """
+    from reacher_common.geometry import Timing
+    from reacher_sim.config import frames_every
+
+    for name in ('camera_rate', 'physics_rate', 'control_rate'):
+        if getattr(args, name) < 0:
+            raise ValueError(f'--{name.replace("_", "-")} {getattr(args, name)} must be >= 0 '
+                             '(0: the shipped config)')
+    dt = 1.0 / args.physics_rate if args.physics_rate else Timing().dt
+    try:
+        camera_rate = 1.0 / (dt * frames_every(args.camera_rate, dt))
+    except ValueError:
+        multiples = ', '.join(f'{args.camera_rate * n:g}' for n in (1, 2, 3))
+        raise ValueError(f'--camera-rate {args.camera_rate:g} must divide the physics rate '
+                         f'{1.0 / dt:g} Hz (each frame shows one physics step): pass '
+                         f'--physics-rate {multiples}, ...') from None
+    if args.estimator == 'slac' and not math.isclose(camera_rate, 1.0 / Timing().dt):
+        from reacher_perception.slac.checkpoint import default_slac_checkpoint, load_checkpoint
+
+        trained = load_checkpoint(default_slac_checkpoint()).timing.dt
+        if not math.isclose(camera_rate * trained, 1.0, rel_tol=1e-6):
+            raise ValueError(
+                f'the SLAC model was trained on frames {trained:g} s apart '
+                f'({1.0 / trained:g} Hz): its latent dynamics are per frame, so it cannot '
+                f'filter a {camera_rate:g} Hz camera; use --estimator classical, or train '
+                f'a model on {camera_rate:g} Hz frames')
+    return camera_rate
+
+
 def start_nodes(args: DemoArgs, log_dir: Path, env: dict[str, str],
                 namespaces: list[str] | None = None) -> dict[str, subprocess.Popen[bytes]]:
     """Start the three node processes of each loop, each logging to :func:`log_path`.
@@ -200,9 +266,11 @@ def start_nodes(args: DemoArgs, log_dir: Path, env: dict[str, str],
     for index, namespace in enumerate(namespaces):
         overrides = {
             'sim_node': ['-p', f'seed:={args.seed + index}',
-                         '-p', f'scene.name:={args.scene}'],
+                         '-p', f'scene.name:={args.scene}', *rate_overrides(args)],
             'perception_node': ['-p', f'estimator:={args.estimator}'],
-            'policy_node': ['-p', f'controller:={args.controller}'],
+            'policy_node': ['-p', f'controller:={args.controller}',
+                            *(['-p', f'control_rate_hz:={float(args.control_rate)!r}']
+                              if args.control_rate else [])],
         }
         remap = ['-r', f'__ns:={namespace}'] if namespace != '/' else []
         for name in NODES:
@@ -248,6 +316,7 @@ def run(args: DemoArgs) -> tuple[Summary, int]:
         raise ValueError(f'--duration {args.duration} must be > 0 seconds')
     if args.robots < 1:
         raise ValueError(f'--robots {args.robots} must be >= 1')
+    camera_rate = check_rates(args)
     namespaces = robot_namespaces(args.namespace, args.robots)
     env = node_environment(args.multi_host)
     # This process's monitor talks DDS the way the nodes do.
@@ -260,7 +329,8 @@ def run(args: DemoArgs) -> tuple[Summary, int]:
     from reacher.monitor import LoopMonitor  # imports rclpy: after the environment is set
 
     summaries = [Summary(estimator=args.estimator, controller=args.controller,
-                         duration_s=args.duration, namespace=namespace, scene=args.scene)
+                         duration_s=args.duration, namespace=namespace, scene=args.scene,
+                         camera_rate_hz=camera_rate)
                  for namespace in namespaces]
     # The monitor (and its window) first: if it cannot start, no node is left running.
     monitor = LoopMonitor(namespaces, show_window=not args.headless)
@@ -325,6 +395,7 @@ def _print_rows(summary: Summary) -> None:
         ('mean time to goal', f'{summary.mean_time_to_goal_s:.2f} s'),
         ('control rate', f'{summary.achieved_control_rate_hz:.2f} Hz achieved / '
                          f'{summary.configured_control_rate_hz:.1f} Hz configured'),
+        ('camera rate', f'{summary.camera_rate_hz:.1f} Hz'),
         ('camera-to-command latency', f'p50 {summary.latency_ms_p50:.1f} ms, '
                                       f'p99 {summary.latency_ms_p99:.1f} ms'),
     ]
