@@ -332,8 +332,22 @@ def run(args: DemoArgs) -> tuple[Summary, int]:
                          duration_s=args.duration, namespace=namespace, scene=args.scene,
                          camera_rate_hz=camera_rate)
                  for namespace in namespaces]
-    # The monitor (and its window) first: if it cannot start, no node is left running.
-    monitor = LoopMonitor(namespaces, show_window=not args.headless)
+    # The window and the monitor first: if either cannot start, no node is left running.
+    window = None
+    if not args.headless:
+        from reacher.window import start_window
+
+        title = 'reacher: camera, its own estimate in white'
+        if len(namespaces) > 1:
+            title += f', {namespaces[0]}'
+        window = start_window(namespaces[0], title, args.estimator, args.controller, env,
+                              log_dir / 'window.log')
+    try:
+        monitor = LoopMonitor(namespaces)
+    except BaseException:
+        if window is not None:
+            stop_nodes({'window': window})
+        raise
     where = '' if namespaces == ['/'] else f' in {", ".join(namespaces)}'
     print(f'[demo] starting {", ".join(NODES)}{where} (logs in {log_dir}); {describe(env)}',
           flush=True)
@@ -344,6 +358,8 @@ def run(args: DemoArgs) -> tuple[Summary, int]:
         processes = start_nodes(args, log_dir, env, namespaces)
     except BaseException:
         monitor.close()
+        if window is not None:
+            stop_nodes({'window': window})
         raise
     code = 0
     try:
@@ -362,6 +378,8 @@ def run(args: DemoArgs) -> tuple[Summary, int]:
     finally:
         monitor.close()
         codes = stop_nodes(processes)
+        if window is not None:
+            stop_nodes({'window': window})
     for summary in summaries:
         summary.nodes = {name: code for name, code in codes.items()
                          if name.startswith(qualified(summary.namespace, ''))}

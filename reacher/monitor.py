@@ -5,8 +5,8 @@ relative names as the loop's nodes (diagnostics, joint_commands, sim_node/reset)
 namespace it is given decides what it sees: /arm1/diagnostics for ``/arm1``. It counts
 joint_commands to measure the achieved control rate, reads the nodes' diagnostics for goal
 counters and latency, and resets the simulator's statistics once the loop is closed. The
-:class:`LoopMonitor` spins them all in one executor and (optionally) shows the first loop's
-camera with its perception estimate drawn over it in a window.
+:class:`LoopMonitor` spins them all in one executor and does nothing else: the window is a
+process of its own (reacher/window.py), so drawing never delays a count.
 """
 
 from __future__ import annotations
@@ -18,18 +18,12 @@ import time
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import PointStamped
-import numpy as np
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 from tqdm import tqdm
-
-from reacher_common.ros_utils import image_to_array
 
 Processes = dict[str, subprocess.Popen[bytes]]
 
@@ -38,30 +32,21 @@ class RobotMonitor:
     """Watches one loop: the nodes under ``namespace``.
 
     :param namespace: the loop's namespace, '/' for the root one.
-    :param show_camera: also subscribe to the camera and the estimates (for the window).
     """
 
-    def __init__(self, namespace: str = '/', show_camera: bool = False) -> None:
+    def __init__(self, namespace: str = '/') -> None:
         self.namespace = namespace
         self.node = Node('reacher_demo_monitor', namespace=namespace)
         self.diagnostics: dict[str, dict[str, str]] = {}
         self.diagnostics_time: dict[str, float] = {}
         self.command_times: list[float] = []
         self.start = self.end = math.nan
-        self.frame: Any = None
-        self.estimate: Any = None
-        self.goal_estimate: Any = None
         self.reset_done = False
         self._reset_future: Any = None
         node = self.node
         node.create_subscription(DiagnosticArray, 'diagnostics', self._diagnostics, 50)
         node.create_subscription(Float64MultiArray, 'joint_commands', self._command, 50)
         self.reset_client = node.create_client(Trigger, 'sim_node/reset')
-        if show_camera:
-            node.create_subscription(Image, 'camera/image_raw', self._image,
-                                     qos_profile_sensor_data)
-            node.create_subscription(JointState, 'perception/joint_states', self._joints, 10)
-            node.create_subscription(PointStamped, 'perception/goal', self._goal, 10)
 
     def _diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
@@ -70,18 +55,6 @@ class RobotMonitor:
 
     def _command(self, msg: Float64MultiArray) -> None:
         self.command_times.append(time.monotonic())
-
-    def _image(self, msg: Image) -> None:
-        try:
-            self.frame = np.array(image_to_array(msg, msg.width))
-        except ValueError:
-            pass
-
-    def _joints(self, msg: JointState) -> None:
-        self.estimate = np.array(msg.position[:2])
-
-    def _goal(self, msg: PointStamped) -> None:
-        self.goal_estimate = np.array([msg.point.x, msg.point.y])
 
     def status(self, node_name: str) -> dict[str, str]:
         """The newest diagnostics values of one of this loop's nodes ({} before any)."""
@@ -131,28 +104,14 @@ class LoopMonitor:
     """Watches the running loops from inside the demo process.
 
     :param namespaces: one namespace per loop ('/' for a single loop in the root namespace).
-    :param show_window: open a pyglet window with the first loop's camera and estimates.
     """
 
-    def __init__(self, namespaces: Sequence[str] = ('/',), show_window: bool = False) -> None:
+    def __init__(self, namespaces: Sequence[str] = ('/',)) -> None:
         rclpy.init()
         self.executor = SingleThreadedExecutor()
-        self.robots = [RobotMonitor(namespace, show_camera=show_window and index == 0)
-                       for index, namespace in enumerate(namespaces)]
+        self.robots = [RobotMonitor(namespace) for namespace in namespaces]
         for robot in self.robots:
             self.executor.add_node(robot.node)
-        self.viewer: Any = None
-        if show_window:
-            from reacher_sim.viewer import Viewer
-            title = 'reacher: camera (estimate in white)'
-            if len(self.robots) > 1:
-                title += f', {self.robots[0].namespace}'
-            try:
-                self.viewer = Viewer(title=title, fps=60)
-            except Exception as error:
-                self.close()
-                raise ValueError(f'the demo window needs a display ({error.__cause__ or error}): '
-                                 'pass --headless, set DISPLAY, or run under xvfb-run') from error
 
     def _spin(self, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -161,32 +120,6 @@ class LoopMonitor:
             if remaining <= 0:
                 break
             self.executor.spin_once(timeout_sec=min(remaining, 0.02))
-            if self.viewer is not None and self.robots[0].frame is not None:
-                self.viewer.show(self._overlay(self.robots[0]))
-
-    def _overlay(self, robot: RobotMonitor) -> Any:
-        import cv2
-
-        from reacher_common.kinematics import forward_kinematics
-        from reacher_sim.camera import CameraModel
-
-        scale = 8
-        size = robot.frame.shape[0]
-        image = cv2.resize(robot.frame, (size * scale, size * scale),
-                           interpolation=cv2.INTER_NEAREST)
-        if robot.estimate is not None:
-            # Draw with the default geometry (config/*.yaml); it is only a visual aid.
-            camera = CameraModel(size * scale, 0.4)
-            elbow, tip = forward_kinematics(robot.estimate, 0.1, 0.1)
-            points = camera.world_to_pixel(np.stack([np.zeros(2), elbow, tip]))
-            points = points.round().astype(int)
-            cv2.polylines(image, [points.reshape(-1, 1, 2)], False, (255, 255, 255), 1,
-                          cv2.LINE_AA)
-            if robot.goal_estimate is not None:
-                centre = camera.world_to_pixel(robot.goal_estimate).round().astype(int)
-                cv2.drawMarker(image, tuple(int(c) for c in centre), (255, 255, 255),
-                               cv2.MARKER_CROSS, 16, 1)
-        return image
 
     def wait_for_loop(self, processes: Processes, timeout: float) -> str | None:
         """Wait until every loop's commands flow and its simulator answers; reset its statistics.
@@ -237,9 +170,7 @@ class LoopMonitor:
             self._spin(0.05)
 
     def close(self) -> None:
-        """Close the window and shut this process's rclpy down."""
-        if self.viewer is not None:
-            self.viewer.close()
+        """Shut this process's rclpy down."""
         for robot in self.robots:
             self.executor.remove_node(robot.node)
             robot.node.destroy_node()
