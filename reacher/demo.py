@@ -86,7 +86,16 @@ class Summary:
 
     With several loops, ``robots`` holds each loop's own summary and the top-level figures
     combine them: counts summed, success rate and mean time to goal over all their goals,
-    the control rate averaged, latency and inference time of the worst loop.
+    the control rate averaged, latency, jitter and inference time of the worst loop.
+
+    Timing: ``achieved_control_rate_hz`` counts /joint_commands as this process receives
+    them; ``control_period_jitter_ms_p99`` is the 99th percentile of |period - configured
+    period| between them, ms, so it includes DDS delivery. ``latency_ms_p50`` / ``p99``
+    is the policy's camera-to-command latency (image stamp to command computed).
+    ``latency_stages_ms`` holds what the nodes report per stage on /diagnostics
+    (``latency.<stage>_ms.p50`` / ``.p99``, see :func:`reacher.monitor.stage_latencies`):
+    stage -> {'node', 'p50', 'p99'} in ms, empty while the nodes report none.
+    ``control_mode`` is what the policy's diagnostics call its mode ('' if they do not).
     """
 
     estimator: str
@@ -101,9 +110,12 @@ class Summary:
     configured_control_rate_hz: float = math.nan
     achieved_control_rate_hz: float = math.nan
     camera_rate_hz: float = math.nan
+    control_period_jitter_ms_p99: float = math.nan
+    control_mode: str = ''
     latency_ms_p50: float = math.nan
     latency_ms_p99: float = math.nan
     perception_inference_ms_p50: float = math.nan
+    latency_stages_ms: dict[str, dict[str, Any]] = field(default_factory=dict)
     deadline_misses: int = 0
     stale_stops: int = 0
     nodes: dict[str, int | None] = field(default_factory=dict)
@@ -129,6 +141,14 @@ def combine(summaries: list[Summary], namespace: str) -> Summary:
     total.achieved_control_rate_hz = _mean([s.achieved_control_rate_hz for s in summaries])
     total.latency_ms_p50 = _worst([s.latency_ms_p50 for s in summaries])
     total.latency_ms_p99 = _worst([s.latency_ms_p99 for s in summaries])
+    total.control_period_jitter_ms_p99 = _worst(
+        [s.control_period_jitter_ms_p99 for s in summaries])
+    total.control_mode = first.control_mode
+    for stage in first.latency_stages_ms:
+        figures = [s.latency_stages_ms.get(stage, {}) for s in summaries]
+        total.latency_stages_ms[stage] = {
+            key: value if key == 'node' else _worst([f.get(key, math.nan) for f in figures])
+            for key, value in first.latency_stages_ms[stage].items()}
     total.perception_inference_ms_p50 = _worst(
         [s.perception_inference_ms_p50 for s in summaries])
     total.deadline_misses = sum(s.deadline_misses for s in summaries)
@@ -416,6 +436,10 @@ def _print_rows(summary: Summary) -> None:
         ('camera rate', f'{summary.camera_rate_hz:.1f} Hz'),
         ('camera-to-command latency', f'p50 {summary.latency_ms_p50:.1f} ms, '
                                       f'p99 {summary.latency_ms_p99:.1f} ms'),
+        ('control period jitter', f'p99 {summary.control_period_jitter_ms_p99:.2f} ms'),
+        *((f'  {stage}', f'p50 {figures.get("p50", math.nan):.2f} ms, '
+                         f'p99 {figures.get("p99", math.nan):.2f} ms')
+          for stage, figures in summary.latency_stages_ms.items()),
     ]
     width = max(len(key) for key, _ in rows)
     for key, value in rows:

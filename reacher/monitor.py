@@ -11,13 +11,15 @@ process of its own (reacher/window.py), so drawing never delays a count.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 import math
+import re
 import subprocess
 import time
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
+import numpy as np
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -26,6 +28,48 @@ from std_srvs.srv import Trigger
 from tqdm import tqdm
 
 Processes = dict[str, subprocess.Popen[bytes]]
+CONTROL_MODE_KEYS = ('control_mode', 'mode', 'sync_mode')
+"""Where the policy's diagnostics may name its control mode (free-running, phase-locked)."""
+STAGE_KEY = re.compile(r'latency\.(?P<stage>.+)_ms\.(?P<stat>p\d+)')
+"""A per-stage latency on a node's /diagnostics: ``latency.<stage>_ms.p50`` (and p99),
+milliseconds: the perception and policy nodes' timing of each stage of a frame's trip
+(docs/ros.md)."""
+
+
+def stage_latencies(statuses: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, Any]]:
+    """The per-stage latencies that the nodes report, by stage name.
+
+    Reads every key of the form :data:`STAGE_KEY` from each node's newest diagnostics;
+    a node that reports none (before the nodes time their stages) adds nothing.
+
+    :param statuses: node name -> its newest diagnostics values.
+    :return: stage -> {'node': name, 'p50': ms, 'p99': ms, ...}; a stage that two nodes
+        report is keyed ``<node>/<stage>`` for the second.
+    """
+    stages: dict[str, dict[str, Any]] = {}
+    for node, values in statuses.items():
+        found: dict[str, dict[str, Any]] = {}
+        for key, value in values.items():
+            match = STAGE_KEY.fullmatch(key)
+            if match:
+                found.setdefault(match['stage'], {'node': node})[match['stat']] = _float(value)
+        for stage, figures in found.items():
+            stages[stage if stage not in stages else f'{node}/{stage}'] = figures
+    return stages
+
+
+def period_jitter_ms(times: Sequence[float], rate_hz: float, quantile: float = 99.0
+                     ) -> float:
+    """A percentile of |period - 1 / rate_hz| between successive events, milliseconds.
+
+    :param times: event times, seconds (time.monotonic), ascending.
+    :param rate_hz: the configured rate, Hz.
+    :return: nan with fewer than two events or no finite rate.
+    """
+    if len(times) < 2 or not math.isfinite(rate_hz) or rate_hz <= 0:
+        return math.nan
+    periods = np.diff(np.asarray(times))
+    return float(np.percentile(np.abs(periods - 1.0 / rate_hz), quantile) * 1e3)
 
 
 class RobotMonitor:
@@ -88,6 +132,12 @@ class RobotMonitor:
         if len(window) > 1:
             summary.achieved_control_rate_hz = (len(window) - 1) / (window[-1] - window[0])
         summary.configured_control_rate_hz = _float(policy.get('configured_rate_hz'))
+        summary.control_period_jitter_ms_p99 = period_jitter_ms(
+            window, summary.configured_control_rate_hz)
+        summary.latency_stages_ms = stage_latencies(
+            {'perception_node': perception, 'policy_node': policy})
+        summary.control_mode = next((policy[key] for key in CONTROL_MODE_KEYS if key in policy),
+                                    '')
         summary.latency_ms_p50 = _float(policy.get('latency_ms_p50'))
         summary.latency_ms_p99 = _float(policy.get('latency_ms_p99'))
         summary.deadline_misses = int(policy.get('deadline_misses', 0))
