@@ -95,7 +95,9 @@ class Summary:
     ``latency_stages_ms`` holds what the nodes report per stage on /diagnostics
     (``latency.<stage>_ms.p50`` / ``.p99``, see :func:`reacher.monitor.stage_latencies`):
     stage -> {'node', 'p50', 'p99'} in ms, empty while the nodes report none.
-    ``control_mode`` is what the policy's diagnostics call its mode ('' if they do not).
+    ``command_accel_rms`` (rad/s^2) and ``command_jerk_rms`` (rad/s^3): the commands'
+    smoothness (:func:`reacher.monitor.smoothness`). ``control_mode``: what the policy's
+    diagnostics call its mode ('' if they do not).
     """
 
     estimator: str
@@ -111,6 +113,8 @@ class Summary:
     achieved_control_rate_hz: float = math.nan
     camera_rate_hz: float = math.nan
     control_period_jitter_ms_p99: float = math.nan
+    command_accel_rms: float = math.nan
+    command_jerk_rms: float = math.nan
     control_mode: str = ''
     latency_ms_p50: float = math.nan
     latency_ms_p99: float = math.nan
@@ -144,6 +148,8 @@ def combine(summaries: list[Summary], namespace: str) -> Summary:
     total.control_period_jitter_ms_p99 = _worst(
         [s.control_period_jitter_ms_p99 for s in summaries])
     total.control_mode = first.control_mode
+    total.command_accel_rms = _worst([s.command_accel_rms for s in summaries])
+    total.command_jerk_rms = _worst([s.command_jerk_rms for s in summaries])
     for stage in first.latency_stages_ms:
         figures = [s.latency_stages_ms.get(stage, {}) for s in summaries]
         total.latency_stages_ms[stage] = {

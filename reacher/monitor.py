@@ -58,6 +58,22 @@ def stage_latencies(statuses: Mapping[str, Mapping[str, str]]) -> dict[str, dict
     return stages
 
 
+def smoothness(commands: Sequence[Sequence[float]], rate_hz: float) -> tuple[float, float]:
+    """How smooth a stream of joint-velocity commands is, whatever its rate.
+
+    :param commands: successive (2,) commands, rad/s, one per control period.
+    :param rate_hz: the control rate, Hz: the finite differences are divided by its period.
+    :return: RMS over both joints of the commanded acceleration (first difference, rad/s^2)
+        and jerk (second difference, rad/s^3); nan for too few commands.
+    """
+    values = np.asarray([c for c in commands if len(c) == 2], dtype=float).reshape(-1, 2)
+    if len(values) < 3 or not math.isfinite(rate_hz) or rate_hz <= 0:
+        return math.nan, math.nan
+    accel = np.diff(values, axis=0) * rate_hz
+    jerk = np.diff(accel, axis=0) * rate_hz
+    return float(np.sqrt(np.mean(accel ** 2))), float(np.sqrt(np.mean(jerk ** 2)))
+
+
 def period_jitter_ms(times: Sequence[float], rate_hz: float, quantile: float = 99.0
                      ) -> float:
     """A percentile of |period - 1 / rate_hz| between successive events, milliseconds.
@@ -84,6 +100,7 @@ class RobotMonitor:
         self.diagnostics: dict[str, dict[str, str]] = {}
         self.diagnostics_time: dict[str, float] = {}
         self.command_times: list[float] = []
+        self.command_values: list[tuple[float, ...]] = []
         self.start = self.end = math.nan
         self.reset_done = False
         self._reset_future: Any = None
@@ -99,6 +116,7 @@ class RobotMonitor:
 
     def _command(self, msg: Float64MultiArray) -> None:
         self.command_times.append(time.monotonic())
+        self.command_values.append(tuple(msg.data[:2]))
 
     def status(self, node_name: str) -> dict[str, str]:
         """The newest diagnostics values of one of this loop's nodes ({} before any)."""
@@ -124,7 +142,9 @@ class RobotMonitor:
         """Write this loop's measured figures into a :class:`reacher.demo.Summary`."""
         sim, policy = self.status('sim_node'), self.status('policy_node')
         perception = self.status('perception_node')
-        window = [t for t in self.command_times if self.start <= t <= self.end]
+        inside = [index for index, t in enumerate(self.command_times)
+                  if self.start <= t <= self.end]
+        window = [self.command_times[index] for index in inside]
         summary.goals_reached = int(sim.get('goals_reached', 0))
         summary.goals_timed_out = int(sim.get('goals_timed_out', 0))
         summary.success_rate = _float(sim.get('success_rate'))
@@ -134,10 +154,14 @@ class RobotMonitor:
         summary.configured_control_rate_hz = _float(policy.get('configured_rate_hz'))
         summary.control_period_jitter_ms_p99 = period_jitter_ms(
             window, summary.configured_control_rate_hz)
+        summary.command_accel_rms, summary.command_jerk_rms = smoothness(
+            [self.command_values[index] for index in inside],
+            summary.configured_control_rate_hz)
         summary.latency_stages_ms = stage_latencies(
             {'perception_node': perception, 'policy_node': policy})
         summary.control_mode = next((policy[key] for key in CONTROL_MODE_KEYS if key in policy),
-                                    '')
+                                    next((v for k, v in policy.items() if k.endswith('mode')),
+                                         ''))
         summary.latency_ms_p50 = _float(policy.get('latency_ms_p50'))
         summary.latency_ms_p99 = _float(policy.get('latency_ms_p99'))
         summary.deadline_misses = int(policy.get('deadline_misses', 0))
@@ -195,6 +219,7 @@ class LoopMonitor:
         start = time.monotonic()
         for robot in self.robots:
             robot.command_times.clear()
+            robot.command_values.clear()
             robot.start = start
         # disable=None: a bar on a terminal, nothing in a log file or CI.
         bar = tqdm(total=round(duration), unit='s', desc='reaching', leave=False,

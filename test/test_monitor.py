@@ -65,10 +65,23 @@ def test_the_monitor_fills_stages_and_jitter_from_real_diagnostics(collector):
     monitor.node.destroy_node()
     assert monitor.status('policy_node'), 'no diagnostics came through DDS'
     monitor.command_times = [0.0, 0.05, 0.1, 0.151]
+    monitor.command_values = [(0.0, 0.0), (0.05, 0.0), (0.1, 0.0), (0.15, 0.0)]
     monitor.start, monitor.end = 0.0, 1.0
     summary = Summary('classical', 'ik', 1.0)
     monitor.fill(summary)
     assert summary.latency_stages_ms == {'total': {'node': 'policy_node', 'p50': 2.5,
                                                    'p99': 4.5}}
     assert summary.control_mode == 'phase_locked'
+    assert summary.command_accel_rms == pytest.approx(math.sqrt(0.5))  # 1 rad/s^2, one joint
     assert summary.control_period_jitter_ms_p99 == pytest.approx(0.98, abs=0.03)
+
+
+def test_smoothness_in_time_units_whatever_the_rate():
+    from reacher.monitor import smoothness
+
+    # A ramp of 1 rad/s^2: the same acceleration at 20 and at 60 Hz, and no jerk.
+    for rate in (20.0, 60.0):
+        ramp = [(t / rate, -t / rate) for t in range(30)]
+        accel, jerk = smoothness(ramp, rate)
+        assert accel == pytest.approx(1.0) and jerk == pytest.approx(0.0, abs=1e-9)
+    assert math.isnan(smoothness([(0.0, 0.0)], 20.0)[0])
