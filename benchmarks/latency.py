@@ -3,7 +3,8 @@ with the window open under Xvfb (issue 14).
 
 Each run is one ``reacher demo --json`` with the classical estimator and the IK controller,
 with ``--camera-rate``, ``--physics-rate`` and ``--control-rate`` set, and the control mode
-passed through to the policy node as ``--ros-args -p <mode_parameter>:=<mode>``. A run
+passed through to the policy node as ``--ros-args -p <mode_parameter>:=<value>``
+(``phase_lock:=false`` / ``true``). A run
 with the window is the same demo without ``--headless`` under ``xvfb-run -a``. Every run
 keeps what the demo measured: success, goals, achieved and configured control rate,
 control-period jitter p99, camera-to-command latency p50/p99, every per-stage latency the
@@ -11,10 +12,11 @@ nodes put on /diagnostics (``latency.<stage>_ms.p50``/``p99``), and the commands
 smoothness (RMS acceleration and jerk). The load average before and after each run is
 kept too (the machine may be shared).
 
-A mode other than the policy's default is confirmed by the policy's diagnostics naming it
-(``Summary.control_mode``); when they do not, the policy has no such mode yet (an
-undeclared ``-p`` is ignored by rclpy), the mode's other runs are skipped, and the JSON
-says so under ``not_run``.
+A run counts for its mode only when the policy's diagnostics name that mode
+(``timing.mode``, the demo's ``control_mode``): a policy from before phase locking names
+none and runs free, so it counts for 'free' only; for another mode it has no such mode
+yet (an undeclared ``-p`` is ignored by rclpy), that mode's other runs are skipped, and
+the JSON says so under ``not_run``.
 
     python benchmarks/latency.py                       # default: a few minutes
     python benchmarks/latency.py --full --duration 60  # every combination
@@ -48,9 +50,10 @@ class Args:
 
     duration: float = 20.0
     """Seconds measured per run (after the loop is closed)."""
-    modes: tuple[str, ...] = ('free_running', 'phase_locked')
-    """Control modes to pass to the policy; the first is taken as the policy's default."""
-    mode_parameter: str = 'control_mode'
+    modes: tuple[str, ...] = ('free=false', 'phase-locked=true')
+    """Control modes, each NAME=VALUE: the policy's name for it on /diagnostics
+    (``timing.mode``) and the value of ``mode_parameter`` that selects it."""
+    mode_parameter: str = 'phase_lock'
     """The policy_node parameter that selects the mode."""
     full: bool = False
     """Every combination: camera 20 and 30 Hz x control 1x, 2x, 3x x modes x window."""
@@ -83,14 +86,15 @@ class Case:
 
 def cases(args: Args) -> list[Case]:
     """The runs of this invocation, in order (see the module docstring)."""
+    modes = [mode.split('=', 1)[0] for mode in args.modes]
     if args.full:
         return [Case(camera, multiple, mode, window) for mode, camera, multiple, window in
-                itertools.product(args.modes, (20.0, 30.0), (1, 2, 3), (False, True))]
-    return [case for mode in args.modes for case in (
+                itertools.product(modes, (20.0, 30.0), (1, 2, 3), (False, True))]
+    return [case for mode in modes for case in (
         Case(20.0, 1, mode, False), Case(20.0, 1, mode, True), Case(30.0, 1, mode, False))]
 
 
-def run_case(case: Case, args: Args, default_mode: str) -> dict[str, Any]:
+def run_case(case: Case, args: Args, value: str) -> dict[str, Any]:
     """One demo run; returns its JSON summary with the case and the load around it."""
     reacher = Path(sys.executable).parent / 'reacher'
     command = [str(reacher), 'demo', '--json', '--duration', str(args.duration),
@@ -105,8 +109,7 @@ def run_case(case: Case, args: Args, default_mode: str) -> dict[str, Any]:
         command = [xvfb, '-a', *command]
     else:
         command.append('--headless')
-    if case.mode != default_mode:
-        command += ['--ros-args', '-p', f'{args.mode_parameter}:={case.mode}']
+    command += ['--ros-args', '-p', f'{args.mode_parameter}:={value}']
     env = dict(os.environ)
     env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     load_before = os.getloadavg()
@@ -124,10 +127,14 @@ def run_case(case: Case, args: Args, default_mode: str) -> dict[str, Any]:
     return summary
 
 
-def mode_confirmed(summary: dict[str, Any], mode: str, default_mode: str) -> bool:
-    """Whether the run ran in ``mode``: the default needs nothing; another must be named by
-    the policy's diagnostics."""
-    return mode == default_mode or summary.get('control_mode') == mode
+FREE = 'free'
+"""What a policy without phase locking does."""
+
+
+def mode_confirmed(summary: dict[str, Any], mode: str) -> bool:
+    """Whether the run ran in ``mode`` (see the module docstring)."""
+    reported = summary.get('control_mode') or ''
+    return reported == mode or (reported == '' and mode == FREE)
 
 
 def row(summary: dict[str, Any]) -> dict[str, Any]:
@@ -145,6 +152,7 @@ def row(summary: dict[str, Any]) -> dict[str, Any]:
         'achieved_control_rate_hz': achieved, 'configured_control_rate_hz': configured,
         'rate_error_pct': 100.0 * (achieved - configured) / configured,
         'control_period_jitter_ms_p99': summary.get('control_period_jitter_ms_p99'),
+        'policy_period_jitter_ms_p99': summary.get('policy_period_jitter_ms_p99'),
         'latency_ms_p50': summary.get('latency_ms_p50'),
         'latency_ms_p99': summary.get('latency_ms_p99'),
         'stages_ms': {stage: {k: v for k, v in figures.items() if k != 'node'}
@@ -161,43 +169,54 @@ def _fmt(value: Any, spec: str) -> str:
     return format(value, spec)
 
 
-def table(rows: list[dict[str, Any]]) -> str:
-    """The markdown table of the rows."""
-    stages = sorted({stage for r in rows for stage in r['stages_ms']})
-    head = ['camera Hz', 'control Hz', 'mode', 'window', 'success (goals)',
-            'control rate achieved (error)', 'period jitter p99 ms',
-            'latency p50 / p99 ms', *(f'{stage} p50 / p99 ms' for stage in stages),
-            'accel RMS rad/s^2', 'jerk RMS rad/s^3', 'load 1 min']
+def _case_cells(r: dict[str, Any]) -> list[str]:
+    return [f'{r["camera_hz"]:g}', f'{r["control_hz"]:g}', r['mode'],
+            'Xvfb' if r['window'] else 'headless']
+
+
+def _markdown(head: list[str], body: list[list[str]]) -> str:
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
-    for r in rows:
-        cells = [f'{r["camera_hz"]:g}', f'{r["control_hz"]:g}', r['mode'],
-                 'Xvfb' if r['window'] else 'headless',
-                 f'{_fmt(r["success_rate"], ".2f")} ({r["goals_reached"]})',
-                 f'{_fmt(r["achieved_control_rate_hz"], ".2f")} '
-                 f'({_fmt(r["rate_error_pct"], "+.2f")}%)',
-                 _fmt(r['control_period_jitter_ms_p99'], '.2f'),
-                 f'{_fmt(r["latency_ms_p50"], ".1f")} / {_fmt(r["latency_ms_p99"], ".1f")}',
-                 *(f'{_fmt(r["stages_ms"].get(s, {}).get("p50"), ".2f")} / '
-                   f'{_fmt(r["stages_ms"].get(s, {}).get("p99"), ".2f")}' for s in stages),
-                 _fmt(r['command_accel_rms'], '.2f'), _fmt(r['command_jerk_rms'], '.1f'),
-                 _fmt(r['load_average_1min'], '.1f')]
-        lines.append('| ' + ' | '.join(cells) + ' |')
-    return '\n'.join(lines)
+    return '\n'.join(lines + ['| ' + ' | '.join(cells) + ' |' for cells in body])
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """The markdown tables of the rows: the loop's figures, then the stages (if any)."""
+    case = ['camera Hz', 'control Hz', 'mode', 'window']
+    main = _markdown(
+        [*case, 'success (goals)', 'control rate achieved (error)',
+         'period jitter p99 ms: received / policy', 'latency p50 / p99 ms',
+         'accel RMS rad/s^2', 'jerk RMS rad/s^3', 'load 1 min'],
+        [[*_case_cells(r), f'{_fmt(r["success_rate"], ".2f")} ({r["goals_reached"]})',
+          f'{_fmt(r["achieved_control_rate_hz"], ".2f")} ({_fmt(r["rate_error_pct"], "+.2f")}%)',
+          f'{_fmt(r["control_period_jitter_ms_p99"], ".2f")} / '
+          f'{_fmt(r["policy_period_jitter_ms_p99"], ".2f")}',
+          f'{_fmt(r["latency_ms_p50"], ".1f")} / {_fmt(r["latency_ms_p99"], ".1f")}',
+          _fmt(r['command_accel_rms'], '.2f'), _fmt(r['command_jerk_rms'], '.1f'),
+          _fmt(r['load_average_1min'], '.1f')] for r in rows])
+    stages = list(dict.fromkeys(stage for r in rows for stage in r['stages_ms']))
+    if not stages:
+        return main + "\n\n(no per-stage latency on the nodes' diagnostics)"
+    per_stage = _markdown(
+        [*case, *(f'{stage} p50 / p99 ms' for stage in stages)],
+        [[*_case_cells(r), *(f'{_fmt(r["stages_ms"].get(s, {}).get("p50"), ".2f")} / '
+                             f'{_fmt(r["stages_ms"].get(s, {}).get("p99"), ".2f")}'
+                             for s in stages)] for r in rows])
+    return main + '\n\n' + per_stage
 
 
 def main() -> None:
     args = tyro.cli(Args)
-    default_mode = args.modes[0]
+    values = dict(mode.split('=', 1) for mode in args.modes)
     runs: list[dict[str, Any]] = []
     not_run: dict[str, str] = {}
     for case in cases(args):
         if case.mode in not_run:
             continue
-        summary = run_case(case, args, default_mode)
-        if not mode_confirmed(summary, case.mode, default_mode):
+        summary = run_case(case, args, values[case.mode])
+        if not mode_confirmed(summary, case.mode):
             not_run[case.mode] = (
-                f'policy_node did not report {args.mode_parameter}={case.mode!r} on its '
-                f'diagnostics (it reported {summary.get("control_mode")!r}): no such mode yet')
+                f'with {args.mode_parameter}:={values[case.mode]} policy_node reported the '
+                f'mode {summary.get("control_mode")!r}, not {case.mode!r}: no such mode yet')
             print(f'{case.label()}: {not_run[case.mode]}; skipping the mode', file=sys.stderr)
             continue
         runs.append(summary)

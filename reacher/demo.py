@@ -90,7 +90,8 @@ class Summary:
 
     Timing: ``achieved_control_rate_hz`` counts /joint_commands as this process receives
     them; ``control_period_jitter_ms_p99`` is the 99th percentile of |period - configured
-    period| between them, ms, so it includes DDS delivery. ``latency_ms_p50`` / ``p99``
+    period| between them, ms, so it includes DDS delivery; ``policy_period_jitter_ms_p99``
+    is the policy's own figure where it reports one. ``latency_ms_p50`` / ``p99``
     is the policy's camera-to-command latency (image stamp to command computed).
     ``latency_stages_ms`` holds what the nodes report per stage on /diagnostics
     (``latency.<stage>_ms.p50`` / ``.p99``, see :func:`reacher.monitor.stage_latencies`):
@@ -113,6 +114,7 @@ class Summary:
     achieved_control_rate_hz: float = math.nan
     camera_rate_hz: float = math.nan
     control_period_jitter_ms_p99: float = math.nan
+    policy_period_jitter_ms_p99: float = math.nan
     command_accel_rms: float = math.nan
     command_jerk_rms: float = math.nan
     control_mode: str = ''
@@ -148,6 +150,7 @@ def combine(summaries: list[Summary], namespace: str) -> Summary:
     total.control_period_jitter_ms_p99 = _worst(
         [s.control_period_jitter_ms_p99 for s in summaries])
     total.control_mode = first.control_mode
+    total.policy_period_jitter_ms_p99 = _worst([s.policy_period_jitter_ms_p99 for s in summaries])
     total.command_accel_rms = _worst([s.command_accel_rms for s in summaries])
     total.command_jerk_rms = _worst([s.command_jerk_rms for s in summaries])
     for stage in first.latency_stages_ms:

@@ -28,8 +28,11 @@ from std_srvs.srv import Trigger
 from tqdm import tqdm
 
 Processes = dict[str, subprocess.Popen[bytes]]
-CONTROL_MODE_KEYS = ('control_mode', 'mode', 'sync_mode')
-"""Where the policy's diagnostics may name its control mode (free-running, phase-locked)."""
+CONTROL_MODE_KEYS = ('timing.mode', 'control_mode')
+"""Where the policy's diagnostics name its control mode ('free', 'phase-locked', ...); a
+policy from before phase locking names none (and runs free)."""
+POLICY_JITTER_KEY = 'timing.period_jitter_ms.p99'
+"""The policy's own control-period jitter p99, ms (its ticks, without DDS delivery)."""
 STAGE_KEY = re.compile(r'latency\.(?P<stage>.+)_ms\.(?P<stat>p\d+)')
 """A per-stage latency on a node's /diagnostics: ``latency.<stage>_ms.p50`` (and p99),
 milliseconds: the perception and policy nodes' timing of each stage of a frame's trip
@@ -160,8 +163,8 @@ class RobotMonitor:
         summary.latency_stages_ms = stage_latencies(
             {'perception_node': perception, 'policy_node': policy})
         summary.control_mode = next((policy[key] for key in CONTROL_MODE_KEYS if key in policy),
-                                    next((v for k, v in policy.items() if k.endswith('mode')),
-                                         ''))
+                                    '')
+        summary.policy_period_jitter_ms_p99 = _float(policy.get(POLICY_JITTER_KEY))
         summary.latency_ms_p50 = _float(policy.get('latency_ms_p50'))
         summary.latency_ms_p99 = _float(policy.get('latency_ms_p99'))
         summary.deadline_misses = int(policy.get('deadline_misses', 0))

@@ -19,8 +19,11 @@ With ``REACHER_WINDOW_SNAPSHOTS=DIR`` in its environment the window also saves e
 20th pair it draws to DIR/<n>.npz (frame, joints, goal, stamp, the drawn image), so a test
 or a person can check a frame against the estimate drawn on it.
 
-Confidence topics are found by name at run time (:func:`confidence_value`), so the window
-shows them once the perception node publishes them and nothing before.
+The confidence comes from the topics of perception's estimate bundle (docs/ros.md):
+``perception/estimate_status`` (its ``confidence`` value) and the standard deviations of
+``perception/goal_pose`` and ``perception/fingertip_pose`` (:func:`confidence_value`).
+A perception that does not publish them, or publishes no number (``nan``, the unknown
+covariance), leaves the line out.
 """
 
 from __future__ import annotations
@@ -51,7 +54,10 @@ SCALE = 8
 NO_ESTIMATE_AFTER_S = 0.5
 """Draw a frame without estimate when none of the newer frames got one for this long."""
 SNAPSHOT_EVERY = 20
-CONFIDENCE_TYPES = ('geometry_msgs/msg/PoseWithCovarianceStamped',)
+CONFIDENCE_TOPICS = {'perception/estimate_status': 'confidence',
+                     'perception/goal_pose': 'goal std m',
+                     'perception/fingertip_pose': 'fingertip std m'}
+"""Topic -> the name the HUD gives its figure."""
 
 
 @dataclass
@@ -145,26 +151,29 @@ class FrameMatcher:
 
 
 def confidence_value(msg: Any) -> float | None:
-    """The confidence a perception message carries, or None if it has no such field.
+    """The confidence figure a message of :data:`CONFIDENCE_TOPICS` carries, or None.
 
-    PoseWithCovarianceStamped: the position's standard deviation, metres (sqrt of the
-    mean of the x and y variances). Otherwise a scalar field named ``confidence``,
-    ``data`` or ``value``, or the first of an array field ``data``/``position``.
+    diagnostic_msgs/DiagnosticArray: the first status's ``confidence`` value, in [0, 1].
+    geometry_msgs/PoseWithCovarianceStamped: the position's standard deviation, metres
+    (sqrt of the mean of the x and y variances); None for the "unknown" covariance
+    (element 0 negative, the sensor_msgs/Imu convention).
     """
+    statuses = getattr(msg, 'status', None)
+    if statuses is not None:
+        for status in statuses[:1]:
+            for pair in status.values:
+                if pair.key == 'confidence':
+                    try:
+                        value = float(pair.value)
+                    except ValueError:
+                        return None
+                    return value if math.isfinite(value) else None
+        return None
     pose = getattr(msg, 'pose', None)
     covariance = getattr(pose, 'covariance', None)
-    if covariance is not None and len(covariance) >= 8:
-        variance = (float(covariance[0]) + float(covariance[7])) / 2.0
-        return math.sqrt(variance) if variance >= 0 else None
-    for name in ('confidence', 'data', 'value', 'position'):
-        value: Any = getattr(msg, name, None)
-        if isinstance(value, bool):
-            continue
-        if isinstance(value, (int, float)):
-            return float(value)
-        if hasattr(value, '__len__') and not isinstance(value, (str, bytes)) and len(value):
-            return float(value[0])
-    return None
+    if covariance is None or len(covariance) < 8 or covariance[0] < 0 or covariance[7] < 0:
+        return None
+    return math.sqrt((float(covariance[0]) + float(covariance[7])) / 2.0)
 
 
 def _hud_lines(info: dict[str, dict[str, str]], args: argparse.Namespace,
@@ -191,8 +200,10 @@ def _hud_lines(info: dict[str, dict[str, str]], args: argparse.Namespace,
     if pair is not None and pair.joints is None:
         lines.append('no estimate for this frame')
     elif pair is not None and pair.confidence:
-        lines.append('confidence ' + ', '.join(
-            f'{name} {value:.3g}' for name, value in sorted(pair.confidence.items())))
+        lines.append(', '.join(
+            f'{name} {value:.2f}' if name == 'confidence' else
+            f'{name.replace(" m", "")} {value * 1e3:.1f} mm'
+            for name, value in sorted(pair.confidence.items())))
     return lines
 
 
@@ -245,8 +256,12 @@ class WindowNode:
         self.node.create_subscription(JointState, 'perception/joint_states', self._joints, 10)
         self.node.create_subscription(PointStamped, 'perception/goal', self._goal, 10)
         self.node.create_subscription(DiagnosticArray, 'diagnostics', self._diagnostics, 10)
-        self.confidence_topics: set[str] = set()
-        self.node.create_timer(2.0, self._discover)
+        from diagnostic_msgs.msg import DiagnosticArray as Status
+        from geometry_msgs.msg import PoseWithCovarianceStamped
+
+        for topic, name in CONFIDENCE_TOPICS.items():
+            kind = Status if topic.endswith('status') else PoseWithCovarianceStamped
+            self.node.create_subscription(kind, topic, self._confidence_callback(name), 10)
 
     def _image(self, msg: Any) -> None:
         from reacher_common.ros_utils import image_to_array
@@ -269,24 +284,6 @@ class WindowNode:
             node = status.name.split(':')[0].strip().rsplit('/', 1)[-1]
             self.info[node] = {kv.key: kv.value for kv in status.values}
 
-    def _discover(self) -> None:
-        """Subscribe to the perception's confidence topics as they appear."""
-        prefix = self.node.get_namespace().rstrip('/') + '/perception/'
-        for topic, types in self.node.get_topic_names_and_types():
-            if topic in self.confidence_topics or not topic.startswith(prefix):
-                continue
-            kind = types[0] if types else ''
-            if kind not in CONFIDENCE_TYPES and 'confidence' not in topic:
-                continue
-            msg_type = message_class(kind)
-            if msg_type is None:
-                continue
-            if not hasattr(msg_type(), 'header'):
-                continue
-            name = topic[len(prefix):]
-            self.confidence_topics.add(topic)
-            self.node.create_subscription(msg_type, topic, self._confidence_callback(name), 10)
-
     def _confidence_callback(self, name: str) -> Any:
         def callback(msg: Any) -> None:
             self._confidence(name, msg)
@@ -304,22 +301,6 @@ def save_snapshot(path: Path, pair: Pair, image: npt.NDArray[np.uint8]) -> None:
     np.savez(path, frame=pair.frame, image=image, stamp=np.array(pair.stamp),
              joints=nan if pair.joints is None else pair.joints,
              goal=nan if pair.goal is None else pair.goal)
-
-
-def message_class(kind: str) -> Any:
-    """The Python class of a ROS type name, e.g. 'geometry_msgs/msg/PointStamped'.
-
-    :return: the class, or None when it is not installed or the name is not of that form.
-    """
-    import importlib
-
-    parts = kind.split('/')
-    if len(parts) != 3 or not all(part.isidentifier() for part in parts):
-        return None
-    try:
-        return getattr(importlib.import_module(f'{parts[0]}.{parts[1]}'), parts[2], None)
-    except ImportError:
-        return None
 
 
 def _stamp(msg: Any) -> Stamp:

@@ -53,7 +53,8 @@ def test_the_monitor_fills_stages_and_jitter_from_real_diagnostics(collector):
     executor.add_node(monitor.node)
     executor.add_node(collector.node)
     values = {'configured_rate_hz': '20.0', 'latency.total_ms.p50': '2.5',
-              'latency.total_ms.p99': '4.5', 'control_mode': 'phase_locked'}
+              'latency.total_ms.p99': '4.5', 'timing.mode': 'phase-locked',
+              'timing.period_jitter_ms.p99': '0.4'}
     message = DiagnosticArray(status=[DiagnosticStatus(
         name='policy_node: control',
         values=[KeyValue(key=k, value=v) for k, v in values.items()])])
@@ -71,7 +72,8 @@ def test_the_monitor_fills_stages_and_jitter_from_real_diagnostics(collector):
     monitor.fill(summary)
     assert summary.latency_stages_ms == {'total': {'node': 'policy_node', 'p50': 2.5,
                                                    'p99': 4.5}}
-    assert summary.control_mode == 'phase_locked'
+    assert summary.control_mode == 'phase-locked'
+    assert summary.policy_period_jitter_ms_p99 == 0.4
     assert summary.command_accel_rms == pytest.approx(math.sqrt(0.5))  # 1 rad/s^2, one joint
     assert summary.control_period_jitter_ms_p99 == pytest.approx(0.98, abs=0.03)
 

@@ -2,12 +2,12 @@
 
 import math
 
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseWithCovarianceStamped
 import numpy as np
-from sensor_msgs.msg import JointState
 from std_msgs.msg import Header
 
-from reacher.window import confidence_value, FrameMatcher, message_class, render
+from reacher.window import confidence_value, FrameMatcher, render
 
 
 def frame(value):
@@ -48,17 +48,37 @@ def test_without_estimates_the_newest_frame_is_shown_alone_when_asked():
     assert matcher.take(unmatched_after=1) is None
 
 
-def test_confidence_values_from_messages_that_carry_one():
+def test_confidence_values_from_the_estimate_bundle():
     pose = PoseWithCovarianceStamped()
     pose.pose.covariance[0] = pose.pose.covariance[7] = 4e-6
     assert math.isclose(confidence_value(pose), 2e-3)
-    joints = JointState(header=Header(), position=[0.75])
-    assert confidence_value(joints) == 0.75
+    pose.pose.covariance[0] = -1.0  # the "unknown" covariance
+    assert confidence_value(pose) is None
+    status = DiagnosticArray(status=[DiagnosticStatus(
+        name='perception_node: estimate',
+        values=[KeyValue(key='confidence', value='0.93'), KeyValue(key='x', value='1')])])
+    assert confidence_value(status) == 0.93
+    status.status[0].values[0].value = 'nan'
+    assert confidence_value(status) is None
+    assert confidence_value(DiagnosticArray()) is None
     assert confidence_value(Header()) is None
-    kind = 'geometry_msgs/msg/PoseWithCovarianceStamped'
-    assert message_class(kind) is PoseWithCovarianceStamped
-    assert message_class('no_such_pkg/msg/Thing') is None
-    assert message_class('../x') is None
+
+
+def test_the_hud_shows_the_confidence_only_where_there_is_one():
+    import argparse
+
+    from reacher.window import _hud_lines, Pair
+
+    args = argparse.Namespace(estimator='classical', controller='ik')
+    info = {'sim_node': {'goals_reached': '3', 'success_rate': 'nan'},
+            'policy_node': {'rate_hz': '20.01', 'configured_rate_hz': '20.0'}}
+    pair = Pair((0, 1), frame(0), np.zeros(2), np.zeros(2))
+    lines = _hud_lines(info, args, pair)
+    assert 'classical / ik' in lines[0] and 'goals reached 3' in lines[1]
+    assert 'success -' in lines[1] and 'control 20.01 of 20.0 Hz' in lines[2]
+    assert len(lines) == 3
+    pair.confidence = {'confidence': 0.93, 'goal std m': 0.0012}
+    assert _hud_lines(info, args, pair)[3] == 'confidence 0.93, goal std 1.2 mm'
 
 
 def test_render_draws_the_estimate_and_the_hud():
