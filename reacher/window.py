@@ -54,6 +54,8 @@ SCALE = 8
 NO_ESTIMATE_AFTER_S = 0.5
 """Draw a frame without estimate when none of the newer frames got one for this long."""
 SNAPSHOT_EVERY = 20
+IDLE_WAIT_S = 0.05
+"""Longest sleep between two looks at the window's events when nothing new arrives."""
 CONFIDENCE_TOPICS = {'perception/estimate_status': 'confidence',
                      'perception/goal_pose': 'goal std m',
                      'perception/fingertip_pose': 'fingertip std m'}
@@ -93,6 +95,8 @@ class FrameMatcher:
         self._early: dict[Stamp, dict[str, Any]] = {}
         self.last_taken: Stamp = (-1, 0)
         self.lock = threading.Lock()
+        self.updated = threading.Event()
+        """Set whenever something is filed: the drawing thread sleeps on it."""
 
     def add_frame(self, stamp: Stamp, frame: npt.NDArray[np.uint8]) -> None:
         """File a camera frame (an estimate may have come first)."""
@@ -107,6 +111,7 @@ class FrameMatcher:
             while len(self.pairs) > self.keep:
                 self.pairs.popitem(last=False)
             self._forget_early()
+        self.updated.set()
 
     def add(self, stamp: Stamp, key: str, value: Any) -> None:
         """File an estimate part: ``key`` 'joints' or 'goal', or 'confidence' (name, value)."""
@@ -121,6 +126,7 @@ class FrameMatcher:
                 setattr(pair, key, value)
             else:
                 self._early.setdefault(stamp, {})[key] = value
+        self.updated.set()
 
     def _forget_early(self) -> None:
         if self.pairs and len(self._early) > self.keep:
@@ -348,14 +354,15 @@ def run_window(args: argparse.Namespace) -> int:
     snapshots = os.environ.get('REACHER_WINDOW_SNAPSHOTS')
     if snapshots:
         Path(snapshots).mkdir(parents=True, exist_ok=True)
-    frames_per_second = 1.0 / args.fps
     try:
         while not viewer.closed:
             quiet = time.monotonic() - last_drawn > NO_ESTIMATE_AFTER_S
+            window.matcher.updated.clear()
             pair = window.matcher.take(unmatched_after=1 if quiet else None)
             if pair is None:
+                # Sleep until a message is filed; wake now and then for the window's events.
                 viewer.idle()
-                time.sleep(frames_per_second / 4)
+                window.matcher.updated.wait(IDLE_WAIT_S)
                 continue
             image = render(pair, _hud_lines(window.info, args, pair))
             viewer.show(image)
