@@ -237,10 +237,21 @@ def write(args: Args, runs: list[dict[str, Any]], not_run: dict[str, str]) -> No
     payload = {
         'args': {key: str(value) if isinstance(value, Path) else value
                  for key, value in vars(args).items()},
-        'platform': platform.platform(), 'cpus': os.cpu_count(),
+        'commit': _commit(), 'platform': platform.platform(), 'cpus': os.cpu_count(),
         'rows': [row(summary) for summary in runs], 'runs': runs, 'not_run': not_run,
     }
     args.out.write_text(json.dumps(_finite(payload), indent=1) + '\n')
+
+
+def _commit() -> str:
+    """The checkout's commit, '+dirty' when its tracked files differ ('' outside git)."""
+    try:
+        head = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(['git', 'diff', '--quiet', 'HEAD'], check=False).returncode
+    except (OSError, subprocess.CalledProcessError):
+        return ''
+    return head + ('+dirty' if dirty else '')
 
 
 def _finite(value: Any) -> Any:
