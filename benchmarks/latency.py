@@ -244,11 +244,12 @@ def write(args: Args, runs: list[dict[str, Any]], not_run: dict[str, str]) -> No
 
 
 def _commit() -> str:
-    """The checkout's commit, '+dirty' when its tracked files differ ('' outside git)."""
+    """The checkout's commit, '+dirty' when tracked files other than the results differ."""
     try:
         head = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True,
                               text=True, check=True).stdout.strip()
-        dirty = subprocess.run(['git', 'diff', '--quiet', 'HEAD'], check=False).returncode
+        dirty = subprocess.run(['git', 'diff', '--quiet', 'HEAD', '--', '.',
+                                ':!benchmarks/results'], check=False).returncode
     except (OSError, subprocess.CalledProcessError):
         return ''
     return head + ('+dirty' if dirty else '')
