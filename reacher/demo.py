@@ -51,6 +51,16 @@ class DemoArgs:
     """What the camera sees around the arm (reacher_sim/scene.py): 'clean', one family
     ('background', 'texture', 'lighting', 'distractors', 'camera', 'blur', 'noise', 'jpeg')
     or 'randomized'; a new one with each goal."""
+    camera_rate: float = 0.0
+    """Camera frames per second (sim_node ``camera_rate_hz``); 0 = config/sim.yaml (one
+    frame per physics step, 20 Hz). It must divide the physics rate: 30 needs
+    --physics-rate 30, 60, ... The shipped SLAC model was trained on 20 Hz frames only."""
+    physics_rate: float = 0.0
+    """Physics steps per second (sim_node ``dt`` = 1 / rate, with ``success_hold_steps``
+    scaled to keep the 0.5 s hold); 0 = config/sim.yaml (20 Hz)."""
+    control_rate: float = 0.0
+    """Control commands per second (policy_node ``control_rate_hz``); 0 = config/policy.yaml
+    (20 Hz). The shipped learned actor runs at 20 Hz only."""
     robots: int = 1
     """How many complete loops to run side by side; several run in <namespace>/arm1, /arm2..."""
     namespace: str = ''
@@ -76,7 +86,19 @@ class Summary:
 
     With several loops, ``robots`` holds each loop's own summary and the top-level figures
     combine them: counts summed, success rate and mean time to goal over all their goals,
-    the control rate averaged, latency and inference time of the worst loop.
+    the control rate averaged, latency, jitter and inference time of the worst loop.
+
+    Timing: ``achieved_control_rate_hz`` counts /joint_commands as this process receives
+    them; ``control_period_jitter_ms_p99`` is the 99th percentile of |period - configured
+    period| between them, ms, so it includes DDS delivery; ``policy_period_jitter_ms_p99``
+    is the policy's own figure where it reports one. ``latency_ms_p50`` / ``p99``
+    is the policy's camera-to-command latency (image stamp to command computed).
+    ``latency_stages_ms`` holds what the nodes report per stage on /diagnostics
+    (``latency.<stage>_ms.p50`` / ``.p99``, see :func:`reacher.monitor.stage_latencies`):
+    stage -> {'node', 'p50', 'p99'} in ms, empty while the nodes report none.
+    ``command_accel_rms`` (rad/s^2) and ``command_jerk_rms`` (rad/s^3): the commands'
+    smoothness (:func:`reacher.monitor.smoothness`). ``control_mode``: what the policy's
+    diagnostics call its mode ('' if they do not).
     """
 
     estimator: str
@@ -90,9 +112,16 @@ class Summary:
     mean_time_to_goal_s: float = math.nan
     configured_control_rate_hz: float = math.nan
     achieved_control_rate_hz: float = math.nan
+    camera_rate_hz: float = math.nan
+    control_period_jitter_ms_p99: float = math.nan
+    policy_period_jitter_ms_p99: float = math.nan
+    command_accel_rms: float = math.nan
+    command_jerk_rms: float = math.nan
+    control_mode: str = ''
     latency_ms_p50: float = math.nan
     latency_ms_p99: float = math.nan
     perception_inference_ms_p50: float = math.nan
+    latency_stages_ms: dict[str, dict[str, Any]] = field(default_factory=dict)
     deadline_misses: int = 0
     stale_stops: int = 0
     nodes: dict[str, int | None] = field(default_factory=dict)
@@ -114,9 +143,21 @@ def combine(summaries: list[Summary], namespace: str) -> Summary:
         total.mean_time_to_goal_s = (sum(n * t for n, t in timed)
                                      / sum(n for n, _ in timed))
     total.configured_control_rate_hz = first.configured_control_rate_hz
+    total.camera_rate_hz = first.camera_rate_hz
     total.achieved_control_rate_hz = _mean([s.achieved_control_rate_hz for s in summaries])
     total.latency_ms_p50 = _worst([s.latency_ms_p50 for s in summaries])
     total.latency_ms_p99 = _worst([s.latency_ms_p99 for s in summaries])
+    total.control_period_jitter_ms_p99 = _worst(
+        [s.control_period_jitter_ms_p99 for s in summaries])
+    total.control_mode = first.control_mode
+    total.policy_period_jitter_ms_p99 = _worst([s.policy_period_jitter_ms_p99 for s in summaries])
+    total.command_accel_rms = _worst([s.command_accel_rms for s in summaries])
+    total.command_jerk_rms = _worst([s.command_jerk_rms for s in summaries])
+    for stage in first.latency_stages_ms:
+        figures = [s.latency_stages_ms.get(stage, {}) for s in summaries]
+        total.latency_stages_ms[stage] = {
+            key: value if key == 'node' else _worst([f.get(key, math.nan) for f in figures])
+            for key, value in first.latency_stages_ms[stage].items()}
     total.perception_inference_ms_p50 = _worst(
         [s.perception_inference_ms_p50 for s in summaries])
     total.deadline_misses = sum(s.deadline_misses for s in summaries)
@@ -184,6 +225,60 @@ def log_path(log_dir: Path, name: str) -> Path:
     return log_dir / f'{name.lstrip("/")}.log'
 
 
+def rate_overrides(args: DemoArgs) -> list[str]:
+    """sim_node's ``-p`` arguments for ``--physics-rate`` and ``--camera-rate``.
+
+    A new physics rate scales ``success_hold_steps`` so that a goal is still held for the
+    same time (0.5 s with the shipped config).
+    """
+    from reacher_common.geometry import Timing
+    from reacher_sim.config import SimConfig
+
+    overrides = []
+    if args.physics_rate:
+        hold_s = SimConfig().success_hold_steps * Timing().dt
+        overrides += ['-p', f'dt:={1.0 / args.physics_rate!r}',
+                      '-p', f'success_hold_steps:={max(1, round(hold_s * args.physics_rate))}']
+    if args.camera_rate:
+        overrides += ['-p', f'camera_rate_hz:={float(args.camera_rate)!r}']
+    return overrides
+
+
+def check_rates(args: DemoArgs) -> float:
+    """Refuse rates that cannot work before any node starts; return the camera rate, Hz.
+
+    :raises ValueError: for a negative rate, a camera rate that does not divide the
+        physics rate (naming ``--camera-rate``), or a SLAC estimator whose checkpoint was
+        trained at another frame period.
+    """
+    from reacher_common.geometry import Timing
+    from reacher_sim.config import frames_every
+
+    for name in ('camera_rate', 'physics_rate', 'control_rate'):
+        if getattr(args, name) < 0:
+            raise ValueError(f'--{name.replace("_", "-")} {getattr(args, name)} must be >= 0 '
+                             '(0: the shipped config)')
+    dt = 1.0 / args.physics_rate if args.physics_rate else Timing().dt
+    try:
+        camera_rate = 1.0 / (dt * frames_every(args.camera_rate, dt))
+    except ValueError:
+        multiples = ', '.join(f'{args.camera_rate * n:g}' for n in (1, 2, 3))
+        raise ValueError(f'--camera-rate {args.camera_rate:g} must divide the physics rate '
+                         f'{1.0 / dt:g} Hz (each frame shows one physics step): pass '
+                         f'--physics-rate {multiples}, ...') from None
+    if args.estimator == 'slac' and not math.isclose(camera_rate, 1.0 / Timing().dt):
+        from reacher_perception.slac.checkpoint import default_slac_checkpoint, load_checkpoint
+
+        trained = load_checkpoint(default_slac_checkpoint()).timing.dt
+        if not math.isclose(camera_rate * trained, 1.0, rel_tol=1e-6):
+            raise ValueError(
+                f'the SLAC model was trained on frames {trained:g} s apart '
+                f'({1.0 / trained:g} Hz): its latent dynamics are per frame, so it cannot '
+                f'filter a {camera_rate:g} Hz camera; use --estimator classical, or train '
+                f'a model on {camera_rate:g} Hz frames')
+    return camera_rate
+
+
 def start_nodes(args: DemoArgs, log_dir: Path, env: dict[str, str],
                 namespaces: list[str] | None = None) -> dict[str, subprocess.Popen[bytes]]:
     """Start the three node processes of each loop, each logging to :func:`log_path`.
@@ -200,9 +295,11 @@ def start_nodes(args: DemoArgs, log_dir: Path, env: dict[str, str],
     for index, namespace in enumerate(namespaces):
         overrides = {
             'sim_node': ['-p', f'seed:={args.seed + index}',
-                         '-p', f'scene.name:={args.scene}'],
+                         '-p', f'scene.name:={args.scene}', *rate_overrides(args)],
             'perception_node': ['-p', f'estimator:={args.estimator}'],
-            'policy_node': ['-p', f'controller:={args.controller}'],
+            'policy_node': ['-p', f'controller:={args.controller}',
+                            *(['-p', f'control_rate_hz:={float(args.control_rate)!r}']
+                              if args.control_rate else [])],
         }
         remap = ['-r', f'__ns:={namespace}'] if namespace != '/' else []
         for name in NODES:
@@ -248,6 +345,7 @@ def run(args: DemoArgs) -> tuple[Summary, int]:
         raise ValueError(f'--duration {args.duration} must be > 0 seconds')
     if args.robots < 1:
         raise ValueError(f'--robots {args.robots} must be >= 1')
+    camera_rate = check_rates(args)
     namespaces = robot_namespaces(args.namespace, args.robots)
     env = node_environment(args.multi_host)
     # This process's monitor talks DDS the way the nodes do.
@@ -260,10 +358,25 @@ def run(args: DemoArgs) -> tuple[Summary, int]:
     from reacher.monitor import LoopMonitor  # imports rclpy: after the environment is set
 
     summaries = [Summary(estimator=args.estimator, controller=args.controller,
-                         duration_s=args.duration, namespace=namespace, scene=args.scene)
+                         duration_s=args.duration, namespace=namespace, scene=args.scene,
+                         camera_rate_hz=camera_rate)
                  for namespace in namespaces]
-    # The monitor (and its window) first: if it cannot start, no node is left running.
-    monitor = LoopMonitor(namespaces, show_window=not args.headless)
+    # The window and the monitor first: if either cannot start, no node is left running.
+    window = None
+    if not args.headless:
+        from reacher.window import start_window
+
+        title = 'reacher: camera, its own estimate in white'
+        if len(namespaces) > 1:
+            title += f', {namespaces[0]}'
+        window = start_window(namespaces[0], title, args.estimator, args.controller, env,
+                              log_dir / 'window.log')
+    try:
+        monitor = LoopMonitor(namespaces)
+    except BaseException:
+        if window is not None:
+            stop_nodes({'window': window})
+        raise
     where = '' if namespaces == ['/'] else f' in {", ".join(namespaces)}'
     print(f'[demo] starting {", ".join(NODES)}{where} (logs in {log_dir}); {describe(env)}',
           flush=True)
@@ -274,6 +387,8 @@ def run(args: DemoArgs) -> tuple[Summary, int]:
         processes = start_nodes(args, log_dir, env, namespaces)
     except BaseException:
         monitor.close()
+        if window is not None:
+            stop_nodes({'window': window})
         raise
     code = 0
     try:
@@ -292,6 +407,8 @@ def run(args: DemoArgs) -> tuple[Summary, int]:
     finally:
         monitor.close()
         codes = stop_nodes(processes)
+        if window is not None:
+            stop_nodes({'window': window})
     for summary in summaries:
         summary.nodes = {name: code for name, code in codes.items()
                          if name.startswith(qualified(summary.namespace, ''))}
@@ -325,8 +442,13 @@ def _print_rows(summary: Summary) -> None:
         ('mean time to goal', f'{summary.mean_time_to_goal_s:.2f} s'),
         ('control rate', f'{summary.achieved_control_rate_hz:.2f} Hz achieved / '
                          f'{summary.configured_control_rate_hz:.1f} Hz configured'),
+        ('camera rate', f'{summary.camera_rate_hz:.1f} Hz'),
         ('camera-to-command latency', f'p50 {summary.latency_ms_p50:.1f} ms, '
                                       f'p99 {summary.latency_ms_p99:.1f} ms'),
+        ('control period jitter', f'p99 {summary.control_period_jitter_ms_p99:.2f} ms'),
+        *((f'  {stage}', f'p50 {figures.get("p50", math.nan):.2f} ms, '
+                         f'p99 {figures.get("p99", math.nan):.2f} ms')
+          for stage, figures in summary.latency_stages_ms.items()),
     ]
     width = max(len(key) for key, _ in rows)
     for key, value in rows:

@@ -5,63 +5,112 @@ relative names as the loop's nodes (diagnostics, joint_commands, sim_node/reset)
 namespace it is given decides what it sees: /arm1/diagnostics for ``/arm1``. It counts
 joint_commands to measure the achieved control rate, reads the nodes' diagnostics for goal
 counters and latency, and resets the simulator's statistics once the loop is closed. The
-:class:`LoopMonitor` spins them all in one executor and (optionally) shows the first loop's
-camera with its perception estimate drawn over it in a window.
+:class:`LoopMonitor` spins them all in one executor and does nothing else: the window is a
+process of its own (reacher/window.py), so drawing never delays a count.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 import math
+import re
 import subprocess
 import time
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import PointStamped
 import numpy as np
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 from tqdm import tqdm
 
-from reacher_common.ros_utils import image_to_array
-
 Processes = dict[str, subprocess.Popen[bytes]]
+CONTROL_MODE_KEYS = ('timing.mode', 'control_mode')
+"""Where the policy's diagnostics name its control mode ('free', 'phase-locked', ...); a
+policy from before phase locking names none (and runs free)."""
+POLICY_JITTER_KEY = 'timing.period_jitter_ms.p99'
+"""The policy's own control-period jitter p99, ms (its ticks, without DDS delivery)."""
+STAGE_KEY = re.compile(r'latency\.(?P<stage>.+)_ms\.(?P<stat>p\d+)')
+"""A per-stage latency on a node's /diagnostics: ``latency.<stage>_ms.p50`` (and p99),
+milliseconds: the perception and policy nodes' timing of each stage of a frame's trip
+(docs/ros.md)."""
+
+
+def stage_latencies(statuses: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, Any]]:
+    """The per-stage latencies that the nodes report, by stage name.
+
+    Reads every key of the form :data:`STAGE_KEY` from each node's newest diagnostics;
+    a node that reports none (before the nodes time their stages) adds nothing.
+
+    :param statuses: node name -> its newest diagnostics values.
+    :return: stage -> {'node': name, 'p50': ms, 'p99': ms, ...}; a stage that two nodes
+        report is keyed ``<node>/<stage>`` for the second.
+    """
+    stages: dict[str, dict[str, Any]] = {}
+    for node, values in statuses.items():
+        found: dict[str, dict[str, Any]] = {}
+        for key, value in values.items():
+            match = STAGE_KEY.fullmatch(key)
+            if match:
+                found.setdefault(match['stage'], {'node': node})[match['stat']] = _float(value)
+        for stage, figures in found.items():
+            stages[stage if stage not in stages else f'{node}/{stage}'] = figures
+    return stages
+
+
+def smoothness(commands: Sequence[Sequence[float]], rate_hz: float) -> tuple[float, float]:
+    """How smooth a stream of joint-velocity commands is, whatever its rate.
+
+    :param commands: successive (2,) commands, rad/s, one per control period.
+    :param rate_hz: the control rate, Hz: the finite differences are divided by its period.
+    :return: RMS over both joints of the commanded acceleration (first difference, rad/s^2)
+        and jerk (second difference, rad/s^3); nan for too few commands.
+    """
+    values = np.asarray([c for c in commands if len(c) == 2], dtype=float).reshape(-1, 2)
+    if len(values) < 3 or not math.isfinite(rate_hz) or rate_hz <= 0:
+        return math.nan, math.nan
+    accel = np.diff(values, axis=0) * rate_hz
+    jerk = np.diff(accel, axis=0) * rate_hz
+    return float(np.sqrt(np.mean(accel ** 2))), float(np.sqrt(np.mean(jerk ** 2)))
+
+
+def period_jitter_ms(times: Sequence[float], rate_hz: float, quantile: float = 99.0
+                     ) -> float:
+    """A percentile of |period - 1 / rate_hz| between successive events, milliseconds.
+
+    :param times: event times, seconds (time.monotonic), ascending.
+    :param rate_hz: the configured rate, Hz.
+    :return: nan with fewer than two events or no finite rate.
+    """
+    if len(times) < 2 or not math.isfinite(rate_hz) or rate_hz <= 0:
+        return math.nan
+    periods = np.diff(np.asarray(times))
+    return float(np.percentile(np.abs(periods - 1.0 / rate_hz), quantile) * 1e3)
 
 
 class RobotMonitor:
     """Watches one loop: the nodes under ``namespace``.
 
     :param namespace: the loop's namespace, '/' for the root one.
-    :param show_camera: also subscribe to the camera and the estimates (for the window).
     """
 
-    def __init__(self, namespace: str = '/', show_camera: bool = False) -> None:
+    def __init__(self, namespace: str = '/') -> None:
         self.namespace = namespace
         self.node = Node('reacher_demo_monitor', namespace=namespace)
         self.diagnostics: dict[str, dict[str, str]] = {}
         self.diagnostics_time: dict[str, float] = {}
         self.command_times: list[float] = []
+        self.command_values: list[tuple[float, ...]] = []
         self.start = self.end = math.nan
-        self.frame: Any = None
-        self.estimate: Any = None
-        self.goal_estimate: Any = None
         self.reset_done = False
         self._reset_future: Any = None
         node = self.node
         node.create_subscription(DiagnosticArray, 'diagnostics', self._diagnostics, 50)
         node.create_subscription(Float64MultiArray, 'joint_commands', self._command, 50)
         self.reset_client = node.create_client(Trigger, 'sim_node/reset')
-        if show_camera:
-            node.create_subscription(Image, 'camera/image_raw', self._image,
-                                     qos_profile_sensor_data)
-            node.create_subscription(JointState, 'perception/joint_states', self._joints, 10)
-            node.create_subscription(PointStamped, 'perception/goal', self._goal, 10)
 
     def _diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
@@ -70,18 +119,7 @@ class RobotMonitor:
 
     def _command(self, msg: Float64MultiArray) -> None:
         self.command_times.append(time.monotonic())
-
-    def _image(self, msg: Image) -> None:
-        try:
-            self.frame = np.array(image_to_array(msg, msg.width))
-        except ValueError:
-            pass
-
-    def _joints(self, msg: JointState) -> None:
-        self.estimate = np.array(msg.position[:2])
-
-    def _goal(self, msg: PointStamped) -> None:
-        self.goal_estimate = np.array([msg.point.x, msg.point.y])
+        self.command_values.append(tuple(msg.data[:2]))
 
     def status(self, node_name: str) -> dict[str, str]:
         """The newest diagnostics values of one of this loop's nodes ({} before any)."""
@@ -107,7 +145,9 @@ class RobotMonitor:
         """Write this loop's measured figures into a :class:`reacher.demo.Summary`."""
         sim, policy = self.status('sim_node'), self.status('policy_node')
         perception = self.status('perception_node')
-        window = [t for t in self.command_times if self.start <= t <= self.end]
+        inside = [index for index, t in enumerate(self.command_times)
+                  if self.start <= t <= self.end]
+        window = [self.command_times[index] for index in inside]
         summary.goals_reached = int(sim.get('goals_reached', 0))
         summary.goals_timed_out = int(sim.get('goals_timed_out', 0))
         summary.success_rate = _float(sim.get('success_rate'))
@@ -115,6 +155,16 @@ class RobotMonitor:
         if len(window) > 1:
             summary.achieved_control_rate_hz = (len(window) - 1) / (window[-1] - window[0])
         summary.configured_control_rate_hz = _float(policy.get('configured_rate_hz'))
+        summary.control_period_jitter_ms_p99 = period_jitter_ms(
+            window, summary.configured_control_rate_hz)
+        summary.command_accel_rms, summary.command_jerk_rms = smoothness(
+            [self.command_values[index] for index in inside],
+            summary.configured_control_rate_hz)
+        summary.latency_stages_ms = stage_latencies(
+            {'perception_node': perception, 'policy_node': policy})
+        summary.control_mode = next((policy[key] for key in CONTROL_MODE_KEYS if key in policy),
+                                    '')
+        summary.policy_period_jitter_ms_p99 = _float(policy.get(POLICY_JITTER_KEY))
         summary.latency_ms_p50 = _float(policy.get('latency_ms_p50'))
         summary.latency_ms_p99 = _float(policy.get('latency_ms_p99'))
         summary.deadline_misses = int(policy.get('deadline_misses', 0))
@@ -131,28 +181,14 @@ class LoopMonitor:
     """Watches the running loops from inside the demo process.
 
     :param namespaces: one namespace per loop ('/' for a single loop in the root namespace).
-    :param show_window: open a pyglet window with the first loop's camera and estimates.
     """
 
-    def __init__(self, namespaces: Sequence[str] = ('/',), show_window: bool = False) -> None:
+    def __init__(self, namespaces: Sequence[str] = ('/',)) -> None:
         rclpy.init()
         self.executor = SingleThreadedExecutor()
-        self.robots = [RobotMonitor(namespace, show_camera=show_window and index == 0)
-                       for index, namespace in enumerate(namespaces)]
+        self.robots = [RobotMonitor(namespace) for namespace in namespaces]
         for robot in self.robots:
             self.executor.add_node(robot.node)
-        self.viewer: Any = None
-        if show_window:
-            from reacher_sim.viewer import Viewer
-            title = 'reacher: camera (estimate in white)'
-            if len(self.robots) > 1:
-                title += f', {self.robots[0].namespace}'
-            try:
-                self.viewer = Viewer(title=title, fps=60)
-            except Exception as error:
-                self.close()
-                raise ValueError(f'the demo window needs a display ({error.__cause__ or error}): '
-                                 'pass --headless, set DISPLAY, or run under xvfb-run') from error
 
     def _spin(self, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -161,32 +197,6 @@ class LoopMonitor:
             if remaining <= 0:
                 break
             self.executor.spin_once(timeout_sec=min(remaining, 0.02))
-            if self.viewer is not None and self.robots[0].frame is not None:
-                self.viewer.show(self._overlay(self.robots[0]))
-
-    def _overlay(self, robot: RobotMonitor) -> Any:
-        import cv2
-
-        from reacher_common.kinematics import forward_kinematics
-        from reacher_sim.camera import CameraModel
-
-        scale = 8
-        size = robot.frame.shape[0]
-        image = cv2.resize(robot.frame, (size * scale, size * scale),
-                           interpolation=cv2.INTER_NEAREST)
-        if robot.estimate is not None:
-            # Draw with the default geometry (config/*.yaml); it is only a visual aid.
-            camera = CameraModel(size * scale, 0.4)
-            elbow, tip = forward_kinematics(robot.estimate, 0.1, 0.1)
-            points = camera.world_to_pixel(np.stack([np.zeros(2), elbow, tip]))
-            points = points.round().astype(int)
-            cv2.polylines(image, [points.reshape(-1, 1, 2)], False, (255, 255, 255), 1,
-                          cv2.LINE_AA)
-            if robot.goal_estimate is not None:
-                centre = camera.world_to_pixel(robot.goal_estimate).round().astype(int)
-                cv2.drawMarker(image, tuple(int(c) for c in centre), (255, 255, 255),
-                               cv2.MARKER_CROSS, 16, 1)
-        return image
 
     def wait_for_loop(self, processes: Processes, timeout: float) -> str | None:
         """Wait until every loop's commands flow and its simulator answers; reset its statistics.
@@ -212,6 +222,7 @@ class LoopMonitor:
         start = time.monotonic()
         for robot in self.robots:
             robot.command_times.clear()
+            robot.command_values.clear()
             robot.start = start
         # disable=None: a bar on a terminal, nothing in a log file or CI.
         bar = tqdm(total=round(duration), unit='s', desc='reaching', leave=False,
@@ -237,9 +248,7 @@ class LoopMonitor:
             self._spin(0.05)
 
     def close(self) -> None:
-        """Close the window and shut this process's rclpy down."""
-        if self.viewer is not None:
-            self.viewer.close()
+        """Shut this process's rclpy down."""
         for robot in self.robots:
             self.executor.remove_node(robot.node)
             robot.node.destroy_node()

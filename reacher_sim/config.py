@@ -8,6 +8,7 @@ come from config/geometry.yaml. Units are SI (REP-103).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import math
 from typing import Literal
 
 from reacher_common.config_tools import bounded, check_fields
@@ -56,8 +57,9 @@ class SimConfig:
 class SimNodeConfig:
     """What the sim node adds to :class:`SimConfig`: the continuous task and its safety.
 
-    The node steps the physics every ``Timing.dt`` seconds and publishes a camera
-    frame every step.
+    The node steps the physics every ``Timing.dt`` seconds and publishes a camera frame
+    (with the ground truth of the same instant) every ``physics_rate / camera_rate_hz``
+    steps: ``camera_rate_hz`` 0 (the default) is one frame per step.
     """
 
     seed: int = bounded(0, 0, 2**31 - 1)
@@ -78,6 +80,34 @@ class SimNodeConfig:
     other nodes can run with use_sim_time:=true."""
     trail_length: int = bounded(100, 2, 100_000)
     """Fingertip positions kept in the rviz trail marker, in [2, 100000]."""
+    camera_rate_hz: float = bounded(0.0, 0.0, 1000.0)
+    """Camera frames per second, in [0, 1000]; 0 = one per physics step (1/dt). Other
+    values must divide the physics rate 1/dt (:func:`frames_every`), so that each frame
+    shows, and is stamped with, one physics step: 30 Hz needs e.g. dt 1/60 s."""
 
     def __post_init__(self) -> None:
         check_fields(self)
+
+
+def frames_every(camera_rate_hz: float, dt: float) -> int:
+    """Physics steps per camera frame: 1 for ``camera_rate_hz`` 0, else ``1 / (dt * rate)``.
+
+    :param camera_rate_hz: frames per second, >= 0 (0: every step).
+    :param dt: the physics step, seconds, > 0.
+    :return: an integer >= 1.
+    :raises ValueError: naming ``camera_rate_hz`` when it is above the physics rate or does
+        not divide it (within 1e-6 of a step).
+    """
+    if camera_rate_hz == 0.0:
+        return 1
+    ratio = 1.0 / (dt * camera_rate_hz)
+    steps = round(ratio)
+    if steps < 1 or abs(ratio - steps) > 1e-6 * max(1.0, ratio):
+        physics = 1.0 / dt
+        example = 1.0 / (camera_rate_hz * max(1, math.ceil(physics / camera_rate_hz)))
+        raise ValueError(
+            f'parameter camera_rate_hz={camera_rate_hz:g} Hz must divide the physics rate 1/dt = '
+            f'{physics:g} Hz (dt {dt:g} s), so that each frame shows one physics step; use '
+            f'{physics:g}/N Hz, or set dt so that 1/dt is a multiple of {camera_rate_hz:g} Hz '
+            f'(e.g. dt {example:.6g})')
+    return steps

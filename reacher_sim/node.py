@@ -1,14 +1,18 @@
 """sim_node: steps the arm at 1/dt Hz, publishes what the camera sees, obeys /joint_commands.
 
 Publishes /camera/image_raw (rgb8), /camera/camera_info, /joint_states, /goal (ground
-truth) and /visualization/markers (true arm, goal, fingertip trail) every step,
+truth) and /visualization/markers (true arm, goal, fingertip trail) at ``camera_rate_hz``
+(default: every physics step), all stamped with the time of the physics step they show,
 /diagnostics (goal counters, achieved rate) every ``diagnostics_period_s``, /clock when
 ``publish_clock`` (then every stamp is simulation time), and /tf for the links where
 tf2_msgs is installed; subscribes /joint_commands (std_msgs/Float64MultiArray, joint
 velocities in rad/s, ros2_control forward-command convention); serves ~/reset and
 ~/new_goal (std_srvs/Trigger). Parameters: every field of ArmGeometry (config/geometry.yaml),
 Timing, SimConfig, SceneConfig (as ``scene.*``) and SimNodeConfig; ``goal_timeout_s``,
-``command_timeout_s`` and ``warn_throttle_s`` change at run time, the others are read-only.
+``command_timeout_s``, ``warn_throttle_s`` and ``camera_rate_hz`` change at run time, the
+others are read-only. ``camera_rate_hz`` must divide the physics rate 1/dt
+(:func:`reacher_sim.config.frames_every`): a value that does not stops the start (exit 2)
+or is refused at run time, naming it.
 A malformed command is dropped with a throttled warning that gives its size, never its
 values; an exception in a callback is logged (throttled), counted on /diagnostics, and the
 node carries on. A scene other than 'clean' (``scene.name``) is drawn anew with each goal;
@@ -60,7 +64,7 @@ from reacher_common.ros_utils import (
     WORLD_FRAME,
 )
 from reacher_sim.camera import CameraModel
-from reacher_sim.config import SimConfig, SimNodeConfig
+from reacher_sim.config import frames_every, SimConfig, SimNodeConfig
 from reacher_sim.render import ArmRenderer
 from reacher_sim.scene import SceneConfig
 from reacher_sim.task import GoalEvent, ReachingTask
@@ -106,6 +110,13 @@ class SimNode(Node):
             timing=declare_config(self, Timing),
             scene=declare_config(self, SceneConfig, prefix=SCENE_PREFIX))
         self.node_config = declare_config(self, SimNodeConfig, runtime=RUNTIME_FIELDS)
+        try:
+            self.frames_every = frames_every(self.node_config.camera_rate_hz,
+                                             self.sim_config.timing.dt)
+        except ValueError as error:
+            raise ParameterError(str(error)) from error
+        self.steps = 0
+        self.frame_rate = RateMeter()
         self.task = ReachingTask(self.sim_config, self.node_config.goal_timeout_s,
                                  self.node_config.seed)
         self.renderer = ArmRenderer(self.sim_config.geometry)
@@ -159,7 +170,11 @@ class SimNode(Node):
         self.get_logger().info(
             f'simulating at {1.0 / self.sim_config.timing.dt:.1f} Hz, '
             f'{self.sim_config.geometry.image_size}x{self.sim_config.geometry.image_size} '
-            'camera')
+            f'camera at {self.camera_rate_hz():.1f} Hz')
+
+    def camera_rate_hz(self) -> float:
+        """The configured camera rate, Hz: the physics rate over ``frames_every``."""
+        return 1.0 / (self.sim_config.timing.dt * self.frames_every)
 
     def _camera_info(self, camera: CameraModel) -> CameraInfo:
         size = camera.image_size
@@ -197,7 +212,7 @@ class SimNode(Node):
             throttle_duration_sec=self.node_config.warn_throttle_s)
 
     def step_callback(self) -> None:
-        """One physics step, then publish the camera frame and the ground truth."""
+        """One physics step, then (every ``frames_every`` steps) the camera frame and truth."""
         self.rate.tick()
         command = self.command
         if time.monotonic() - self.command_time > self.node_config.command_timeout_s:
@@ -219,7 +234,10 @@ class SimNode(Node):
                 f'{stats.goals_timed_out} timed out')
             if event is GoalEvent.REACHED:
                 self.publish_diagnostics()
-        self.publish_state()
+        self.steps += 1
+        if self.steps >= self.frames_every:
+            self.steps = 0
+            self.publish_state()
 
     def _stamp(self) -> TimeMsg:
         """Simulation time with publish_clock, else the node clock."""
@@ -229,6 +247,7 @@ class SimNode(Node):
 
     def publish_state(self) -> None:
         """Publish the camera frame, camera info, joint states, goal and markers of now."""
+        self.frame_rate.tick()
         arm = self.task.arm
         stamp = self._stamp()
         camera_header = Header(stamp=stamp, frame_id=CAMERA_FRAME)
@@ -266,6 +285,8 @@ class SimNode(Node):
             'task_time_s': self.task.time_s,
             'rate_hz': self.rate.rate_hz(),
             'configured_rate_hz': 1.0 / self.sim_config.timing.dt,
+            'camera_rate_hz': self.frame_rate.rate_hz(),
+            'configured_camera_rate_hz': self.camera_rate_hz(),
             'commands': self.accepted_commands,
             'dropped_commands': self.dropped_commands,
             'callback_errors': self.errors.total(),
@@ -286,20 +307,31 @@ class SimNode(Node):
         outside the declared range.
         """
         try:
-            updated_config(self.node_config, parameters)
-        except ParameterError as error:
+            config = updated_config(self.node_config, parameters)
+            frames_every(config.camera_rate_hz, self.sim_config.timing.dt)
+        except (ParameterError, ValueError) as error:
             return SetParametersResult(successful=False, reason=str(error))
         return SetParametersResult(successful=True)
 
     def apply_parameters(self, parameters: list[Parameter]) -> None:
-        """Use the new timeouts and throttle from the next step on."""
+        """Use the new timeouts, throttle and camera rate from the next step on.
+
+        A new camera rate takes its first frame on the next step, and its rate meter
+        starts anew.
+        """
         config = updated_config(self.node_config, parameters)
         if config != self.node_config:
+            if config.camera_rate_hz != self.node_config.camera_rate_hz:
+                self.frames_every = frames_every(config.camera_rate_hz,
+                                                 self.sim_config.timing.dt)
+                self.steps = self.frames_every - 1
+                self.frame_rate = RateMeter()
             self.node_config = config
             self.task.goal_timeout_s = config.goal_timeout_s
             self.get_logger().info(
                 f'goal_timeout_s {config.goal_timeout_s:g} s, command_timeout_s '
-                f'{config.command_timeout_s:g} s, warn_throttle_s {config.warn_throttle_s:g} s')
+                f'{config.command_timeout_s:g} s, warn_throttle_s {config.warn_throttle_s:g} '
+                f's, camera at {self.camera_rate_hz():g} Hz')
 
     def reset_callback(self, request: Trigger.Request, response: Trigger.Response
                        ) -> Trigger.Response:
@@ -321,7 +353,7 @@ class SimNode(Node):
         return response
 
 
-RUNTIME_FIELDS = ('goal_timeout_s', 'command_timeout_s', 'warn_throttle_s')
+RUNTIME_FIELDS = ('goal_timeout_s', 'command_timeout_s', 'warn_throttle_s', 'camera_rate_hz')
 """The fields of :class:`SimNodeConfig` that the node applies at run time."""
 
 

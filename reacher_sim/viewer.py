@@ -14,12 +14,13 @@ class Viewer:
 
     :param title: window caption.
     :param fps: frames per second to pace ``show`` to.
-    :param window_size: window width = height, pixels.
+    :param window_size: window width = height, pixels, or (width, height).
     :raises DependencyNotInstalled: when pyglet is missing (``pip install reacher[viz]``).
     :raises RuntimeError: when no display is available (set DISPLAY, or run under xvfb-run).
     """
 
-    def __init__(self, title: str = 'reacher', fps: int = 10, window_size: int = 512) -> None:
+    def __init__(self, title: str = 'reacher', fps: float = 10,
+                 window_size: int | tuple[int, int] = 512) -> None:
         try:
             import pyglet
         except ImportError as error:
@@ -27,7 +28,9 @@ class Viewer:
                 'render_mode="human" needs pyglet: pip install "reacher[viz]"') from error
         self._pyglet = pyglet
         try:
-            self.window = pyglet.window.Window(window_size, window_size, caption=title)
+            width, height = ((window_size, window_size) if isinstance(window_size, int)
+                             else window_size)
+            self.window = pyglet.window.Window(width, height, caption=title)
         except Exception as error:  # pyglet raises several types when no display exists
             raise RuntimeError(
                 f'render_mode="human" could not open a window ({error}); set DISPLAY, run '
@@ -54,6 +57,16 @@ class Viewer:
         if wait > 0:
             time.sleep(wait)
         self._last = time.monotonic()
+
+    @property
+    def closed(self) -> bool:
+        """Whether the person closed the window."""
+        return bool(self.window.has_exit)
+
+    def idle(self) -> None:
+        """Handle the window's events without drawing (keeps it responsive)."""
+        self.window.switch_to()
+        self.window.dispatch_events()
 
     def close(self) -> None:
         """Close the window."""

@@ -100,6 +100,20 @@ def test_demo_refuses_bad_arguments(tmp_path):
     assert result.returncode == 2 and '--duration' in result.stderr
 
 
+@pytest.mark.parametrize('arguments, named', [
+    (['--camera-rate', '30'], '--camera-rate 30 must divide the physics rate 20 Hz'),
+    (['--physics-rate', '-60'], '--physics-rate'),
+    (['--camera-rate', '30', '--physics-rate', '60', '--estimator', 'slac'],
+     'SLAC model was trained on frames 0.05 s apart (20 Hz)'),
+])
+def test_demo_refuses_rates_that_cannot_work_before_any_node_starts(tmp_path, arguments, named):
+    result = subprocess.run([executable('reacher'), 'demo', '--headless', *arguments,
+                             '--log-dir', str(tmp_path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and named in result.stderr, result.stderr
+    assert not list(tmp_path.glob('*_node.log'))
+
+
 def test_loop_runs_on_simulation_time(tmp_path, collector):
     """sim_node publishes /clock; perception and policy run with use_sim_time:=true."""
     collector.listen('/diagnostics', DiagnosticArray, depth=200)

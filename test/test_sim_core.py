@@ -83,3 +83,14 @@ def test_task_rejects_bad_commands():
     for bad in ([np.nan, 0.0], [0.0], [1.0, 2.0, 3.0]):
         with pytest.raises(ValueError, match='2 finite'):
             task.step(bad)
+
+
+def test_frames_every_divides_the_physics_rate_or_names_the_parameter():
+    from reacher_sim.config import frames_every
+
+    assert frames_every(0.0, 0.05) == 1 and frames_every(20.0, 0.05) == 1
+    assert frames_every(10.0, 0.05) == 2 and frames_every(30.0, 1.0 / 60.0) == 2
+    assert frames_every(20.0, 1.0 / 60.0) == 3
+    for rate, dt in ((30.0, 0.05), (40.0, 0.05), (25.0, 1.0 / 60.0)):
+        with pytest.raises(ValueError, match='parameter camera_rate_hz'):
+            frames_every(rate, dt)

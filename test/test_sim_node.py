@@ -102,6 +102,7 @@ def test_services_reset_and_new_goal(sim, collector):
     ({'goal_timeout_s': 'soon'}, 'goal_timeout_s'),
     ({'scene.name': 'studio'}, 'scene.name'), ({'scene.noise_std_max': -1.0},
                                                'scene.noise_std_max'),
+    ({'camera_rate_hz': 30.0}, 'camera_rate_hz'), ({'camera_rate_hz': -1.0}, 'camera_rate_hz'),
 ])
 def test_bad_parameters_stop_the_start_and_name_the_parameter(tmp_path, params, named):
     process = NodeProcess('sim_node', tmp_path, 'sim.yaml', params)
@@ -241,3 +242,45 @@ def test_a_scene_changes_the_camera_frames_and_not_the_ground_truth(tmp_path, co
     assert frames['clean'][1] == pytest.approx(frames['randomized'][1])
     # ... seen in another picture.
     assert np.abs(frames['clean'][0] - frames['randomized'][0]).max() > 50
+
+
+def frame_times(collector, topic='/camera/image_raw'):
+    return [m.header.stamp.sec + m.header.stamp.nanosec * 1e-9
+            for m in collector.messages[topic]]
+
+
+def test_the_camera_rate_is_independent_of_the_physics_step(tmp_path, collector):
+    """Physics at 60 Hz (simulation time), camera at 30 Hz, then 20 Hz set at run time."""
+    for topic, msg_type in [('/camera/image_raw', Image), ('/joint_states', JointState),
+                            ('/clock', Clock), ('/diagnostics', DiagnosticArray)]:
+        collector.listen(topic, msg_type)
+    process = NodeProcess('sim_node', tmp_path, 'sim.yaml', {
+        'dt': 1.0 / 60.0, 'camera_rate_hz': 30.0, 'publish_clock': True,
+        'diagnostics_period_s': 0.2})
+    with running(process):
+        assert collector.spin_until(lambda: len(collector.messages['/camera/image_raw']) > 10,
+                                    20), process.output()
+        frames = frame_times(collector)
+        assert np.allclose(np.diff(frames), 1.0 / 30.0, atol=1e-6), np.diff(frames)
+        # Every frame is stamped with a physics step, and its ground truth with the same.
+        clock = {round(m.clock.sec + m.clock.nanosec * 1e-9, 6)
+                 for m in collector.messages['/clock']}
+        assert {round(t, 6) for t in frames[:-1]} <= clock
+        assert {round(t, 6) for t in frames} == {round(t, 6) for t in frame_times(
+            collector, '/joint_states')} | {round(t, 6) for t in frames}
+        assert collector.spin_until(lambda: float((latest_diagnostics(collector, 'sim_node')
+                                                   or {}).get('configured_camera_rate_hz', 0))
+                                    == pytest.approx(30.0), 10)
+
+        parameters = ParameterClient(collector, 'sim_node')
+        assert parameters.wait(), process.output()
+        refused = parameters.set('camera_rate_hz', 25.0)
+        assert not refused.successful and 'camera_rate_hz' in refused.reason
+        assert 'divide' in refused.reason, refused.reason
+        assert parameters.set('camera_rate_hz', 20.0).successful
+        count = len(collector.messages['/camera/image_raw'])
+        assert collector.spin_until(
+            lambda: len(collector.messages['/camera/image_raw']) > count + 6, 20)
+        frames = frame_times(collector)[count + 1:]
+        assert np.allclose(np.diff(frames), 0.05, atol=1e-6), np.diff(frames)
+        assert process.alive()
