@@ -82,16 +82,19 @@ class ArmGeometry:
 class Timing:
     """The loop's clock: how often the world is stepped and seen.
 
-    Today the physics step and the camera period are one ``dt``; the policy's own
-    ``control_rate_hz`` (``PolicyConfig``) is its control period. A learned model records
-    the ``dt`` it was trained at, since its dynamics (SLAC's latent transition, an actor's
-    one-step velocity) are learned per step.
+    ``dt`` is the physics step, and by default also the camera period: sim_node's
+    ``camera_rate_hz`` (``SimConfig``; 0 = one frame per step) may take a frame every few
+    steps instead, at a rate that divides ``1 / dt``. The policy's own ``control_rate_hz``
+    (``PolicyConfig``) is its control period. A learned model records the frame period it
+    was trained at (``dt`` at the default camera rate), since its dynamics (SLAC's latent
+    transition, an actor's one-step velocity) are learned per step.
 
     :raises ValueError: from ``__post_init__``, naming the field that is out of range.
     """
 
     dt: float = bounded(0.05, 0.0, 1.0, low_open=True)
-    """Physics step and camera period, seconds, in (0, 1] (0.05: 20 Hz)."""
+    """Physics step, seconds, in (0, 1] (0.05: 20 Hz); the camera period too unless
+    sim_node's ``camera_rate_hz`` sets another."""
 
     def __post_init__(self) -> None:
         check_fields(self)
