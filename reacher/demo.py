@@ -124,6 +124,7 @@ class Summary:
     latency_stages_ms: dict[str, dict[str, Any]] = field(default_factory=dict)
     deadline_misses: int = 0
     stale_stops: int = 0
+    confidence_stops: int = 0
     nodes: dict[str, int | None] = field(default_factory=dict)
     robots: list[Summary] = field(default_factory=list)
 
@@ -162,6 +163,7 @@ def combine(summaries: list[Summary], namespace: str) -> Summary:
         [s.perception_inference_ms_p50 for s in summaries])
     total.deadline_misses = sum(s.deadline_misses for s in summaries)
     total.stale_stops = sum(s.stale_stops for s in summaries)
+    total.confidence_stops = sum(s.confidence_stops for s in summaries)
     total.nodes = {name: code for s in summaries for name, code in s.nodes.items()}
     return total
 

@@ -169,6 +169,7 @@ class RobotMonitor:
         summary.latency_ms_p99 = _float(policy.get('latency_ms_p99'))
         summary.deadline_misses = int(policy.get('deadline_misses', 0))
         summary.stale_stops = int(policy.get('stale_stops', 0))
+        summary.confidence_stops = int(policy.get('confidence_stops', 0))
         summary.perception_inference_ms_p50 = _float(perception.get('inference_ms_p50'))
 
     def fresh_after(self, instant: float) -> bool:
