@@ -302,7 +302,7 @@ def test_missing_checkpoint_is_named(tmp_path: Path) -> None:
 
 def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path: Path) -> None:
     torch.save({'weights': torch.zeros(1)}, tmp_path / 'other.pt')
-    with pytest.raises(ValueError, match='not a reacher-slac-1 checkpoint'):
+    with pytest.raises(ValueError, match='not a SLAC checkpoint of a known format'):
         load_checkpoint(tmp_path / 'other.pt')
 
 

@@ -80,6 +80,30 @@ def augment_schedule(config: SlacTrainConfig, step: int) -> AugmentConfig:
                      'blank_probability')})
 
 
+def scene_share(config: SlacTrainConfig, step: int) -> float:
+    """Share of windows the encoder sees in their scene (the rest clean) at ``step``.
+
+    Data collected in scenes (``clean_images`` stored) is shown clean for
+    ``clean_updates``, then its scenes ramp in with the augmentation: as with corrupted
+    frames, an encoder that must first find the arm on random backgrounds learns slowly.
+    """
+    return min(max((step - config.clean_updates) / max(config.clean_updates, 1), 0.0), 1.0)
+
+
+def mix_scenes(scenes: torch.Tensor, clean: torch.Tensor, share: float,
+               generator: torch.Generator) -> torch.Tensor:
+    """Each window in its scene with chance ``share``, else clean.
+
+    :param scenes: (B, L, 3, H, W) the frames in their scenes.
+    :param clean: (B, L, 3, H, W) the same frames in the clean scene.
+    :param share: in [0, 1].
+    :param generator: the source of randomness.
+    :return: (B, L, 3, H, W).
+    """
+    pick = torch.rand(scenes.shape[0], generator=generator) < share
+    return torch.where(pick.view(-1, 1, 1, 1, 1), scenes, clean)
+
+
 def cosine_learning_rate(config: SlacTrainConfig, step: int) -> float:
     """Adam's step size at ``step``: a linear warm-up, then cosine down to a tenth.
 
@@ -156,9 +180,11 @@ def train(config: SlacTrainConfig, progress: bool = True) -> dict[str, Any]:
     for step in bar:
         for group in optimizer.param_groups:
             group['lr'] = cosine_learning_rate(config, step)
-        images, actions, states = dataset.sample(rng, config.batch_size,
-                                                 config.sequence_length)
-        inputs = augment(images, augment_schedule(config, step), generator)
+        scenes, images, actions, states = dataset.sample_with_clean(
+            rng, config.batch_size, config.sequence_length)
+        if dataset.clean_images is not dataset.images:
+            scenes = mix_scenes(scenes, images, scene_share(config, step), generator)
+        inputs = augment(scenes, augment_schedule(config, step), generator)
         losses, _ = model.losses(inputs, actions, states, targets=images)
         optimizer.zero_grad(set_to_none=True)
         (losses.loss_state if config.heads_only_from else losses.loss).backward()
@@ -238,8 +264,9 @@ def plot_reconstructions(model: LatentModel, dataset: SequenceDataset, config: S
     import matplotlib.pyplot as plt
 
     rng = np.random.default_rng(1)
-    images, actions, states = dataset.sample(rng, sequences, config.sequence_length)
-    inputs = augment(images, config.augment, torch.Generator().manual_seed(1))
+    scenes, images, actions, states = dataset.sample_with_clean(rng, sequences,
+                                                                config.sequence_length)
+    inputs = augment(scenes, config.augment, torch.Generator().manual_seed(1))
     model.eval()
     _, reconstruction = model.losses(inputs, actions, states, targets=images)
     model.train()
