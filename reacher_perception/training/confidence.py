@@ -249,8 +249,7 @@ def _fit_log_scale(x: torch.Tensor, e: torch.Tensor, updates: int
     The gaussian negative log-likelihood is minimised; the k components share the std.
     """
     v = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
-    c = torch.tensor(float(np.log(e.pow(2).mean().sqrt() + 1e-9)), dtype=torch.float64,
-                     requires_grad=True)
+    c = torch.log(e.pow(2).mean().sqrt() + 1e-9).clone().requires_grad_(True)
     optimizer = torch.optim.LBFGS([v, c], max_iter=updates, line_search_fn='strong_wolfe')
 
     def closure() -> torch.Tensor:
