@@ -98,7 +98,7 @@ def test_signals_of_a_consistent_reading_are_zero() -> None:
     _, tip = forward_kinematics(joints, geometry.upper_arm_length_m, geometry.forearm_length_m)
     goal = np.array([[0.05, 0.1], [-0.08, 0.02]])
     state = torch.from_numpy(states_from_truth(joints, tip, goal, geometry.reach_m))
-    values = signals(state.expand(4, -1, -1), state, geometry.reach_m,
+    values = signals(state.expand(4, -1, -1), state, torch.zeros(2), geometry.reach_m,
                      geometry.upper_arm_length_m, geometry.forearm_length_m)
     assert values.shape == (2, len(SIGNAL_NAMES))
     assert float(values.abs().max()) < 1e-3
@@ -108,7 +108,7 @@ def test_signals_of_a_consistent_reading_are_zero() -> None:
     turned[:, 0] += math.radians(20)
     members[0, :, :4] = torch.from_numpy(states_from_truth(turned, tip, goal,
                                                            geometry.reach_m))[:, :4]
-    values = torch.expm1(signals(members, state, geometry.reach_m,
+    values = torch.expm1(signals(members, state, torch.zeros(2), geometry.reach_m,
                                  geometry.upper_arm_length_m, geometry.forearm_length_m))
     spread, gap = values[:, SIGNAL_NAMES.index('spread_joint_deg')], values[:, 2]
     assert torch.allclose(spread, torch.full((2,), 20 * math.sqrt(3) / 4), atol=0.2)

@@ -35,7 +35,7 @@ from torch import nn
 
 SIGNAL_NAMES: tuple[str, ...] = (
     'spread_joint_deg', 'spread_goal_mm', 'gap_joint_deg', 'gap_goal_mm',
-    'norm_deviation', 'tip_gap_mm')
+    'norm_deviation', 'tip_gap_mm', 'feature_distance')
 """The signals the calibration reads, each ``log1p`` of a non-negative value:
 
 - ``spread_joint_deg``: the ensemble's std of the worse joint's angle, degrees;
@@ -43,7 +43,9 @@ SIGNAL_NAMES: tuple[str, ...] = (
 - ``gap_joint_deg``: the worse joint's angle of the filter against the ensemble's mean;
 - ``gap_goal_mm``: the filter's goal against the ensemble's mean goal, mm;
 - ``norm_deviation``: the larger ``|1 - sqrt(sin^2 + cos^2)|`` of the filter's two joints;
-- ``tip_gap_mm``: the fingertip head against the forward kinematics of the joint heads.
+- ``tip_gap_mm``: the fingertip head against the forward kinematics of the joint heads;
+- ``feature_distance``: the mean squared standardised encoder feature (each dimension
+  standardised by the training frames' mean and std), a cheap novelty score of the frame.
 """
 
 PARTS: tuple[str, ...] = ('joint', 'fingertip', 'goal')
@@ -87,6 +89,10 @@ class FrameHeads(nn.Module):
         """Ensemble size."""
         return int(self.weights[0].shape[0])
 
+    def distance(self, feature: torch.Tensor) -> torch.Tensor:
+        """The mean squared standardised feature, (N,) from (N, encoded_dim)."""
+        return ((feature - self.feature_mean) / self.feature_std).pow(2).mean(-1)
+
     def forward(self, feature: torch.Tensor) -> torch.Tensor:
         """Every member's reading of the state.
 
@@ -112,11 +118,12 @@ def _wrap(angle: torch.Tensor) -> torch.Tensor:
     return torch.remainder(angle + math.pi, 2 * math.pi) - math.pi
 
 
-def signals(frame_states: torch.Tensor, filtered: torch.Tensor, reach_m: float,
-            upper_arm_m: float, forearm_m: float) -> torch.Tensor:
+def signals(frame_states: torch.Tensor, filtered: torch.Tensor, feature_distance: torch.Tensor,
+            reach_m: float, upper_arm_m: float, forearm_m: float) -> torch.Tensor:
     """The calibration's inputs (``SIGNAL_NAMES``) for N frames.
 
     :param frame_states: (members, N, 8) the ensemble's readings (:class:`FrameHeads`).
+    :param feature_distance: (N,) ``FrameHeads.distance`` of the frames' features.
     :param filtered: (N, 8) the filtered latent's read-out (``LatentModel.state``).
     :param reach_m: the arm's reach (positions in the state are divided by it).
     :param upper_arm_m: link length, metres.
@@ -140,7 +147,7 @@ def signals(frame_states: torch.Tensor, filtered: torch.Tensor, reach_m: float,
     tip_gap = (filtered[:, 4:6] * reach_m - tip).norm(dim=-1)
     values = torch.stack([torch.rad2deg(spread_joint), 1e3 * spread_goal,
                           torch.rad2deg(gap_joint), 1e3 * gap_goal, norm_deviation,
-                          1e3 * tip_gap], -1)
+                          1e3 * tip_gap, feature_distance], -1)
     return torch.log1p(values)
 
 

@@ -119,8 +119,9 @@ class SlacEstimator:
         scores = [math.nan] * 4
         if self.confidence is not None:
             geometry = self.geometry
+            heads = self.confidence.frame_heads
             confidence, stds = self.confidence(signals(
-                self.confidence.frame_heads(feature), filtered, self._reach_m,
+                heads(feature), filtered, heads.distance(feature), self._reach_m,
                 geometry.upper_arm_length_m, geometry.forearm_length_m))
             scores = [float(confidence[0]), *stds[0].tolist()]
         return Estimate(joint_positions=joints, fingertip=fingertip, goal=goal,

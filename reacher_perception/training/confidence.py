@@ -151,8 +151,10 @@ def filter_signals(model: LatentModel, confidence: SlacConfidence, dataset: Sequ
         actions = torch.from_numpy(dataset.actions[start:stop, :-1])
         z1, z2 = model.filter_sequence(features, actions)
         filtered = model.state(z1, z2).flatten(0, 1)
-        frame_states = confidence.frame_heads(features.flatten(0, 1))
-        rows['signals'].append(signals(frame_states, filtered, reach,
+        flat = features.flatten(0, 1)
+        frame_states = confidence.frame_heads(flat)
+        rows['signals'].append(signals(frame_states, filtered,
+                                       confidence.frame_heads.distance(flat), reach,
                                        geometry.upper_arm_length_m,
                                        geometry.forearm_length_m).numpy())
         rows['joints'].append(np.arctan2(filtered[:, [0, 2]].numpy(),
