@@ -407,9 +407,9 @@ OLD_GEOMETRY_KEYS = {'image_size', 'arena_size_m', 'upper_arm_length_m', 'forear
 
 
 @pytest.mark.skipif(not SHIPPED.is_file(), reason='no shipped checkpoint in this checkout')
-def test_the_shipped_checkpoint_loads_unchanged() -> None:
+def test_the_shipped_checkpoint_loads_with_its_confidence() -> None:
     payload = torch.load(SHIPPED, weights_only=True)
-    assert set(payload['metadata']['geometry']) == OLD_GEOMETRY_KEYS
+    assert payload['metadata']['format'] == 'reacher-slac-2' and 'confidence' in payload
     # the defaults (config/geometry.yaml, dt 0.05 s) are what it was trained for
     model, geometry, timing, _ = load_checkpoint(SHIPPED, expected_geometry=ArmGeometry(),
                                                  expected_timing=Timing(dt=0.05))

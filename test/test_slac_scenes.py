@@ -169,3 +169,27 @@ def test_a_damaged_confidence_is_named(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match='confidence of the SLAC checkpoint is damaged'):
         load_confidence(load_checkpoint(path))
 
+
+
+SHIPPED = Path(__file__).resolve().parent.parent / 'checkpoints' / 'slac_reacher.pt'
+
+
+@pytest.mark.skipif(not SHIPPED.is_file(), reason='no shipped checkpoint in this checkout')
+def test_shipped_confidence_falls_when_the_arm_is_covered(tmp_path: Path) -> None:
+    collect(CollectConfig(sequences=4, steps=24, shard_size=4, seed=78), ArmGeometry(), TIMING,
+            tmp_path, progress=False)
+    dataset = SequenceDataset(tmp_path)
+    estimator = make_estimator(PerceptionConfig(estimator='slac', checkpoint=str(SHIPPED)))
+    clean, covered = [], []
+    for index in range(len(dataset)):
+        estimator.reset()
+        for step in range(dataset.steps):
+            frame = dataset.images[index, step].copy()
+            hidden = step >= 16
+            if hidden:  # a grey sheet over the middle of the table, arm and hub included
+                frame[12:52, 12:52] = 128
+            command = None if step == 0 else dataset.actions[index, step - 1].astype(float)
+            estimate = estimator.estimate(frame, command)
+            (covered if hidden else clean).append(estimate.confidence)
+    assert np.median(clean) >= 0.5
+    assert max(covered) < 0.5

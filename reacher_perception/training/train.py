@@ -141,6 +141,10 @@ def train(config: SlacTrainConfig, progress: bool = True) -> dict[str, Any]:
     model = LatentModel(config.model)
     start, wall_offset = 0, 0.0
     resume_path = config.out / 'checkpoint.pt'
+    if config.init_from is not None:
+        model = load_checkpoint(config.init_from, config.model, dataset.geometry,
+                                dataset.timing).model
+        model.train()
     if config.heads_only_from is not None:
         model = load_probe_base(config.heads_only_from, config.model, dataset.geometry,
                                 dataset.timing)
