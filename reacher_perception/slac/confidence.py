@@ -25,14 +25,14 @@ the fingertip head against the forward kinematics of the joint heads are the mod
 internal consistency, free to compute.
 
 Measured on the shipped checkpoint (docs/slac.md): each signal's AUC for a wrong frame is
-0.6-0.9 per scene (the ensemble's joint spread 0.81 and the joint gap 0.77 on the
-calibration frames; the feature distance ~0.5, and its fitted weight ~0). Calibrated with
-wrong frames weighted 10x, on 20 held-out sequences per scene: confident on 80% of clean
-frames with 0.08% silent failures; <= 1% silent in every trained family but camera
-(6.9%), and 1.2-2.2% in the held-out texture, JPEG and randomized: the 1% bar is not met
-everywhere. A weight of 30 reaches ~1% nearly everywhere but is confident on only 9-33%
-of frames. Cost: ~0.25 ms a frame (frame heads 0.04, signals 0.20, calibration 0.01)
-beside the encoder's ~0.7 ms, and no decoder pass.
+0.68-0.84 on the calibration frames (the ensemble's joint spread 0.84, its goal spread
+0.80, the joint gap 0.78; the feature distance 0.49, and its fitted weight ~0).
+Calibrated with wrong frames weighted 10x, on 20 held-out sequences per scene: confident
+on 92% of clean frames with 0.39% silent failures; <= 1% silent in background, lighting,
+blur and noise, 1.4% in distractors, 8.6% in camera, 1.2-3.4% in the held-out texture,
+JPEG and randomized: the 1% bar is not met everywhere. A weight of 20 is confident on
+only 28-69% of frames and still misses camera and JPEG. Cost: ~0.25 ms a frame (frame
+heads 0.04, signals 0.20, calibration 0.01) beside the encoder's ~0.7 ms, and no decoder pass.
 """
 
 from __future__ import annotations

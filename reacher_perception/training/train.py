@@ -9,15 +9,17 @@ The shipped checkpoint ``checkpoints/slac_reacher.pt`` is the clean-trained mode
         --augment.noise-probability 0.3 --augment.noise-std-max 0.25 \
         --augment.occlusion-probability 0.25 --augment.blank-probability 0.25
 
-(1455 s on one CPU core) fine-tuned across scenes (``--init-from runs/slac/final.pt
---updates 3000 --learning-rate 1e-3 --warmup-updates 200 --clean-updates 300`` on data
-collected in scenes with texture and JPEG held out; 764 s of CPU), then given its
+(1455 s on one CPU core) fine-tuned across scenes in two stages (``--init-from
+runs/slac/final.pt --updates 3000 --learning-rate 1e-3 --warmup-updates 200
+--clean-updates 300``, then from that result ``--learning-rate 5e-4 --clean-updates 0``,
+on data collected in scenes with texture and JPEG held out; 764 + 785 s of CPU), then
+given its
 confidence (``reacher perception confidence``, :mod:`.confidence`); every command is in
 checkpoints/README.md and docs/slac.md. With scene data (``clean_images`` stored), the
 decoder reconstructs the clean frames and the encoder's windows ramp from clean to their
 scenes after ``clean_updates`` (:func:`scene_share`). A run from scratch on the scene
 data lost the goal when the scenes came in (~23 mm on held-out clean frames after 6000
-of 10 000 updates, against 7.6 mm fine-tuned; docs/slac.md, "From scratch vs
+of 10 000 updates, against 6.3 mm fine-tuned; docs/slac.md, "From scratch vs
 fine-tuned").
 
 The checkpoint format is :mod:`reacher_perception.slac.checkpoint`'s; a run folder holds
