@@ -7,10 +7,13 @@ by frame as the perception node does. Per scene and estimator: joint-angle MAE (
 of the two joints), fingertip and goal error (mm), the lost rate: frames whose worse
 joint is more than 10 deg off or whose goal is more than 20 mm off, the confident rate
 (``Estimate.confidence`` >= ``--threshold``; an estimator without a confidence is always
-taken at its word) and the silent-failure rate: lost frames marked confident. Writes JSON
-and prints a markdown table:
+taken at its word), the silent-failure rate: lost frames marked confident, as a share of
+all frames, and the median time per ``estimate`` call (one thread). ``--previous``
+adds a second SLAC checkpoint (row ``slac-previous``) on the same frames, and
+``--held-out`` marks the families that SLAC's training never showed (``randomized``
+contains them). Writes JSON and prints a markdown table:
 
-    python benchmarks/perception_scenes.py --sequences 10 \
+    python benchmarks/perception_scenes.py --sequences 20 \
         --out benchmarks/results/perception_scenes.json
 """
 
@@ -22,6 +25,7 @@ import os
 from pathlib import Path
 import platform
 import tempfile
+import time
 from typing import Any
 
 import numpy as np
@@ -55,6 +59,10 @@ class Args:
     """Estimators to run on the same frames."""
     checkpoint: str = ''
     """SLAC checkpoint ('' = the shipped one)."""
+    previous: str = ''
+    """Another SLAC checkpoint to run as ``slac-previous`` ('' = none)."""
+    held_out: tuple[str, ...] = ('texture', 'jpeg')
+    """Families held out of SLAC's training, marked in the table."""
     scenes: tuple[str, ...] = tuple(SCENES)
     """Scenes to measure."""
     threshold: float = 0.5
@@ -73,17 +81,22 @@ def measure(args: Args) -> dict[str, Any]:
                               scene=SceneConfig(name=scene)),
                 ArmGeometry(), Timing(), folder, progress=False)
         dataset = SequenceDataset(folder)
-        for name in args.estimators:
+        runs = [(name, name, args.checkpoint if name == 'slac' else '')
+                for name in args.estimators]
+        if args.previous:
+            runs.append(('slac-previous', 'slac', args.previous))
+        for name, backend, checkpoint in runs:
             estimator = make_estimator(PerceptionConfig(
-                estimator=name, geometry=dataset.geometry,
-                checkpoint=args.checkpoint if name == 'slac' else ''))
-            joint, tip, goal, confidence = [], [], [], []
+                estimator=backend, geometry=dataset.geometry, checkpoint=checkpoint))
+            joint, tip, goal, confidence, seconds = [], [], [], [], []
             for index in range(len(dataset)):
                 estimator.reset()
                 commands = dataset.actions[index] * dataset.geometry.max_joint_velocity
                 for step, image in enumerate(dataset.images[index]):
+                    began = time.perf_counter()
                     estimate = estimator.estimate(image, None if step == 0
                                                   else commands[step - 1])
+                    seconds.append(time.perf_counter() - began)
                     joint.append(np.degrees(np.abs(wrap_angle(
                         estimate.joint_positions - dataset.joint_positions[index, step]))))
                     tip.append(1e3 * np.linalg.norm(
@@ -102,6 +115,10 @@ def measure(args: Args) -> dict[str, Any]:
                          'confident_rate': float(confident.mean()),
                          'silent_failure_rate': float((lost & confident).mean()),
                          'has_confidence': bool(not np.isnan(scores).all()),
+                         'confident_right_rate': float((confident & ~lost).sum()
+                                                       / max(int((~lost).sum()), 1)),
+                         'inference_median_ms': float(1e3 * np.median(seconds)),
+                         'held_out': bool(set(SCENES[scene]) & set(args.held_out)),
                          'frames': int(lost.size)})
             row = rows[-1]
             print(f"{scene:12s} {name:10s} joint {row['joint_mae_deg']:7.2f} deg  "
@@ -116,15 +133,23 @@ def measure(args: Args) -> dict[str, Any]:
 
 def table(results: dict[str, Any]) -> str:
     """Markdown: one row per scene, the estimators side by side."""
-    names = results['args']['estimators']
+    names = list(dict.fromkeys(row['estimator'] for row in results['rows']))
     by = {(r['scene'], r['estimator']): r for r in results['rows']}
-    head = ' | '.join(f'{n}: joint MAE / goal / lost / confident / silent' for n in names)
+    head = ' | '.join(f'{n}: joint / tip / goal / lost / confident / silent' for n in names)
     lines = [f'| scene | {head} |', '|---' * (len(names) + 1) + '|']
     for scene in results['args']['scenes']:
-        cells = [f"{by[scene, n]['joint_mae_deg']:.2f} deg / {by[scene, n]['goal_mm']:.1f} mm"
-                 f" / {by[scene, n]['lost_rate']:.0%} / {by[scene, n]['confident_rate']:.0%}"
-                 f" / {by[scene, n]['silent_failure_rate']:.1%}" for n in names]
-        lines.append(f"| {scene} | {' | '.join(cells)} |")
+        cells = []
+        for n in names:
+            row = by[scene, n]
+            cells.append(f"{row['joint_mae_deg']:.2f} deg / {row['fingertip_mm']:.1f} mm / "
+                         f"{row['goal_mm']:.1f} mm / {row['lost_rate']:.1%} / "
+                         f"{row['confident_rate']:.0%} / {row['silent_failure_rate']:.2%}")
+        mark = ' (held out)' if by[scene, names[0]].get('held_out') else ''
+        lines.append(f"| {scene}{mark} | {' | '.join(cells)} |")
+    medians = {n: float(np.median([r['inference_median_ms'] for r in results['rows']
+                                   if r['estimator'] == n])) for n in names}
+    times = ', '.join(f'{n} {value:.2f} ms' for n, value in medians.items())
+    lines.append(f'\nmedian time per frame (median over scenes): {times}')
     return '\n'.join(lines)
 
 

@@ -302,7 +302,7 @@ def test_missing_checkpoint_is_named(tmp_path: Path) -> None:
 
 def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path: Path) -> None:
     torch.save({'weights': torch.zeros(1)}, tmp_path / 'other.pt')
-    with pytest.raises(ValueError, match='not a reacher-slac-1 checkpoint'):
+    with pytest.raises(ValueError, match='not a SLAC checkpoint of a known format'):
         load_checkpoint(tmp_path / 'other.pt')
 
 
@@ -407,9 +407,9 @@ OLD_GEOMETRY_KEYS = {'image_size', 'arena_size_m', 'upper_arm_length_m', 'forear
 
 
 @pytest.mark.skipif(not SHIPPED.is_file(), reason='no shipped checkpoint in this checkout')
-def test_the_shipped_checkpoint_loads_unchanged() -> None:
+def test_the_shipped_checkpoint_loads_with_its_confidence() -> None:
     payload = torch.load(SHIPPED, weights_only=True)
-    assert set(payload['metadata']['geometry']) == OLD_GEOMETRY_KEYS
+    assert payload['metadata']['format'] == 'reacher-slac-2' and 'confidence' in payload
     # the defaults (config/geometry.yaml, dt 0.05 s) are what it was trained for
     model, geometry, timing, _ = load_checkpoint(SHIPPED, expected_geometry=ArmGeometry(),
                                                  expected_timing=Timing(dt=0.05))
@@ -467,7 +467,7 @@ def test_commands_load_no_torch() -> None:
             'print(sorted(c.COMMANDS), heavy)\n')
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                             check=True)
-    assert result.stdout.strip() == "['collect', 'eval', 'train'] []"
+    assert result.stdout.strip() == "['collect', 'confidence', 'eval', 'train'] []"
 
 
 def test_every_command_argument_is_documented_and_frozen() -> None:

@@ -6,12 +6,21 @@ loads training code. A checkpoint is ``torch.save`` of a dict of plain types and
 read back with ``torch.load(weights_only=True)``::
 
     model      state_dict of LatentModel
-    metadata   {'format': 'reacher-slac-1', 'model_config': SlacModelConfig as dict,
+    metadata   {'format': 'reacher-slac-2', 'model_config': SlacModelConfig as dict,
                 'geometry': the flat dict of reacher_common.geometry.geometry_to_dict
                             (ArmGeometry's fields and dt),
                 'updates': int, 'frames_seen': int, 'wall_time_s': float,
-                'train_config': SlacTrainConfig as dict}
+                'train_config': SlacTrainConfig as dict,
+                'confidence_config': {'members': int, 'hidden': int}  (with confidence)
+                'confidence_fit': the fit's figures                 (with confidence)}
+    confidence state_dict of reacher_perception.slac.confidence.SlacConfidence (optional:
+               written by 'reacher perception confidence')
     optimizer  Adam's state_dict (only in the resumable ``checkpoint.pt``)
+
+Formats: ``reacher-slac-2`` added the optional ``confidence``; a ``reacher-slac-1`` file
+(the checkpoints before it) still loads, without a confidence (:func:`load_confidence`
+returns None and the estimator's ``Estimate.confidence`` is nan). Any other format is
+refused with a sentence naming it.
 
 Checkpoints written before the one ``ArmGeometry`` (the shipped one among them) store
 the geometry's subset ``image_size, arena_size_m, upper_arm_length_m, forearm_length_m,
@@ -37,11 +46,15 @@ from reacher_common.geometry import (
 )
 from reacher_common.paths import share_dir
 from reacher_common.weights import load_weights
+from reacher_perception.slac.confidence import SlacConfidence
 from reacher_perception.slac.config import SlacModelConfig
 from reacher_perception.slac.latent import LatentModel
 
-SLAC_CHECKPOINT_FORMAT = 'reacher-slac-1'
-"""The ``metadata['format']`` of a SLAC checkpoint."""
+SLAC_CHECKPOINT_FORMAT = 'reacher-slac-2'
+"""The ``metadata['format']`` that :func:`save_checkpoint` writes."""
+
+SLAC_CHECKPOINT_FORMATS: tuple[str, ...] = ('reacher-slac-1', SLAC_CHECKPOINT_FORMAT)
+"""The formats :func:`load_checkpoint` reads (1: no confidence)."""
 
 DEFAULT_SLAC_CHECKPOINT = 'slac_reacher.pt'
 """File name of the shipped checkpoint under the share directory's checkpoints/."""
@@ -76,16 +89,22 @@ def default_slac_checkpoint() -> Path:
 
 
 def checkpoint_payload(model: LatentModel, geometry: ArmGeometry, timing: Timing,
-                       extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                       extra: dict[str, Any] | None = None,
+                       confidence: SlacConfidence | None = None) -> dict[str, Any]:
     """The dict that :func:`save_checkpoint` writes (weights and metadata)."""
     metadata = {'format': SLAC_CHECKPOINT_FORMAT, 'model_config': model.config.to_dict(),
                 'geometry': geometry_to_dict(geometry, timing), **(extra or {})}
-    return {'model': model.state_dict(), 'metadata': metadata}
+    payload: dict[str, Any] = {'model': model.state_dict(), 'metadata': metadata}
+    if confidence is not None:
+        metadata['confidence_config'] = confidence.config()
+        payload['confidence'] = confidence.state_dict()
+    return payload
 
 
 def save_checkpoint(path: Path, model: LatentModel, geometry: ArmGeometry, timing: Timing,
                     extra: dict[str, Any] | None = None,
-                    optimizer: torch.optim.Optimizer | None = None) -> Path:
+                    optimizer: torch.optim.Optimizer | None = None,
+                    confidence: SlacConfidence | None = None) -> Path:
     """Write a checkpoint atomically (temporary file, then rename).
 
     :param path: destination .pt file.
@@ -94,9 +113,10 @@ def save_checkpoint(path: Path, model: LatentModel, geometry: ArmGeometry, timin
     :param timing: the frame period of its training sequences.
     :param extra: more metadata (plain types only).
     :param optimizer: included for resuming when given.
+    :param confidence: the fitted confidence, stored when given.
     :return: ``path``.
     """
-    payload = checkpoint_payload(model, geometry, timing, extra)
+    payload = checkpoint_payload(model, geometry, timing, extra, confidence)
     if optimizer is not None:
         payload['optimizer'] = optimizer.state_dict()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -134,10 +154,10 @@ def load_checkpoint(path: Path | str, expected_model: SlacModelConfig | None = N
                                 "'reacher perception train' or set the checkpoint path")
     payload = load_weights(path, 'SLAC checkpoint')
     metadata = payload.get('metadata', {}) if isinstance(payload, dict) else {}
-    if not isinstance(metadata, dict) or metadata.get('format') != SLAC_CHECKPOINT_FORMAT:
+    if not isinstance(metadata, dict) or metadata.get('format') not in SLAC_CHECKPOINT_FORMATS:
         found = metadata.get('format') if isinstance(metadata, dict) else None
-        raise ValueError(f'{path} is not a {SLAC_CHECKPOINT_FORMAT} checkpoint '
-                         f'(format {found!r})')
+        raise ValueError(f'{path} is not a SLAC checkpoint of a known format '
+                         f'({", ".join(SLAC_CHECKPOINT_FORMATS)}): format {found!r}')
     try:
         config = config_from_dict(SlacModelConfig, metadata['model_config'])
         geometry, timing = geometry_from_dict(metadata['geometry'])
@@ -165,3 +185,28 @@ def load_checkpoint(path: Path | str, expected_model: SlacModelConfig | None = N
                          f'{str(error).splitlines()[0][:200]}') from None
     model.eval()
     return SlacCheckpoint(model, geometry, timing, payload)
+
+
+def load_confidence(checkpoint: SlacCheckpoint) -> SlacConfidence | None:
+    """The confidence stored with a loaded checkpoint.
+
+    :param checkpoint: from :func:`load_checkpoint`.
+    :return: the confidence (eval mode), or None when the file has none (every
+        ``reacher-slac-1`` checkpoint, and a ``reacher-slac-2`` one written by training
+        before 'reacher perception confidence').
+    :raises ValueError: naming the file's problem when its confidence is damaged.
+    """
+    payload = checkpoint.payload
+    if 'confidence' not in payload:
+        return None
+    sizes = payload['metadata'].get('confidence_config')
+    model_config = checkpoint.model.config
+    try:
+        confidence = SlacConfidence(model_config.encoded_dim, model_config.state_dim,
+                                    members=int(sizes['members']), hidden=int(sizes['hidden']))
+        confidence.load_state_dict(payload['confidence'])
+    except (KeyError, TypeError, RuntimeError, ValueError) as error:
+        raise ValueError(f'the confidence of the SLAC checkpoint is damaged: '
+                         f'{type(error).__name__}: {str(error).splitlines()[0][:200]}'
+                         ) from None
+    return confidence.eval()

@@ -13,10 +13,17 @@ head; the fingertip is the forward kinematics of the joint angles, as ``Estimate
 promises. ``Estimate.latent`` is the filtered latent state (z1, z2) concatenated, what
 SLAC's critic reads and the perception node publishes on /perception/latent. A learned
 estimator always "sees" both parts, so ``arm_visible`` and ``goal_visible`` are True.
+
+``Estimate.confidence`` and the error stds (``joint_std_rad``, ``fingertip_std_m``,
+``goal_std_m``) come from the checkpoint's fitted confidence
+(:mod:`reacher_perception.slac.confidence`: per-frame heads on this frame's encoder
+feature against the filter, and the heads' self-consistency, calibrated); a checkpoint
+without one (format ``reacher-slac-1``) gives nan for all four.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +37,10 @@ from reacher_perception.estimator import Estimate, ESTIMATORS, validate_image
 from reacher_perception.slac.checkpoint import (
     default_slac_checkpoint,
     load_checkpoint,
+    load_confidence,
     SLAC_GEOMETRY_FIELDS,
 )
+from reacher_perception.slac.confidence import signals
 from reacher_perception.slac.latent import LatentModel
 
 
@@ -50,12 +59,15 @@ class SlacEstimator:
     def __init__(self, config: PerceptionConfig) -> None:
         self.config = config
         path = Path(config.checkpoint) if config.checkpoint else default_slac_checkpoint()
-        model, geometry, timing, _ = load_checkpoint(path)
+        checkpoint = load_checkpoint(path)
+        model, geometry, timing, _ = checkpoint
         differ = mismatches(geometry, config.geometry, SLAC_GEOMETRY_FIELDS)
         if differ:
             raise ValueError(f'SLAC checkpoint {path} does not match PerceptionConfig: '
                              f'{"; ".join(differ)}; train one for this camera and arm')
         self.model = model
+        self.confidence = load_confidence(checkpoint)
+        """The fitted confidence, or None (the checkpoint has none: nan confidence)."""
         # One thread (process-wide): a frame of this small net gains nothing from more, and
         # in the demo, with torch's default threads on a busy 2-core machine, the node's
         # median inference was 11.6 ms against 0.9 ms single-threaded in the benchmark.
@@ -97,14 +109,25 @@ class SlacEstimator:
             ).float()[None]
             z1, z2 = model.filter_next(feature, self._z2, action)
         self._z2 = z2
-        state = model.state(z1, z2)[0].numpy().astype(np.float64)
+        filtered = model.state(z1, z2)
+        state = filtered[0].numpy().astype(np.float64)
         joints = np.arctan2(state[[0, 2]], state[[1, 3]])
         goal = state[6:8] * self._reach_m
         _, fingertip = forward_kinematics(joints, self.geometry.upper_arm_length_m,
                                           self.geometry.forearm_length_m)
         latent = torch.cat([z1, z2], dim=-1)[0].numpy().astype(np.float32)
+        scores = [math.nan] * 4
+        if self.confidence is not None:
+            geometry = self.geometry
+            heads = self.confidence.frame_heads
+            confidence, stds = self.confidence(signals(
+                heads(feature), filtered, heads.distance(feature), self._reach_m,
+                geometry.upper_arm_length_m, geometry.forearm_length_m))
+            scores = [float(confidence[0]), *stds[0].tolist()]
         return Estimate(joint_positions=joints, fingertip=fingertip, goal=goal,
-                        arm_visible=True, goal_visible=True, latent=latent)
+                        arm_visible=True, goal_visible=True, latent=latent,
+                        confidence=scores[0], joint_std_rad=scores[1],
+                        fingertip_std_m=scores[2], goal_std_m=scores[3])
 
 
 ESTIMATORS['slac'] = SlacEstimator

@@ -7,10 +7,15 @@ true joint angles and goal every frame, with gaussian noise on its command. The 
 ticked once per frame at the frame's time, so the PID runs at the camera's period. With
 ``CollectConfig.scene``, each sequence is seen in a new scene (``reacher_sim.scene``)
 drawn from a stream of its own, so a given seed gives the same motions in every scene.
+For training across scenes (domain randomisation), ``held_out``, ``clean_fraction`` and
+``single_family_fraction`` shape the mix (:func:`draw_scene`), and each frame is also
+rendered in the clean scene and stored as ``clean_images``: what the decoder
+reconstructs, so that it spends no capacity on backgrounds and distractors.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +29,50 @@ from reacher_policy.config import PidConfig, PolicyConfig
 from reacher_policy.loop import PerceivedState, PolicyLoop
 from reacher_sim.config import SimConfig
 from reacher_sim.render import ArmRenderer
+from reacher_sim.scene import RGB, Scene
 from reacher_sim.task import ReachingTask
+
+FAMILY_FIELDS: dict[str, tuple[str, ...]] = {
+    'background': ('background',),
+    'texture': ('texture_amplitude',),
+    'lighting': ('gain', 'gradient', 'colour_gain'),
+    'distractors': ('lines', 'blobs', 'mover'),
+    'camera': ('shift_px', 'roll_deg', 'scale'),
+    'blur': ('blur_sigma_px',),
+    'noise': ('noise_std',),
+    'jpeg': ('jpeg_quality',),
+}
+"""Family -> the fields of ``reacher_sim.scene.Scene`` it sets."""
+
+
+def draw_scene(config: CollectConfig, rng: np.random.Generator, avoid: tuple[RGB, ...]
+               ) -> Scene:
+    """One sequence's scene: clean, one family alone, or all of them, less ``held_out``.
+
+    With ``clean_fraction`` and ``single_family_fraction`` both 0 and nothing held out,
+    this is ``config.scene.sample(rng, avoid)`` and draws the same numbers.
+
+    :param config: the scene, its held-out families and the mix.
+    :param rng: the scene stream.
+    :param avoid: colours the drawn colours keep away from (``ArmRenderer.avoid_colours``).
+    :return: the scene; a held-out family's fields keep their clean values.
+    """
+    allowed = [f for f in config.scene.families if f not in config.held_out]
+    scene_config = config.scene
+    if config.clean_fraction > 0.0 or config.single_family_fraction > 0.0:
+        draw = rng.random()
+        if draw < config.clean_fraction or not allowed:
+            return Scene()
+        if draw < config.clean_fraction + config.single_family_fraction:
+            family = allowed[int(rng.integers(0, len(allowed)))]
+            scene_config = replace(config.scene, name=family)
+    scene = scene_config.sample(rng, avoid)
+    dropped = [f for f in scene.families if f in config.held_out]
+    if not dropped:
+        return scene
+    clean = Scene()
+    return replace(scene, families=tuple(f for f in scene.families if f not in dropped),
+                   **{name: getattr(clean, name) for f in dropped for name in FAMILY_FIELDS[f]})
 
 
 class RandomSmoothPolicy:
@@ -88,6 +136,7 @@ def collect(config: CollectConfig, geometry: ArmGeometry, timing: Timing, out_di
     scene_rng = np.random.default_rng([config.seed, 1])
     task = ReachingTask(sim, goal_timeout_s=15.0, seed=config.seed)
     renderer = ArmRenderer(geometry)
+    clean_renderer = ArmRenderer(geometry) if config.scene.families else None
     loop = ik_loop(geometry, timing)
     limit = geometry.max_joint_velocity
     paths: list[Path] = []
@@ -100,10 +149,12 @@ def collect(config: CollectConfig, geometry: ArmGeometry, timing: Timing, out_di
                                   for name in ('actions', 'joint_positions', 'fingertip',
                                                'goal')}
         policy = np.empty(count, np.int8)
+        extras = ({} if clean_renderer is None
+                  else {'clean_images': np.empty_like(images)})
         for index in range(count):
             task.reset()
             if config.scene.families:
-                renderer.set_scene(config.scene.sample(scene_rng, renderer.avoid_colours))
+                renderer.set_scene(draw_scene(config, scene_rng, renderer.avoid_colours))
             use_ik = rng.random() < config.ik_fraction
             policy[index] = POLICIES.index('ik' if use_ik else 'random')
             random_policy = RandomSmoothPolicy(rng, limit)
@@ -111,6 +162,9 @@ def collect(config: CollectConfig, geometry: ArmGeometry, timing: Timing, out_di
             for step in range(steps):
                 arm = task.arm
                 images[index, step] = renderer.render(arm.joint_positions, arm.goal)
+                if clean_renderer is not None:
+                    extras['clean_images'][index, step] = clean_renderer.render(
+                        arm.joint_positions, arm.goal)
                 arrays['joint_positions'][index, step] = arm.joint_positions
                 arrays['fingertip'][index, step] = arm.fingertip
                 arrays['goal'][index, step] = arm.goal
@@ -129,6 +183,6 @@ def collect(config: CollectConfig, geometry: ArmGeometry, timing: Timing, out_di
             bar.update()
         paths.append(write_shard(out_dir / f'shard_{shard:04d}.npz', images,
                                  geometry=geometry, timing=timing, policy=policy,
-                                 seed=config.seed, **arrays))
+                                 seed=config.seed, extras=extras, **arrays))
     bar.close()
     return paths

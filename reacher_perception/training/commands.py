@@ -6,6 +6,8 @@ names them for the ``reacher`` CLI::
 
     reacher perception collect --out data/slac/train --collect.sequences 500
     reacher perception train --data data/slac/train --out runs/slac
+    reacher perception confidence --checkpoint runs/slac/final.pt --data data/slac/train \
+        --calibration data/slac/calibration --out runs/slac/confident.pt
     reacher perception eval --checkpoint runs/slac/final.pt --data data/slac/test
 
 This module loads neither torch, gymnasium nor stable_baselines3: the argument classes
@@ -53,6 +55,35 @@ class SlacEvalArgs:
     """torch CPU threads."""
 
 
+@dataclass(frozen=True)
+class ConfidenceArgs:
+    """Fit SLAC's confidence (frame heads + calibration) on a trained, frozen checkpoint."""
+
+    checkpoint: Path = Path('runs/slac/final.pt')
+    """The trained checkpoint (not modified)."""
+    data: Path = Path('data/slac/train')
+    """Its training data; the per-frame heads are fitted on it."""
+    calibration: Path = Path('data/slac/calibration')
+    """Held-out sequences of the training scenes (collected with another --collect.seed),
+    where the calibration is fitted."""
+    out: Path = Path('runs/slac/confident.pt')
+    """The checkpoint to write: the same model, plus its confidence."""
+    sequences: int = 600
+    """Training sequences the frame heads are fitted on."""
+    members: int = 5
+    """Frame heads in the ensemble, >= 2."""
+    hidden: int = 64
+    """Their hidden width."""
+    updates: int = 2000
+    """Adam steps of the frame heads."""
+    wrong_weight: float = 1.0
+    """Weight of a wrong frame against a right one in the logistic calibration."""
+    seed: int = 0
+    """Initialisation, batches and augmentation."""
+    threads: int = 1
+    """torch CPU threads."""
+
+
 def run_collect(args: CollectArgs) -> dict[str, Any]:
     """The collect subcommand: the shard paths and the sequence count and length."""
     from reacher_perception.training.collect import collect
@@ -69,6 +100,17 @@ def run_train(args: SlacTrainConfig) -> dict[str, Any]:
     return train(args)
 
 
+def run_confidence(args: ConfidenceArgs) -> dict[str, Any]:
+    """The confidence subcommand: the fit's figures."""
+    from reacher_perception.training.confidence import fit_confidence
+
+    return fit_confidence(args.checkpoint, args.data, args.calibration, args.out,
+                          sequences=args.sequences, members=args.members,
+                          hidden=args.hidden, updates=args.updates,
+                          wrong_weight=args.wrong_weight, seed=args.seed,
+                          threads=args.threads)
+
+
 def run_eval(args: SlacEvalArgs) -> dict[str, Any]:
     """The eval subcommand: clean held-out frames through the ``slac`` backend."""
     from reacher_perception.training.evaluate import evaluate
@@ -79,6 +121,7 @@ def run_eval(args: SlacEvalArgs) -> dict[str, Any]:
 COMMANDS: dict[str, tuple[type, Callable[[Any], dict[str, Any]]]] = {
     'collect': (CollectArgs, run_collect),
     'train': (SlacTrainConfig, run_train),
+    'confidence': (ConfidenceArgs, run_confidence),
     'eval': (SlacEvalArgs, run_eval),
 }
 """Subcommand name -> (its arguments dataclass, its runner)."""

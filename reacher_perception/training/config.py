@@ -12,7 +12,7 @@ from pathlib import Path
 
 from reacher_common.config_tools import check_fields
 from reacher_perception.slac.config import SlacModelConfig
-from reacher_sim.scene import SceneConfig
+from reacher_sim.scene import SCENE_FAMILIES, SceneConfig
 
 
 @dataclass(frozen=True)
@@ -39,9 +39,21 @@ class CollectConfig:
     scene: SceneConfig = field(default_factory=SceneConfig)
     """What the camera sees around the arm (``reacher_sim.scene``), a new scene per
     sequence; drawn from its own stream, so every scene gets the same motions and goals."""
+    held_out: tuple[str, ...] = ()
+    """Scene families never drawn (held out of training to test generalisation), e.g.
+    ``texture jpeg``; their part of each drawn scene is left clean."""
+    clean_fraction: float = 0.0
+    """With a scene on: share of sequences left clean, in [0, 1]."""
+    single_family_fraction: float = 0.0
+    """With a scene on: share of sequences that show one family alone (drawn uniformly
+    among the scene's families less ``held_out``); the rest show all of them, in [0, 1]."""
 
     def __post_init__(self) -> None:
         check_fields(self, {
+            'held_out': all(family in SCENE_FAMILIES for family in self.held_out),
+            'clean_fraction': 0.0 <= self.clean_fraction <= 1.0,
+            'single_family_fraction': (0.0 <= self.single_family_fraction
+                                       <= 1.0 - self.clean_fraction),
             'sequences': self.sequences >= 1,
             'steps': self.steps >= 2,
             'shard_size': self.shard_size >= 1,
@@ -135,6 +147,10 @@ class SlacTrainConfig:
     heads_only_from: Path | None = None
     """Probe mode: load this checkpoint, freeze everything but the state heads, re-fit
     them (the 'frozen latent' alternative of LatentModel's docstring)."""
+    init_from: Path | None = None
+    """Fine-tuning: start from this checkpoint's weights (same model config and geometry)
+    with a fresh optimizer and schedule; the shipped scene model is the clean-trained
+    checkpoint fine-tuned this way (docs/slac.md)."""
     model: SlacModelConfig = field(default_factory=SlacModelConfig)
     """Model sizes and loss weights."""
     augment: AugmentConfig = field(default_factory=AugmentConfig)

@@ -11,6 +11,8 @@ holding N sequences of T steps::
     fingertip        float32 (N, T, 2)        true fingertip at frame t, metres, ``world``
     goal             float32 (N, T, 2)        true goal centre at frame t, metres, ``world``
     policy           int8    (N,)             index into POLICIES of the acting policy
+    clean_images     uint8   (N, T, H, W, 3)  optional: the same frames in the clean scene
+                                              (collected in a scene: the decoder's target)
     metadata         str     ()               JSON: geometry (the flat dict of
                                               ``reacher_common.geometry.geometry_to_dict``:
                                               ArmGeometry's fields and dt), seed
@@ -125,6 +127,8 @@ class SequenceDataset:
             raise FileNotFoundError(f'no dataset shards (shard_*.npz) at {directory}; '
                                     "make some with 'reacher perception collect'")
         parts: dict[str, list[npt.NDArray[Any]]] = {}
+        clean_parts: list[npt.NDArray[Any]] = []
+        has_clean = False
         first: tuple[ArmGeometry, Timing] | None = None
         for path in paths:
             with np.load(path) as shard:
@@ -140,10 +144,17 @@ class SequenceDataset:
                                      f'{"; ".join(differ)}')
                 for name in ('images', 'actions', 'joint_positions', 'fingertip', 'goal'):
                     parts.setdefault(name, []).append(shard[name])
+                has_clean = has_clean or 'clean_images' in shard.files
+                clean_parts.append(shard['clean_images'] if 'clean_images' in shard.files
+                                   else parts['images'][-1])
         assert first is not None
         self.geometry, self.timing = first
         self.images: npt.NDArray[np.uint8] = np.concatenate(parts['images'])
         """(N, T, H, W, 3) uint8."""
+        self.clean_images: npt.NDArray[np.uint8] = (
+            np.concatenate(clean_parts) if has_clean else self.images)
+        """(N, T, H, W, 3) uint8, the frames in the clean scene (``images`` itself when no
+        shard stores them)."""
         self.actions: npt.NDArray[np.float32] = np.concatenate(parts['actions'])
         self.joint_positions: npt.NDArray[np.float32] = np.concatenate(parts['joint_positions'])
         self.fingertip: npt.NDArray[np.float32] = np.concatenate(parts['fingertip'])
@@ -172,6 +183,20 @@ class SequenceDataset:
             (B, L-1, 2) float32, (B, L, 8) float32.
         :raises ValueError: if ``length`` does not fit the sequences.
         """
+        images, _, actions, states = self.sample_with_clean(rng, batch_size, length)
+        return images, actions, states
+
+    def sample_with_clean(self, rng: np.random.Generator, batch_size: int, length: int
+                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A batch of random windows with the same frames in the clean scene.
+
+        :param rng: random generator (draws the same numbers as :meth:`sample`).
+        :param batch_size: windows, >= 1.
+        :param length: frames per window, in [2, steps].
+        :return: ``(images, clean_images, actions, states)``, the frames (B, L, 3, H, W)
+            float32 in [0, 1], then as :meth:`sample`.
+        :raises ValueError: if ``length`` does not fit the sequences.
+        """
         import torch
 
         if not 2 <= length <= self.steps:
@@ -180,6 +205,8 @@ class SequenceDataset:
         start = rng.integers(0, self.steps - length + 1, batch_size)[:, None]
         step = start + np.arange(length)[None, :]
         images = torch.from_numpy(self.images[sequence, step]).permute(0, 1, 4, 2, 3)
+        clean = (images if self.clean_images is self.images else
+                 torch.from_numpy(self.clean_images[sequence, step]).permute(0, 1, 4, 2, 3))
         actions = torch.from_numpy(self.actions[sequence, step[:, :-1]])
         states = torch.from_numpy(self.states[sequence, step])
-        return images.float().div_(255.0), actions, states
+        return (images.float().div_(255.0), clean.float().div_(255.0), actions, states)

@@ -1,0 +1,201 @@
+"""SLAC across scenes: the scene mix of the collector, clean targets, the confidence."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from reacher_common.geometry import ArmGeometry, Timing
+from reacher_common.kinematics import forward_kinematics
+from reacher_perception.config import PerceptionConfig
+from reacher_perception.estimator import make_estimator
+from reacher_perception.slac.checkpoint import load_checkpoint, load_confidence, save_checkpoint
+from reacher_perception.slac.confidence import SIGNAL_NAMES, signals, SlacConfidence
+from reacher_perception.slac.config import SlacModelConfig, states_from_truth
+from reacher_perception.slac.latent import LatentModel
+from reacher_perception.training.collect import collect, draw_scene
+from reacher_perception.training.confidence import fit_confidence
+from reacher_perception.training.config import CollectConfig, SlacTrainConfig
+from reacher_perception.training.dataset import SequenceDataset
+from reacher_perception.training.train import mix_scenes, scene_share
+from reacher_sim.render import ArmRenderer
+from reacher_sim.scene import SceneConfig
+
+TINY = SlacModelConfig(image_size=16, base_depth=4, feature_dim=8, z1_dim=3, z2_dim=5,
+                       hidden_units=16, keypoints=2)
+GEOMETRY_16 = ArmGeometry(image_size=16)
+TIMING = Timing()
+MIX = dict(scene=SceneConfig(name='randomized'), held_out=('texture', 'jpeg'),
+           clean_fraction=0.2, single_family_fraction=0.3)
+
+
+def test_held_out_families_are_never_drawn() -> None:
+    config = CollectConfig(**MIX)
+    rng = np.random.default_rng(0)
+    scenes = [draw_scene(config, rng, ()) for _ in range(400)]
+    assert not any({'texture', 'jpeg'} & set(scene.families) for scene in scenes)
+    assert all(scene.texture_amplitude == 0.0 and scene.jpeg_quality == 100
+               for scene in scenes)
+    kinds = [len(scene.families) for scene in scenes]
+    # about 20% clean, 30% one family alone, the rest all six trained families
+    assert 0.12 < kinds.count(0) / 400 < 0.28
+    assert 0.22 < kinds.count(1) / 400 < 0.38
+    assert set(kinds) == {0, 1, 6}
+
+
+def test_without_a_mix_the_scene_draw_is_unchanged() -> None:
+    config = CollectConfig(scene=SceneConfig(name='randomized'))
+    drawn = draw_scene(config, np.random.default_rng(5), ((0, 200, 0),))
+    assert drawn == config.scene.sample(np.random.default_rng(5), ((0, 200, 0),))
+
+
+def test_bad_mix_is_named() -> None:
+    with pytest.raises(ValueError, match='held_out'):
+        CollectConfig(held_out=('marble',))
+    with pytest.raises(ValueError, match='single_family_fraction'):
+        CollectConfig(clean_fraction=0.6, single_family_fraction=0.6)
+
+
+def scene_dataset(path: Path, sequences: int = 4, steps: int = 6) -> SequenceDataset:
+    collect(CollectConfig(sequences=sequences, steps=steps, shard_size=2, seed=3, **MIX),
+            GEOMETRY_16, TIMING, path, progress=False)
+    return SequenceDataset(path)
+
+
+def test_collect_in_scenes_stores_the_clean_frames(tmp_path: Path) -> None:
+    dataset = scene_dataset(tmp_path)
+    assert dataset.clean_images.shape == dataset.images.shape
+    renderer = ArmRenderer(GEOMETRY_16)
+    for index in range(len(dataset)):
+        frame = renderer.render(dataset.joint_positions[index, 3].astype(np.float64),
+                                dataset.goal[index, 3].astype(np.float64))
+        assert np.abs(frame.astype(int) - dataset.clean_images[index, 3]).max() <= 1
+    # some sequences are seen in another scene than the clean one
+    assert (dataset.images != dataset.clean_images).any()
+    scenes, clean, actions, states = dataset.sample_with_clean(np.random.default_rng(0), 3, 4)
+    assert scenes.shape == clean.shape == (3, 4, 3, 16, 16)
+    assert actions.shape == (3, 3, 2) and states.shape == (3, 4, 8)
+
+
+def test_scenes_ramp_in_after_the_clean_updates() -> None:
+    config = SlacTrainConfig(clean_updates=100)
+    assert scene_share(config, 50) == 0.0
+    assert scene_share(config, 150) == pytest.approx(0.5)
+    assert scene_share(config, 400) == 1.0
+    generator = torch.Generator().manual_seed(0)
+    scenes, clean = torch.ones(64, 2, 3, 4, 4), torch.zeros(64, 2, 3, 4, 4)
+    assert torch.equal(mix_scenes(scenes, clean, 0.0, generator), clean)
+    assert torch.equal(mix_scenes(scenes, clean, 1.0, generator), scenes)
+    half = mix_scenes(scenes, clean, 0.5, generator)[:, 0, 0, 0, 0]
+    assert 10 < int(half.sum()) < 54
+
+
+def test_signals_of_a_consistent_reading_are_zero() -> None:
+    geometry = ArmGeometry()
+    joints = np.array([[0.3, -1.2], [2.0, 0.4]])
+    _, tip = forward_kinematics(joints, geometry.upper_arm_length_m, geometry.forearm_length_m)
+    goal = np.array([[0.05, 0.1], [-0.08, 0.02]])
+    state = torch.from_numpy(states_from_truth(joints, tip, goal, geometry.reach_m))
+    values = signals(state.expand(4, -1, -1), state, torch.zeros(2), geometry.reach_m,
+                     geometry.upper_arm_length_m, geometry.forearm_length_m)
+    assert values.shape == (2, len(SIGNAL_NAMES))
+    assert float(values.abs().max()) < 1e-3
+    # a member that reads the shoulder 20 degrees off: spread and gap grow, in degrees
+    members = state.expand(4, -1, -1).clone()
+    turned = joints.copy()
+    turned[:, 0] += math.radians(20)
+    members[0, :, :4] = torch.from_numpy(states_from_truth(turned, tip, goal,
+                                                           geometry.reach_m))[:, :4]
+    values = torch.expm1(signals(members, state, torch.zeros(2), geometry.reach_m,
+                                 geometry.upper_arm_length_m, geometry.forearm_length_m))
+    spread, gap = values[:, SIGNAL_NAMES.index('spread_joint_deg')], values[:, 2]
+    assert torch.allclose(spread, torch.full((2,), 20 * math.sqrt(3) / 4), atol=0.2)
+    assert torch.allclose(gap, torch.full((2,), 5.0), atol=0.2)
+
+
+def test_fitted_confidence_round_trips_into_the_estimator(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    data = scene_dataset(tmp_path / 'train', sequences=6, steps=8)
+    scene_dataset(tmp_path / 'calibration', sequences=4, steps=8)
+    model = LatentModel(TINY)
+    trained = save_checkpoint(tmp_path / 'final.pt', model, data.geometry, data.timing,
+                              {'updates': 0})
+    report = fit_confidence(trained, tmp_path / 'train', tmp_path / 'calibration',
+                            tmp_path / 'confident.pt', members=3, hidden=8, updates=20)
+    assert 0.0 <= report['calibration']['confident_rate'] <= 1.0
+    checkpoint = load_checkpoint(tmp_path / 'confident.pt')
+    assert checkpoint.payload['metadata']['format'] == 'reacher-slac-2'
+    assert checkpoint.payload['metadata']['confidence_fit']['args']['members'] == 3
+    # the model itself is unchanged
+    for key, value in model.state_dict().items():
+        assert torch.equal(checkpoint.model.state_dict()[key], value)
+    confidence = load_confidence(checkpoint)
+    assert isinstance(confidence, SlacConfidence) and confidence.frame_heads.members == 3
+    estimator = make_estimator(PerceptionConfig(estimator='slac', geometry=GEOMETRY_16,
+                                                checkpoint=str(tmp_path / 'confident.pt')))
+    for step in range(3):
+        estimate = estimator.estimate(data.images[0, step],
+                                      None if step == 0 else data.actions[0, step - 1])
+        assert 0.0 <= estimate.confidence <= 1.0
+        assert estimate.joint_std_rad > 0 and estimate.fingertip_std_m > 0
+        assert estimate.goal_std_m > 0
+
+
+def test_a_checkpoint_of_format_1_loads_without_confidence(tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path / 'c.pt', LatentModel(TINY), GEOMETRY_16, TIMING)
+    payload = torch.load(path, weights_only=True)
+    payload['metadata']['format'] = 'reacher-slac-1'
+    torch.save(payload, path)
+    assert load_confidence(load_checkpoint(path)) is None
+    estimator = make_estimator(PerceptionConfig(estimator='slac', geometry=GEOMETRY_16,
+                                                checkpoint=str(path)))
+    estimate = estimator.estimate(np.zeros((16, 16, 3), np.uint8))
+    assert math.isnan(estimate.confidence) and math.isnan(estimate.goal_std_m)
+    payload['metadata']['format'] = 'reacher-slac-0'
+    torch.save(payload, path)
+    with pytest.raises(ValueError, match="format 'reacher-slac-0'"):
+        load_checkpoint(path)
+
+
+def test_a_damaged_confidence_is_named(tmp_path: Path) -> None:
+    confidence = SlacConfidence(TINY.encoded_dim, TINY.state_dim, members=2, hidden=4)
+    path = save_checkpoint(tmp_path / 'c.pt', LatentModel(TINY), GEOMETRY_16, TIMING,
+                           confidence=confidence)
+    payload = torch.load(path, weights_only=True)
+    payload['metadata']['confidence_config'] = {'members': 3, 'hidden': 4}
+    torch.save(payload, path)
+    with pytest.raises(ValueError, match='confidence of the SLAC checkpoint is damaged'):
+        load_confidence(load_checkpoint(path))
+
+
+
+SHIPPED = Path(__file__).resolve().parent.parent / 'checkpoints' / 'slac_reacher.pt'
+
+
+@pytest.mark.skipif(not SHIPPED.is_file(), reason='no shipped checkpoint in this checkout')
+def test_shipped_confidence_falls_when_the_arm_is_covered(tmp_path: Path) -> None:
+    collect(CollectConfig(sequences=4, steps=32, shard_size=4, seed=78), ArmGeometry(), TIMING,
+            tmp_path, progress=False)
+    dataset = SequenceDataset(tmp_path)
+    estimator = make_estimator(PerceptionConfig(estimator='slac', checkpoint=str(SHIPPED)))
+    clean, covered = [], []
+    for index in range(len(dataset)):
+        estimator.reset()
+        for step in range(dataset.steps):
+            frame = dataset.images[index, step].copy()
+            hidden = step >= 20
+            if hidden:  # a grey sheet over the middle of the table, arm and hub included
+                frame[12:52, 12:52] = 128
+            command = None if step == 0 else dataset.actions[index, step - 1].astype(float)
+            estimate = estimator.estimate(frame, command)
+            if hidden:
+                covered.append(estimate.confidence)
+            elif step >= 10:  # the filter's first frames are read less surely
+                clean.append(estimate.confidence)
+    assert np.median(clean) >= 0.5
+    # nearly every covered frame is marked unsure (the shipped model: 47 of 48, the one
+    # left at 0.51 while 13 deg off: the confidence is not perfect, docs/slac.md)
+    assert np.mean(np.array(covered) < 0.5) >= 0.95
+    assert np.median(covered) < 0.2 < np.median(clean) - 0.3
