@@ -14,13 +14,14 @@ from torch.distributions import kl_divergence
 from reacher.cli import parse
 from reacher_common.geometry import ArmGeometry, Timing
 from reacher_perception.slac.config import SlacModelConfig
-from reacher_policy.training.evaluate import evaluate_policy
+from reacher_policy.training.evaluate import evaluate_policy, random_policy
 from reacher_policy.training.slac.acting import FrameHistory, SlacEvalPolicy
 from reacher_policy.training.slac.agent import SlacAgent
 from reacher_policy.training.slac.buffer import SlacReplayBuffer
 from reacher_policy.training.slac.config import SlacAgentConfig
 from reacher_policy.training.slac.networks import model_losses
 from reacher_sim.config import SimConfig
+from reacher_sim.options import RewardConfig
 from reacher_sim.wrappers import make_env
 
 TINY_MODEL = SlacModelConfig(image_size=16, base_depth=2, feature_dim=8, z1_dim=4, z2_dim=8,
@@ -243,3 +244,24 @@ def test_presets_and_flags_reach_the_agent() -> None:
     assert config.sim.timing.dt == 0.05 and not config.slac.privileged
     _, config, _ = parse(['policy', 'train', '--preset', 'slac-privileged'])
     assert config.slac.variant == 'privileged'
+
+
+@pytest.mark.slow
+def test_a_short_run_beats_the_random_policy() -> None:
+    """3000 env steps of the privileged variant at 32x32 (about 3 min on one core): its
+    deterministic actor's mean return on 20 fixed 50-step episodes beats a uniform random
+    policy's by a margin (measured: -17.5 against -26.5 at 3000 steps)."""
+    sim = SimConfig(geometry=ArmGeometry(image_size=32), max_episode_steps=50)
+    reward = RewardConfig(shaping_weight=1.0, success_weight=10.0)
+    model = SlacModelConfig(image_size=32, base_depth=4, feature_dim=32, z1_dim=8,
+                            z2_dim=32, hidden_units=64, state_weight=1e4)
+    config = SlacAgentConfig(model=model, sequence_length=4, hidden_units=64,
+                             latent_batch_size=16, sac_batch_size=32, buffer_size=5000,
+                             initial_collection_steps=1000, initial_latent_steps=500,
+                             gamma=0.9, sac_learning_rate=1e-3)
+    agent = SlacAgent(config, make_env(sim, 'pixels', reward=reward), seed=0)
+    agent.learn(3000)
+    trained = evaluate_policy(SlacEvalPolicy(agent, 4), sim, 20, 10_000, reward=reward,
+                              observation_mode='pixels')
+    chance = evaluate_policy(random_policy(0), sim, 20, 10_000, reward=reward)
+    assert trained.mean_return > chance.mean_return + 3.0, (trained, chance)
