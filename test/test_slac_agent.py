@@ -265,3 +265,11 @@ def test_a_short_run_beats_the_random_policy() -> None:
                               observation_mode='pixels')
     chance = evaluate_policy(random_policy(0), sim, 20, 10_000, reward=reward)
     assert trained.mean_return > chance.mean_return + 3.0, (trained, chance)
+
+
+def test_policy_eval_reads_an_agent_checkpoint(tmp_path: Path) -> None:
+    from reacher_policy.training.evaluate import evaluate_checkpoint
+
+    path = SlacAgent(TINY, geometry=TINY_SIM.geometry).save(tmp_path / 'agent.pt')
+    report = evaluate_checkpoint(str(path), replace(TINY_SIM, geometry=ArmGeometry()), 2)
+    assert report['episodes'] == 2 and report['sim']['geometry']['image_size'] == 16

@@ -194,7 +194,8 @@ def evaluate_checkpoint(checkpoint: str, sim: SimConfig, episodes: int = 500,
                         torch_threads: int = 1, allow_pickle: bool = False) -> dict[str, Any]:
     """Evaluate a checkpoint on fixed seeds (``reacher policy eval``).
 
-    :param checkpoint: an actor .pt or an SB3 .zip.
+    :param checkpoint: an actor .pt, an SB3 .zip or a SLAC agent .pt (``agent.pt`` of
+        ``--algo slac``, evaluated on pixels).
     :param sim: the task; for a .pt checkpoint, the geometry and timing it was trained
         for replace sim's.
     :param episodes: episodes, >= 1.
@@ -207,7 +208,16 @@ def evaluate_checkpoint(checkpoint: str, sim: SimConfig, episodes: int = 500,
     """
     robustness = robustness or RobustnessConfig()
     torch.set_num_threads(torch_threads)
-    policy, sim = load_policy(checkpoint, sim, allow_pickle)
-    result = evaluate_policy(policy, sim, episodes, seed, robustness)
+    from reacher_policy.training.slac.agent import is_agent_checkpoint
+    if is_agent_checkpoint(checkpoint):
+        from reacher_policy.training.slac.acting import SlacEvalPolicy
+        from reacher_policy.training.slac.agent import SlacAgent
+        agent = SlacAgent.load(checkpoint)
+        sim = replace(sim, geometry=agent.geometry, timing=agent.timing)
+        result = evaluate_policy(SlacEvalPolicy(agent, agent.config.sequence_length), sim,
+                                 episodes, seed, robustness, observation_mode='pixels')
+    else:
+        policy, sim = load_policy(checkpoint, sim, allow_pickle)
+        result = evaluate_policy(policy, sim, episodes, seed, robustness)
     return {'checkpoint': checkpoint, 'episodes': episodes, 'seed': seed,
             'sim': asdict(sim), 'robustness': asdict(robustness), **result.as_dict()}

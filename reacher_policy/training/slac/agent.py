@@ -56,6 +56,18 @@ SLAC_AGENT_FORMAT = 'reacher-slac-agent-1'
 """``metadata['format']`` of a SLAC agent checkpoint."""
 
 
+def is_agent_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` is a readable SLAC agent checkpoint (a .pt with its format)."""
+    if not str(path).endswith('.pt') or not Path(path).is_file():
+        return False
+    try:
+        payload = load_weights(path, 'checkpoint')
+    except ValueError:
+        return False
+    metadata = payload.get('metadata') if isinstance(payload, dict) else None
+    return isinstance(metadata, dict) and metadata.get('format') == SLAC_AGENT_FORMAT
+
+
 class SlacCallback:
     """Hooks :meth:`SlacAgent.learn` calls (SB3's ``BaseCallback`` in miniature)."""
 
