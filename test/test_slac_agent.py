@@ -86,7 +86,7 @@ def test_update_actor_critic_gives_finite_terms_and_leaves_the_model() -> None:
 
 
 def test_a_critic_step_lowers_the_critic_loss_on_a_fixed_batch() -> None:
-    agent = SlacAgent(TINY)
+    agent = SlacAgent(replace(TINY, sac_learning_rate=1e-2))
     batch = tiny_batch()
 
     def loss() -> float:
@@ -97,9 +97,9 @@ def test_a_critic_step_lowers_the_critic_loss_on_a_fixed_batch() -> None:
     first = loss()
     agent.update_actor_critic(batch)
     assert loss() < first
-    for _ in range(100):
+    for _ in range(30):
         agent.update_actor_critic(batch)
-    assert loss() < 0.7 * first
+    assert loss() < 0.8 * first
 
 
 def test_the_kl_is_chained_from_posterior_samples() -> None:
