@@ -129,8 +129,8 @@ class SlacAgent:
         self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=config.sac_learning_rate)
         size = self.geometry.image_size
         self.buffer = SlacReplayBuffer(
-            config.buffer_size, (3, size, size), action_dim, steps,
-            model.state_dim if config.privileged else 0)
+            capacity=config.buffer_size, frame_shape=(3, size, size), action_dim=action_dim,
+            sequence_length=steps, state_dim=model.state_dim if config.privileged else 0)
         self.num_timesteps = 0
         self.latent_updates = 0
         self.sac_updates = 0
@@ -439,7 +439,8 @@ class SlacAgent:
         if wrong:
             raise ValueError(f'checkpoint {path} was trained on another geometry '
                              f'({"; ".join(wrong)})')
-        agent = cls(config, env, seed, geometry, timing, tensorboard_log)
+        agent = cls(config, env, seed=seed, geometry=geometry, timing=timing,
+                    tensorboard_log=tensorboard_log)
         try:
             for name, module in agent._modules().items():
                 module.load_state_dict(payload[name])

@@ -42,8 +42,8 @@ def make_pixel_env(config: TrainConfig) -> Any:
 def evaluate_agent(agent: SlacAgent, config: TrainConfig, episodes: int) -> Any:
     """The deterministic agent on ``episodes`` fixed-seed pixel episodes of ``config.sim``."""
     return evaluate_policy(SlacEvalPolicy(agent, agent.config.sequence_length), config.sim,
-                           episodes, config.eval_seed, config.eval_robustness,
-                           observation_mode='pixels')
+                           episodes=episodes, seed=config.eval_seed,
+                           robustness=config.eval_robustness, observation_mode='pixels')
 
 
 class EvalProgress(SlacCallback):
