@@ -32,8 +32,9 @@ class PolicyEvalArgs:
     """Evaluate a trained policy on fixed seeds (the seed's ``main.py TEST``)."""
 
     checkpoint: str
-    """An actor checkpoint (.pt, from training's ``policy.pt``) or an SB3 model (.zip, of
-    which only the actor's weights are read)."""
+    """An actor checkpoint (.pt, from training's ``policy.pt``), an SB3 model (.zip, of
+    which only the actor's weights are read) or a SLAC agent (``agent.pt`` of ``--algo
+    slac``, evaluated on pixels)."""
     episodes: int = 500
     """Evaluation episodes."""
     seed: int = 10_000

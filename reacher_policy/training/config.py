@@ -25,6 +25,12 @@ adds symmetry augmentation) fill every field:
   mapped by random symmetries of the task (``--symmetry-augmentation``,
   reacher_policy/training/symmetry.py); 90% at 3k-4k env steps and 1.000 final success
   on three seeds (benchmarks/README.md).
+- ``slac``: the SLAC agent from pixels and reward alone (``--algo slac``,
+  reacher_policy/training/slac/, docs/slac_agent.md) on the ROS loop's task (dt = 0.05 s)
+  with ``sac``'s reward; ``slac-privileged`` adds the state heads' loss to its latent
+  model (asymmetric training). Their hyperparameters are the ``--slac.*`` flags; the SB3
+  fields (learning_rate, gamma, tau, batch_size, buffer_size, learning_starts, train_freq,
+  gradient_steps, net_arch, ...) do not apply to them.
 """
 
 from __future__ import annotations
@@ -33,10 +39,12 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from reacher_common.geometry import Timing
+from reacher_perception.slac.config import SlacModelConfig
+from reacher_policy.training.slac.config import SlacAgentConfig
 from reacher_sim.config import SimConfig
 from reacher_sim.options import CurriculumConfig, RewardConfig, RobustnessConfig
 
-Algo = Literal['sac', 'td3', 'ddpg']
+Algo = Literal['sac', 'td3', 'ddpg', 'slac']
 
 
 SEED_SIM = SimConfig(timing=Timing(dt=0.1))
@@ -49,7 +57,8 @@ class TrainConfig:
     """Train a reaching policy (the seed's ``main.py TRAIN``); every knob is a flag."""
 
     algo: Algo = 'sac'
-    """'sac', 'td3' or 'ddpg' (Stable-Baselines3)."""
+    """'sac', 'td3' or 'ddpg' (Stable-Baselines3), or 'slac' (the SLAC agent from pixels,
+    configured by ``slac``)."""
     seed: int = 0
     """Seed of the algorithm and of the training envs (worker k uses seed + k)."""
     total_steps: int = 20_000
@@ -134,6 +143,9 @@ class TrainConfig:
     """Show a tqdm progress bar."""
     torch_threads: int = 1
     """torch.set_num_threads (the machine is small and shared)."""
+    slac: SlacAgentConfig = field(default_factory=SlacAgentConfig)
+    """The SLAC agent's hyperparameters (``algo='slac'`` only; its env is the pixel env of
+    ``sim`` with ``reward``, and resume reads a SLAC agent .pt)."""
 
 
 _TUNED = TrainConfig(
@@ -141,6 +153,10 @@ _TUNED = TrainConfig(
     learning_starts=300, total_steps=20_000, eval_freq=1000, eval_episodes=50,
     reward=RewardConfig(shaping_weight=1.0, success_weight=10.0))
 """The best SAC found in the search of issue 3 (benchmarks/README.md)."""
+
+_SLAC = replace(_TUNED, algo='slac', sim=SimConfig(timing=Timing(dt=0.05)), total_steps=50_000,
+                eval_freq=2000, eval_episodes=50)
+"""SLAC from pixels on the ROS loop's 20 Hz task, with the tuned SAC's reward."""
 
 PRESETS: dict[str, TrainConfig] = {
     'seed-ddpg': TrainConfig(
@@ -163,6 +179,9 @@ PRESETS: dict[str, TrainConfig] = {
     'sac-d4': replace(_TUNED, symmetry_augmentation=True),
     'td3': replace(_TUNED, algo='td3', learning_rate=1e-3),
     'ddpg': replace(_TUNED, algo='ddpg', learning_rate=1e-3),
+    'slac': _SLAC,
+    'slac-privileged': replace(_SLAC, slac=SlacAgentConfig(
+        model=SlacModelConfig(state_weight=1e4))),
 }
 """Named starting points for ``--preset``; 'seed-ddpg' is the seed's baseline."""
 

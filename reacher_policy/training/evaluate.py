@@ -17,11 +17,34 @@ import numpy.typing as npt
 import torch
 
 from reacher_sim.config import SimConfig
+from reacher_sim.env import ObservationMode
 from reacher_sim.options import RewardConfig, RobustnessConfig
 from reacher_sim.wrappers import make_env
 
 PolicyFn = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]
 """Maps (B, observation_dim) observations to (B, 2) actions in [-1, 1]."""
+
+
+class EpisodicPolicy:
+    """A policy with memory (frames, past actions) of each of the episodes run in lockstep.
+
+    :func:`evaluate_policy` calls :meth:`start` once, then :meth:`act` with the active
+    episodes' observations and their indices (the SLAC agent reads its last frames).
+    """
+
+    def start(self, episodes: int) -> None:
+        """Forget everything; ``episodes`` episodes begin."""
+        raise NotImplementedError
+
+    def act(self, observations: npt.NDArray[Any],
+            episodes: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        """Actions of some episodes after their last action.
+
+        :param observations: (B, ...) what the episodes observe now.
+        :param episodes: (B,) their indices in [0, episodes).
+        :return: (B, 2) actions in [-1, 1].
+        """
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -54,21 +77,26 @@ class PolicyEvalResult:
         return {k: float(v) for k, v in asdict(self).items()}
 
 
-def evaluate_policy(policy: PolicyFn, sim: SimConfig, episodes: int = 50, seed: int = 10_000,
-                    robustness: RobustnessConfig | None = None,
-                    reward: RewardConfig | None = None) -> PolicyEvalResult:
+def evaluate_policy(policy: PolicyFn | EpisodicPolicy, sim: SimConfig, episodes: int = 50,
+                    seed: int = 10_000, robustness: RobustnessConfig | None = None,
+                    reward: RewardConfig | None = None,
+                    observation_mode: ObservationMode = 'state') -> PolicyEvalResult:
     """Run ``episodes`` episodes on seeds ``seed, seed + 1, ...`` in lockstep.
 
-    :param policy: batched deterministic policy.
+    :param policy: batched deterministic policy, or an :class:`EpisodicPolicy`.
     :param sim: the task.
     :param episodes: number of episodes, >= 1.
     :param seed: seed of the first episode.
     :param robustness: noise and delay during evaluation; None for none.
     :param reward: reward weights (only the returned mean return depends on them).
+    :param observation_mode: what the policy observes ('state', 'pixels').
     :return: the aggregate.
     """
     start = time.perf_counter()
-    envs = [make_env(sim, reward=reward, robustness=robustness) for _ in range(episodes)]
+    envs = [make_env(sim, observation_mode, reward=reward, robustness=robustness)
+            for _ in range(episodes)]
+    if isinstance(policy, EpisodicPolicy):
+        policy.start(episodes)
     observations = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
     active = np.ones(episodes, dtype=bool)
     returns = np.zeros(episodes)
@@ -79,7 +107,10 @@ def evaluate_policy(policy: PolicyFn, sim: SimConfig, episodes: int = 50, seed: 
     jerks: list[float] = []
     while active.any():
         index = np.flatnonzero(active)
-        actions = np.asarray(policy(observations[index]), dtype=np.float32)
+        if isinstance(policy, EpisodicPolicy):
+            actions = np.asarray(policy.act(observations[index], index), dtype=np.float32)
+        else:
+            actions = np.asarray(policy(observations[index]), dtype=np.float32)
         for row, i in enumerate(index):
             action = np.clip(actions[row].astype(np.float64), -1.0, 1.0)
             past = history[i]
@@ -163,7 +194,8 @@ def evaluate_checkpoint(checkpoint: str, sim: SimConfig, episodes: int = 500,
                         torch_threads: int = 1, allow_pickle: bool = False) -> dict[str, Any]:
     """Evaluate a checkpoint on fixed seeds (``reacher policy eval``).
 
-    :param checkpoint: an actor .pt or an SB3 .zip.
+    :param checkpoint: an actor .pt, an SB3 .zip or a SLAC agent .pt (``agent.pt`` of
+        ``--algo slac``, evaluated on pixels).
     :param sim: the task; for a .pt checkpoint, the geometry and timing it was trained
         for replace sim's.
     :param episodes: episodes, >= 1.
@@ -176,7 +208,16 @@ def evaluate_checkpoint(checkpoint: str, sim: SimConfig, episodes: int = 500,
     """
     robustness = robustness or RobustnessConfig()
     torch.set_num_threads(torch_threads)
-    policy, sim = load_policy(checkpoint, sim, allow_pickle)
-    result = evaluate_policy(policy, sim, episodes, seed, robustness)
+    from reacher_policy.training.slac.agent import is_agent_checkpoint
+    if is_agent_checkpoint(checkpoint):
+        from reacher_policy.training.slac.acting import SlacEvalPolicy
+        from reacher_policy.training.slac.agent import SlacAgent
+        agent = SlacAgent.load(checkpoint)
+        sim = replace(sim, geometry=agent.geometry, timing=agent.timing)
+        result = evaluate_policy(SlacEvalPolicy(agent, agent.config.sequence_length), sim,
+                                 episodes, seed, robustness, observation_mode='pixels')
+    else:
+        policy, sim = load_policy(checkpoint, sim, allow_pickle)
+        result = evaluate_policy(policy, sim, episodes, seed, robustness)
     return {'checkpoint': checkpoint, 'episodes': episodes, 'seed': seed,
             'sim': asdict(sim), 'robustness': asdict(robustness), **result.as_dict()}

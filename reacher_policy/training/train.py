@@ -4,7 +4,9 @@ It mirrors the seed's ``main.py TRAIN``: it trains DDPG, TD3 or SAC on the reach
 (:func:`reacher_policy.training.sb3.make_train_env`) with a progress bar, TensorBoard
 logs, periodic evaluation on fixed seeds, SB3 checkpoints (save and resume), a
 learning-curve PNG, and exports the actor as the small checkpoint the learned controller
-loads. The presets are in :mod:`reacher_policy.training.config`.
+loads. The presets are in :mod:`reacher_policy.training.config`. ``--algo slac`` trains
+the SLAC agent from pixels instead (:mod:`reacher_policy.training.slac.train`), with the
+same folder layout (``agent.pt`` in place of model.zip and policy.pt).
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ def train(config: TrainConfig, command: str = '') -> TrainResult:
     :param command: the command line, recorded in the checkpoint's metadata.
     :return: the measurements (also written to out_dir/evaluations.json).
     """
+    if config.algo == 'slac':
+        from reacher_policy.training.slac.train import train_slac
+        return train_slac(config, command)
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
