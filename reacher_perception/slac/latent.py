@@ -178,6 +178,30 @@ class LatentModel(nn.Module):
         """
         targets = images if targets is None else targets
         features = self.encoder(images)
+        loss_kld, loss_image, _, reconstruction = self.elbo_terms(features, actions, targets)
+        squared_error = self.state_error(features, actions, states)
+        loss_state = self.config.state_weight * squared_error.sum(dim=(1, 2)).mean()
+        state_mse = squared_error.detach().mean(dim=(0, 1))
+        total = loss_kld + loss_image + loss_state
+        return LatentLosses(loss_kld, loss_image, loss_state, total, state_mse), reconstruction
+
+    def elbo_terms(self, features: torch.Tensor, actions: torch.Tensor, targets: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Minus the ELBO's two terms on one posterior sample per sequence (paper eq. 8-9).
+
+        The KL's priors are p(z1_{t+1} | z2_t, a_t) at the posterior's z2_t
+        (:meth:`z1_priors`), not at a rollout of the prior. Shared by the perception's
+        training and the SLAC agent (reacher_policy.training.slac), which adds its reward
+        factor.
+
+        :param features: (B, S+1, encoded_dim), the encoded frames.
+        :param actions: (B, S, action_dim) float32 in [-1, 1].
+        :param targets: (B, S+1, 3, H, W) float32 in [0, 1], the frames to reproduce.
+        :return: ``(loss_kld, loss_image, latent, reconstruction)``: the summed KL over
+            steps (nats, mean over the batch), minus the frames' log-likelihood (nats), the
+            (B, S+1, z1_dim + z2_dim) posterior sample and the (B, S+1, 3, H, W) decoded
+            means.
+        """
         z1, z2, posteriors = self.sample_posterior(features, actions)
         priors = self.z1_priors(z2, actions)
         # KL(q(z1_t | ...) || p(z1_t | ...)), summed over dims and steps, mean over batch.
@@ -187,19 +211,26 @@ class LatentModel(nn.Module):
         latent = torch.cat([z1, z2], dim=-1)
         reconstruction = self.decoder(latent)
         # -log p(x_t | z1_t, z2_t): gaussian with fixed std, summed over pixels and steps.
-        std = self.config.decoder_std
-        log_likelihood = Normal(reconstruction, std).log_prob(targets)
+        log_likelihood = Normal(reconstruction, self.config.decoder_std).log_prob(targets)
         loss_image = -log_likelihood.sum(dim=(1, 2, 3, 4)).mean()
-        # The heads are trained on the mean-filtered latent, exactly what the backend runs
-        # (``filter_first`` / ``filter_next``), not on the samples: read from samples, the
-        # heads first had to wait for the posterior stds to shrink and, in a trial of 650
-        # updates, had not started learning the goal (RMS error 93 mm, chance ~100 mm).
+        return loss_kld, loss_image, latent, reconstruction
+
+    def state_error(self, features: torch.Tensor, actions: torch.Tensor,
+                    states: torch.Tensor) -> torch.Tensor:
+        """The state heads' squared error on the mean-filtered latent.
+
+        The heads are trained on the mean-filtered latent, exactly what the backend runs
+        (``filter_first`` / ``filter_next``), not on the samples: read from samples, the
+        heads first had to wait for the posterior stds to shrink and, in a trial of 650
+        updates, had not started learning the goal (RMS error 93 mm, chance ~100 mm).
+
+        :param features: (B, S+1, encoded_dim).
+        :param actions: (B, S, action_dim).
+        :param states: (B, S+1, state_dim), the true ``STATE_NAMES`` values.
+        :return: (B, S+1, state_dim) squared errors.
+        """
         filtered = torch.cat(self.filter_sequence(features, actions), dim=-1)
-        squared_error = (self.state_head(filtered) - states).pow(2)
-        loss_state = self.config.state_weight * squared_error.sum(dim=(1, 2)).mean()
-        state_mse = squared_error.detach().mean(dim=(0, 1))
-        total = loss_kld + loss_image + loss_state
-        return LatentLosses(loss_kld, loss_image, loss_state, total, state_mse), reconstruction
+        return (self.state_head(filtered) - states).pow(2)
 
     # Inference: the filter run by the perception backend, on posterior means.
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.distributions import kl_divergence, Normal
+from torch.distributions import Normal
 
 from reacher_perception.slac.latent import LatentModel
 from reacher_perception.slac.network import Gaussian, mlp
@@ -92,23 +92,14 @@ def model_losses(model: LatentModel, reward_model: SlacRewardModel,
     """
     images, actions = batch['images'], batch['actions']
     features = model.encoder(images)
-    z1, z2, posteriors = model.sample_posterior(features, actions)
-    priors = model.z1_priors(z2, actions)
-    loss_kld = torch.stack([kl_divergence(q, p).sum(dim=-1)
-                            for q, p in zip(posteriors, priors, strict=True)],
-                           dim=1).sum(dim=1).mean()
-    latent = torch.cat([z1, z2], dim=-1)
-    reconstruction = model.decoder(latent)
-    log_likelihood = Normal(reconstruction, model.config.decoder_std).log_prob(images)
-    loss_image = -log_likelihood.sum(dim=(1, 2, 3, 4)).mean()
+    loss_kld, loss_image, latent, _ = model.elbo_terms(features, actions, images)
     reward = reward_model(latent[:, :-1], actions, latent[:, 1:])
     reward_log_likelihood = reward.log_prob(batch['rewards'][..., None]).squeeze(-1)
     loss_reward = -(reward_log_likelihood * batch['real']).sum(dim=1).mean()
     loss_state = latent.new_zeros(())
     if model.config.state_weight > 0.0:
         # the privileged term, as LatentModel.losses computes it: heads on the mean filter
-        filtered = torch.cat(model.filter_sequence(features, actions), dim=-1)
-        error = (model.state_head(filtered) - batch['states']).pow(2)
+        error = model.state_error(features, actions, batch['states'])
         loss_state = model.config.state_weight * error.sum(dim=(1, 2)).mean()
     total = loss_kld + loss_image + loss_reward + loss_state
     return SlacModelLosses(loss_kld, loss_image, loss_reward, loss_state, total)
