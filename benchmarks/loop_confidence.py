@@ -1,0 +1,143 @@
+"""The confidence stop in a closed loop without ROS: how often it halts the arm, and on what.
+
+The simulator's task (a new goal after each success or after ``--goal-timeout``), the
+renderer in a scene, an estimator and the policy node's own ``PolicyLoop`` (IK and PID,
+with ``min_confidence``), ticked once per camera frame. Per threshold: goals reached and
+timed out, the share of frames the arm was halted as unsure, how wrong the halted frames'
+estimates really were (a frame is wrong above 10 deg or 20 mm, as in
+``perception_scenes.py``), and the share of acted-on frames that were wrong. A goal
+estimate outside the arena is clipped into it (the node would drop that frame). It asks
+whether an estimator's confidence is calibrated on the states its own loop visits (the
+arm at rest, the fingertip over the goal), which held-out dataset frames do not cover.
+
+    python benchmarks/loop_confidence.py --estimator slac --thresholds 0.5 0.2 0.0
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import json
+from pathlib import Path
+import sys
+
+import numpy as np
+import tyro
+
+from reacher_perception.config import PerceptionConfig
+from reacher_perception.estimator import make_estimator
+from reacher_policy.config import PidConfig, PolicyConfig
+from reacher_policy.loop import PerceivedState, PolicyLoop
+from reacher_sim.config import SimConfig
+from reacher_sim.render import ArmRenderer
+from reacher_sim.scene import SceneConfig
+from reacher_sim.task import ReachingTask
+
+
+@dataclass
+class Args:
+    """Closed loop without ROS, per confidence threshold."""
+
+    estimator: str = 'slac'
+    """Perception backend ('classical' or 'slac')."""
+    checkpoint: str = ''
+    """The estimator's weights ('' = the shipped ones)."""
+    thresholds: tuple[float, ...] = (0.5, 0.2, 0.0)
+    """Values of policy_node's ``min_confidence`` to run."""
+    seconds: float = 60.0
+    """Simulated seconds per threshold and seed."""
+    seeds: tuple[int, ...] = (0,)
+    """Task seeds (goals, start pose, scenes)."""
+    scene: str = 'clean'
+    """Scene (reacher_sim.scene.SCENES), a new one drawn with each goal."""
+    goal_timeout: float = 10.0
+    """Seconds before an unreached goal is replaced (sim_node's ``goal_timeout_s``)."""
+    out: Path = Path('benchmarks/results/loop_confidence.json')
+    """Where to write the JSON results."""
+
+
+def run(args: Args, threshold: float, seed: int) -> dict:
+    """One closed-loop run; returns its figures."""
+    import torch
+    torch.set_num_threads(1)
+    config = SimConfig()
+    dt = config.timing.dt
+    task = ReachingTask(config, goal_timeout_s=args.goal_timeout, seed=seed)
+    renderer = ArmRenderer(config.geometry)
+    scene_config = SceneConfig(name=args.scene)
+    scene_rng = np.random.default_rng(seed + 7919)
+    renderer.set_scene(scene_config.sample(scene_rng, renderer.avoid_colours))
+    estimator = make_estimator(PerceptionConfig(estimator=args.estimator,
+                                                 checkpoint=args.checkpoint))
+    loop = PolicyLoop(PolicyConfig(min_confidence=threshold), PidConfig())
+    half = config.geometry.arena_size_m / 2.0
+    command = np.zeros(2)
+    rows = []
+    for step in range(int(round(args.seconds / dt))):
+        now = step * dt
+        truth_q, truth_goal = task.arm.joint_positions.copy(), task.arm.goal.copy()
+        estimate = estimator.estimate(renderer.render(truth_q, truth_goal), command)
+        joint_error = np.degrees(np.abs(np.angle(np.exp(
+            1j * (estimate.joint_positions - truth_q))))).max()
+        goal_error = 1000.0 * float(np.linalg.norm(estimate.goal - truth_goal))
+        loop.update_estimate(PerceivedState(now, estimate.joint_positions,
+                                            np.clip(estimate.goal, -half, half),
+                                            estimate.confidence))
+        command = loop.step(now).command
+        rows.append((joint_error, goal_error, float(loop.unsure)))
+        _, event = task.step(command)
+        if event is not None and scene_config.families:
+            renderer.set_scene(scene_config.sample(scene_rng, renderer.avoid_colours))
+    table = np.array(rows)
+    wrong = (table[:, 0] > 10.0) | (table[:, 1] > 20.0)
+    halted = table[:, 2] > 0.0
+    stats = task.stats()
+    return {
+        'threshold': threshold, 'seed': seed, 'frames': len(rows),
+        'goals_reached': stats.goals_reached, 'goals_timed_out': stats.goals_timed_out,
+        'halted_share': float(halted.mean()),
+        'halted_wrong_share': float(wrong[halted].mean()) if halted.any() else None,
+        'halted_joint_error_deg_median': (float(np.median(table[halted, 0]))
+                                          if halted.any() else None),
+        'halted_goal_error_mm_median': (float(np.median(table[halted, 1]))
+                                        if halted.any() else None),
+        'acted_wrong_share': float(wrong[~halted].mean()) if (~halted).any() else None,
+    }
+
+
+def main() -> None:
+    args = tyro.cli(Args)
+    runs = []
+    for threshold in args.thresholds:
+        for seed in args.seeds:
+            runs.append(run(args, threshold, seed))
+            print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({'benchmark': 'loop_confidence',
+                                    'args': {k: str(v) if isinstance(v, Path) else v
+                                             for k, v in vars(args).items()},
+                                    'runs': runs}, indent=2) + '\n')
+    print(f'| {args.estimator}, {args.scene}: min_confidence | goals reached / timed out '
+          '| frames halted | halted frames wrong | acted-on frames wrong |')
+    print('|---|---|---|---|---|')
+    for threshold in args.thresholds:
+        mine = [r for r in runs if r['threshold'] == threshold]
+        reached = sum(r['goals_reached'] for r in mine)
+        timed_out = sum(r['goals_timed_out'] for r in mine)
+        frames = sum(r['frames'] for r in mine)
+        halted = sum(r['halted_share'] * r['frames'] for r in mine)
+
+        def share(key: str, weight: str, rows: list[dict] = mine) -> str:
+            parts = [(r[key], r['frames'] * (r['halted_share'] if weight == 'halted'
+                                             else 1.0 - r['halted_share']))
+                     for r in rows if r[key] is not None]
+            total = sum(w for _, w in parts)
+            return f'{sum(v * w for v, w in parts) / total:.1%}' if total else '-'
+
+        print(f'| {threshold} | {reached} / {timed_out} | {halted / frames:.1%} | '
+              f'{share("halted_wrong_share", "halted")} | '
+              f'{share("acted_wrong_share", "acted")} |')
+    print(f'\nwritten to {args.out}')
+
+
+if __name__ == '__main__':
+    main()
