@@ -195,6 +195,7 @@ class CallbackErrors:
         self.counts: dict[str, int] = {}
         self.last_error: dict[str, str] = {}
         self._logged: dict[str, float] = {}
+        self._reported: dict[str, int] = {}
 
     def guard(self, callback: Callable[..., Any], name: str,
               fallback: Callable[..., Any] | None = None) -> Callable[..., Any]:
@@ -236,6 +237,17 @@ class CallbackErrors:
     def total(self) -> int:
         """All failures counted so far."""
         return sum(self.counts.values())
+
+    def failed_since_last_asked(self, name: str) -> bool:
+        """Whether ``name`` failed since the previous call for it (a diagnostics period).
+
+        :param name: the callback's name, as given to :meth:`guard` or :meth:`record`.
+        :return: True if its count grew since the last call (or since start).
+        """
+        count = self.counts.get(name, 0)
+        failed = count > self._reported.get(name, 0)
+        self._reported[name] = count
+        return failed
 
 
 class RateMeter:

@@ -108,7 +108,6 @@ class PerceptionNode(Node):
         self.arm_lost = 0
         self.goal_lost = 0
         self.errors = CallbackErrors(self, lambda: self.config.warn_throttle_s)
-        self._reported_estimator_errors = 0
         guard = self.errors.guard
         size = self.config.geometry.image_size
         self.frame_bytes = size * size * 3
@@ -244,9 +243,7 @@ class PerceptionNode(Node):
             'frames_without_goal': self.goal_lost,
             **self.confidence_statistics(),
         }
-        estimator_errors = self.errors.counts.get(ESTIMATE, 0)
-        failing = estimator_errors > self._reported_estimator_errors
-        self._reported_estimator_errors = estimator_errors
+        failing = self.errors.failed_since_last_asked(ESTIMATE)
         if failing:
             level = DiagnosticStatus.ERROR
             message = f'estimator failed: {self.errors.last_error[ESTIMATE]}'

@@ -111,7 +111,6 @@ class PolicyNode(Node):
         self.confidence_stops = 0
         self.dropped_estimates = 0
         self.errors = CallbackErrors(self, lambda: self.config.warn_throttle_s)
-        self._reported_control_errors = 0
         self._reported_mode = ''
         self._drop_logged: dict[str, float] = {}
         guard = self.errors.guard
@@ -302,9 +301,7 @@ class PolicyNode(Node):
             'callback_errors': self.errors.total(),
             'controller': self.config.controller,
         }
-        control_errors = self.errors.counts.get(CONTROL_STEP, 0)
-        failing = control_errors > self._reported_control_errors
-        self._reported_control_errors = control_errors
+        failing = self.errors.failed_since_last_asked(CONTROL_STEP)
         if failing:
             level = DiagnosticStatus.ERROR
             message = f'control step failed: {self.errors.last_error[CONTROL_STEP]}'
