@@ -7,7 +7,8 @@ estimator with ``runtime: onnxruntime`` and ``runtime: torch`` (the shipped chec
 its confidence included). Reports the median and p99 per frame, the start time of each
 estimator (the ONNX export happens there), the largest difference between the two SLAC
 runtimes' outputs (each runtime carrying its own latent along a sequence), and the load
-average.
+average. Then each estimator alone over the same frames (no other estimator's calls
+between its own, as in the perception node).
 
     python benchmarks/slac_inference.py     # ~1 min
 """
@@ -96,8 +97,21 @@ def main() -> None:
                 times[name].append((time.perf_counter_ns() - began) * 1e-6)
             largest = max(largest, difference(estimates['slac onnxruntime'],
                                               estimates['slac torch']))
+    # Then each alone over all the frames (no other estimator between its calls).
+    alone: dict[str, list[float]] = {name: [] for name in ROWS}
+    for name, estimator in estimators.items():
+        for index in range(len(data)):
+            estimator.reset()
+            for step in range(data.steps):
+                command = (None if step == 0
+                           else data.actions[index, step - 1].astype(np.float64))
+                began = time.perf_counter_ns()
+                estimator.estimate(data.images[index, step], command)
+                alone[name].append((time.perf_counter_ns() - began) * 1e-6)
     rows = {name: {'median_ms': float(np.median(values)),
                    'p99_ms': float(np.percentile(values, 99)),
+                   'alone_median_ms': float(np.median(alone[name])),
+                   'alone_p99_ms': float(np.percentile(alone[name], 99)),
                    'start_s': start_s[name]} for name, values in times.items()}
     payload: dict[str, Any] = {
         'args': {key: str(value) for key, value in asdict(args).items()},
@@ -107,10 +121,12 @@ def main() -> None:
         'load_average_before': load_before, 'load_average_after': os.getloadavg()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(payload, indent=1) + '\n')
-    print('| estimator | median (ms/frame) | p99 (ms/frame) | start (s) |')
+    print('| estimator | interleaved median / p99 (ms/frame) | alone median / p99 '
+          '(ms/frame) | start (s) |')
     print('|---|---|---|---|')
     for name, row in rows.items():
-        print(f'| {name} | {row["median_ms"]:.2f} | {row["p99_ms"]:.2f} | '
+        print(f'| {name} | {row["median_ms"]:.2f} / {row["p99_ms"]:.2f} | '
+              f'{row["alone_median_ms"]:.2f} / {row["alone_p99_ms"]:.2f} | '
               f'{row["start_s"]:.2f} |')
     print(f'\nlargest |onnxruntime - torch| over {payload["frames"]} frames: '
           f'{largest:.2g} (load average {load_before[0]:.2f} -> {os.getloadavg()[0]:.2f})')

@@ -141,10 +141,13 @@ def make_executor(name: str | None = None) -> Executor:
 
     'events' (the default) is ``rclpy.experimental.EventsExecutor``: the middleware's
     events go to a C++ queue and the callbacks run from there, without the Python wait-set
-    rebuild of every ``spin_once``. Measured on this machine (benchmarks/README.md,
-    "Latency floor"): a pub/sub round trip 0.83 ms against 1.11 ms with the
-    SingleThreadedExecutor, and in the loop (see ``benchmarks/latency.py``) each DDS hop
-    and the control period's jitter shorter. 'single' keeps the SingleThreadedExecutor.
+    rebuild of every ``spin_once``. Measured here: a pub/sub round trip 0.83 against
+    1.11 ms with the SingleThreadedExecutor; in ``reacher demo`` back to back (the machine
+    loaded), perception -> policy p50 1.6-1.9 against 3.5 ms and the total latency p50
+    5.6-6.3 against 8.1 ms; ``benchmarks/executor_probe.py``: the receive jitter of the
+    sim's frames p50 0.07 against 1-2 ms (benchmarks/README.md, issue 14). It does not
+    take callbacks with a ``MessageInfo`` argument (none of the nodes has one). 'single'
+    keeps the SingleThreadedExecutor.
 
     :param name: 'events' or 'single'; None reads :data:`EXECUTOR_ENV` (default 'events').
     :return: a new executor.
@@ -186,16 +189,13 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
     node: Node | None = None
     try:
         try:
+            executor = make_executor()
             node = factory()
         except (ValueError, OSError) as error:
             return _fatal(first_line(str(error)))
         unknown = unknown_parameters(node, sys.argv if args is None else args)
         if unknown:
             return _fatal(unknown)
-        try:
-            executor = make_executor()
-        except ValueError as error:
-            return _fatal(str(error))
         gc.collect()
         gc.freeze()
         _spin(node, executor)
