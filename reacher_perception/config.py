@@ -31,7 +31,7 @@ class PerceptionConfig:
     """Path of a learned estimator's weights; '' for estimators that need none (classical)."""
     runtime: str = 'onnxruntime'
     """How a learned estimator runs its network: 'onnxruntime' (exported from the loaded
-    checkpoint at start, ~0.4 ms a SLAC frame) or 'torch' (the reference, ~2.9 ms); the
+    checkpoint at start, ~0.4 ms a SLAC frame) or 'torch' (the reference, ~1.5 ms); the
     classical estimator ignores it."""
     warn_throttle_s: float = bounded(5.0, 0.0, 3600.0)
     """Least time between two repeats of the same warning from the node, seconds, in

@@ -22,7 +22,7 @@ without one (format ``reacher-slac-1``) gives nan for all four.
 
 The network runs as one :class:`~reacher_perception.slac.frame_step.FrameStep` per frame,
 exported to ONNX Runtime at start (``PerceptionConfig.runtime``: 'onnxruntime', the
-default, ~0.4 ms a frame) or in torch ('torch', the reference, ~2.9 ms).
+default, ~0.4 ms a frame) or in torch ('torch', the reference, ~1.5 ms).
 """
 
 from __future__ import annotations
