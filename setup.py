@@ -31,6 +31,10 @@ setup(
         'matplotlib',
         'tyro>=0.8',
         'torch>=2.2',
+        # the slac estimator's default runtime: its network exported at start (torch's
+        # exporter needs onnx) and run by ONNX Runtime
+        'onnx>=1.16',
+        'onnxruntime>=1.17',
     ],
     extras_require={
         'viz': ['pyglet>=2.0'],

@@ -20,6 +20,16 @@ the JSON says so under ``not_run``.
 
     python benchmarks/latency.py                       # default: a few minutes
     python benchmarks/latency.py --full --duration 60  # every combination
+    python benchmarks/latency.py --done-when           # issue 14's bars: ~20 minutes
+
+``--done-when`` runs what issue 14's "Done when" asks, with 60 s runs at 20 Hz camera and
+control: for each estimator (classical and slac), ``--repeats`` phase-locked headless
+runs, each checked against the bars (:data:`BARS`: latency p50 <= 3 ms and p99 <= 5 ms,
+control-period jitter p99 <= 1 ms, achieved rate within 1%, >= 95% of goals), then one
+free-running headless run and one run of each mode with the window under Xvfb (the
+per-stage comparison). The JSON's ``bars`` says, per checked run, which bar failed, and
+``bars_met`` whether every checked run met every bar; the load average before and after
+each run is in ``runs``. Run it on an otherwise idle machine.
 
 The default runs 20 Hz camera and control headless and with the window, and a 30 Hz camera
 at 1x control, for each mode; ``--full`` runs camera 20 and 30 Hz x control 1x, 2x and 3x
@@ -62,6 +72,13 @@ class Args:
     still meets a fresh physics step; the success hold stays 0.5 s."""
     seed: int = 0
     """The simulator's seed (the same goals in every run)."""
+    estimators: tuple[str, ...] = ('classical',)
+    """Perception estimators; every case runs with each."""
+    done_when: bool = False
+    """Issue 14's check (module docstring): sets duration 60 s and estimators classical
+    and slac."""
+    repeats: int = 3
+    """With ``--done-when``: phase-locked headless runs per estimator checked on the bars."""
     out: Path = Path('benchmarks/results/latency.json')
     """Where to write the JSON results."""
 
@@ -74,31 +91,64 @@ class Case:
     control_multiple: int
     mode: str
     window: bool
+    estimator: str = 'classical'
+    checked: bool = False
+    """Whether this run is checked against :data:`BARS`."""
 
     @property
     def control_hz(self) -> float:
         return self.camera_hz * self.control_multiple
 
     def label(self) -> str:
-        return (f'camera {self.camera_hz:g} Hz, control {self.control_multiple}x, '
-                f'{self.mode}, {"window" if self.window else "headless"}')
+        return (f'{self.estimator}, camera {self.camera_hz:g} Hz, control '
+                f'{self.control_multiple}x, {self.mode}, '
+                f'{"window" if self.window else "headless"}')
 
 
 def cases(args: Args) -> list[Case]:
     """The runs of this invocation, in order (see the module docstring)."""
     modes = [mode.split('=', 1)[0] for mode in args.modes]
+    if args.done_when:
+        free, locked = modes[0], modes[-1]
+        return [case for estimator in args.estimators for case in (
+            *[Case(20.0, 1, locked, False, estimator, True) for _ in range(args.repeats)],
+            Case(20.0, 1, free, False, estimator), Case(20.0, 1, free, True, estimator),
+            Case(20.0, 1, locked, True, estimator))]
     if args.full:
-        return [Case(camera, multiple, mode, window) for mode, camera, multiple, window in
-                itertools.product(modes, (20.0, 30.0), (1, 2, 3), (False, True))]
-    return [case for mode in modes for case in (
-        Case(20.0, 1, mode, False), Case(20.0, 1, mode, True), Case(30.0, 1, mode, False))]
+        return [Case(camera, multiple, mode, window, estimator)
+                for estimator, mode, camera, multiple, window in itertools.product(
+                    args.estimators, modes, (20.0, 30.0), (1, 2, 3), (False, True))]
+    return [case for estimator in args.estimators for mode in modes for case in (
+        Case(20.0, 1, mode, False, estimator), Case(20.0, 1, mode, True, estimator),
+        Case(30.0, 1, mode, False, estimator))]
+
+
+BARS: dict[str, tuple[str, float]] = {
+    'latency_ms_p50': ('<=', 3.0), 'latency_ms_p99': ('<=', 5.0),
+    'control_period_jitter_ms_p99': ('<=', 1.0), 'rate_error_pct': ('abs<=', 1.0),
+    'success_rate': ('>=', 0.95)}
+"""Issue 14's bars for a phase-locked headless run on an idle machine: the row's field,
+how it compares, and the bound."""
+
+
+def bar_failures(r: dict[str, Any]) -> list[str]:
+    """The bars a row misses, each as 'field=value (bound)'; [] when it meets them all."""
+    failures = []
+    for name, (how, bound) in BARS.items():
+        value = r.get(name)
+        ok = isinstance(value, (int, float)) and math.isfinite(value) and (
+            value <= bound if how == '<=' else value >= bound if how == '>=' else
+            abs(value) <= bound)
+        if not ok:
+            failures.append(f'{name}={value} ({how.replace("abs", "|x| ")} {bound:g})')
+    return failures
 
 
 def run_case(case: Case, args: Args, value: str) -> dict[str, Any]:
     """One demo run; returns its JSON summary with the case and the load around it."""
     reacher = Path(sys.executable).parent / 'reacher'
     command = [str(reacher), 'demo', '--json', '--duration', str(args.duration),
-               '--estimator', 'classical', '--controller', 'ik', '--seed', str(args.seed),
+               '--estimator', case.estimator, '--controller', 'ik', '--seed', str(args.seed),
                '--camera-rate', f'{case.camera_hz:g}',
                '--physics-rate', f'{case.camera_hz * args.physics_multiple:g}',
                '--control-rate', f'{case.control_hz:g}']
@@ -121,7 +171,8 @@ def run_case(case: Case, args: Args, value: str) -> dict[str, Any]:
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     summary.update(case={'camera_hz': case.camera_hz, 'control_hz': case.control_hz,
                          'control_multiple': case.control_multiple, 'mode': case.mode,
-                         'window': case.window},
+                         'window': case.window, 'estimator': case.estimator,
+                         'checked': case.checked},
                    command=' '.join(command), wall_s=round(time.monotonic() - start, 1),
                    load_average_before=load_before, load_average_after=os.getloadavg())
     return summary
@@ -144,6 +195,7 @@ def row(summary: dict[str, Any]) -> dict[str, Any]:
     achieved = summary.get('achieved_control_rate_hz') or math.nan
     stages = summary.get('latency_stages_ms') or {}
     return {
+        'estimator': case.get('estimator', 'classical'), 'checked': case.get('checked', False),
         'camera_hz': case['camera_hz'], 'control_hz': case['control_hz'],
         'mode': case['mode'], 'window': case['window'],
         'success_rate': summary.get('success_rate'),
@@ -170,8 +222,8 @@ def _fmt(value: Any, spec: str) -> str:
 
 
 def _case_cells(r: dict[str, Any]) -> list[str]:
-    return [f'{r["camera_hz"]:g}', f'{r["control_hz"]:g}', r['mode'],
-            'Xvfb' if r['window'] else 'headless']
+    return [r.get('estimator', 'classical'), f'{r["camera_hz"]:g}', f'{r["control_hz"]:g}',
+            r['mode'], 'Xvfb' if r['window'] else 'headless']
 
 
 def _markdown(head: list[str], body: list[list[str]]) -> str:
@@ -181,7 +233,7 @@ def _markdown(head: list[str], body: list[list[str]]) -> str:
 
 def table(rows: list[dict[str, Any]]) -> str:
     """The markdown tables of the rows: the loop's figures, then the stages (if any)."""
-    case = ['camera Hz', 'control Hz', 'mode', 'window']
+    case = ['estimator', 'camera Hz', 'control Hz', 'mode', 'window']
     main = _markdown(
         [*case, 'success (goals)', 'control rate achieved (error)',
          'period jitter p99 ms: received / policy', 'latency p50 / p99 ms',
@@ -206,6 +258,10 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 def main() -> None:
     args = tyro.cli(Args)
+    if args.done_when:
+        args.duration = 60.0
+        if args.estimators == ('classical',):
+            args.estimators = ('classical', 'slac')
     values = dict(mode.split('=', 1) for mode in args.modes)
     runs: list[dict[str, Any]] = []
     not_run: dict[str, str] = {}
@@ -229,6 +285,13 @@ def main() -> None:
     print(table([row(summary) for summary in runs]))
     for mode, reason in not_run.items():
         print(f'\nnot run: {mode}: {reason}')
+    checked = [row(summary) for summary in runs if summary['case']['checked']]
+    if checked:
+        print('\nissue 14 bars (phase-locked, headless, 60 s):')
+        for r in checked:
+            failures = bar_failures(r)
+            print(f'  {r["estimator"]}: {"met" if not failures else "; ".join(failures)} '
+                  f'(load 1 min {_fmt(r["load_average_1min"], ".2f")})')
 
 
 def write(args: Args, runs: list[dict[str, Any]], not_run: dict[str, str]) -> None:
@@ -240,6 +303,11 @@ def write(args: Args, runs: list[dict[str, Any]], not_run: dict[str, str]) -> No
         'commit': _commit(), 'platform': platform.platform(), 'cpus': os.cpu_count(),
         'rows': [row(summary) for summary in runs], 'runs': runs, 'not_run': not_run,
     }
+    checked = [row(summary) for summary in runs if summary['case']['checked']]
+    if checked:
+        payload['bars'] = [{'estimator': r['estimator'], 'failures': bar_failures(r),
+                            'load_average_1min': r['load_average_1min']} for r in checked]
+        payload['bars_met'] = not any(bar_failures(r) for r in checked)
     args.out.write_text(json.dumps(_finite(payload), indent=1) + '\n')
 
 

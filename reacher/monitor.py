@@ -21,11 +21,12 @@ from typing import Any
 from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 import rclpy
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 from tqdm import tqdm
+
+from reacher_common.ros_utils import make_executor
 
 Processes = dict[str, subprocess.Popen[bytes]]
 CONTROL_MODE_KEYS = ('timing.mode', 'control_mode')
@@ -186,7 +187,9 @@ class LoopMonitor:
 
     def __init__(self, namespaces: Sequence[str] = ('/',)) -> None:
         rclpy.init()
-        self.executor = SingleThreadedExecutor()
+        # The nodes' executor (EventsExecutor by default): the commands' receive times are
+        # the jitter's measure, so the monitor's own wake-up delay must stay small.
+        self.executor = make_executor()
         self.robots = [RobotMonitor(namespace) for namespace in namespaces]
         for robot in self.robots:
             self.executor.add_node(robot.node)

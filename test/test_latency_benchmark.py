@@ -41,3 +41,25 @@ def test_the_table_has_the_stage_columns_only_when_a_node_reports_them():
     assert 'no per-stage latency' in text
     summary['latency_stages_ms'] = {'total': {'node': 'policy_node', 'p50': 8.0, 'p99': 14.0}}
     assert 'total p50 / p99 ms' in latency.table([latency.row(summary)])
+
+
+def test_done_when_checks_every_estimator_on_the_bars():
+    runs = latency.cases(latency.Args(done_when=True, estimators=('classical', 'slac'),
+                                      repeats=2))
+    checked = [c for c in runs if c.checked]
+    assert [c.estimator for c in checked] == ['classical'] * 2 + ['slac'] * 2
+    assert all(c.mode == 'phase-locked' and not c.window for c in checked)
+    # the per-stage comparison: both modes, with the window under Xvfb, each estimator
+    assert {(c.estimator, c.mode, c.window) for c in runs if not c.checked} == {
+        (e, m, w) for e in ('classical', 'slac')
+        for m, w in (('free', False), ('free', True), ('phase-locked', True))}
+
+
+def test_bar_failures_name_each_missed_bar():
+    good = {'latency_ms_p50': 2.9, 'latency_ms_p99': 4.8, 'control_period_jitter_ms_p99': 0.9,
+            'rate_error_pct': -0.9, 'success_rate': 0.95}
+    assert latency.bar_failures(good) == []
+    bad = {**good, 'latency_ms_p99': 5.1, 'rate_error_pct': -1.5, 'success_rate': None}
+    failures = latency.bar_failures(bad)
+    assert [f.split('=')[0] for f in failures] == ['latency_ms_p99', 'rate_error_pct',
+                                                   'success_rate']

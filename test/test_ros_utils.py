@@ -132,3 +132,19 @@ def test_a_misspelt_key_in_the_nodes_own_section_stops_the_start(tmp_path, node,
              if not line.startswith('[INFO]')]
     misspelt = typo[1].split(':')[0]
     assert len(lines) == 1 and misspelt in lines[0] and str(params) in lines[0], lines
+
+
+@pytest.mark.ros
+def test_an_unknown_executor_stops_the_start_in_one_line(tmp_path):
+    process = NodeProcess('perception_node', tmp_path, 'perception.yaml',
+                          env={'REACHER_EXECUTOR': 'multi'})
+    with running(process):
+        assert process.wait(30) == 2, process.output()
+    lines = process.output().strip().splitlines()
+    assert len(lines) == 1 and "REACHER_EXECUTOR='multi'" in lines[0], lines
+
+
+def test_an_unknown_executor_is_named():
+    from reacher_common.ros_utils import make_executor
+    with pytest.raises(ValueError, match="REACHER_EXECUTOR='multi'.*events"):
+        make_executor('multi')

@@ -19,6 +19,10 @@ estimator always "sees" both parts, so ``arm_visible`` and ``goal_visible`` are 
 (:mod:`reacher_perception.slac.confidence`: per-frame heads on this frame's encoder
 feature against the filter, and the heads' self-consistency, calibrated); a checkpoint
 without one (format ``reacher-slac-1``) gives nan for all four.
+
+The network runs as one :class:`~reacher_perception.slac.frame_step.FrameStep` per frame,
+exported to ONNX Runtime at start (``PerceptionConfig.runtime``: 'onnxruntime', the
+default, ~0.4 ms a frame) or in torch ('torch', the reference, ~1.5 ms).
 """
 
 from __future__ import annotations
@@ -40,7 +44,12 @@ from reacher_perception.slac.checkpoint import (
     load_confidence,
     SLAC_GEOMETRY_FIELDS,
 )
-from reacher_perception.slac.confidence import signals
+from reacher_perception.slac.frame_step import (
+    FrameStepRunner,
+    OnnxFrameStep,
+    OUTPUTS,
+    TorchFrameStep,
+)
 from reacher_perception.slac.latent import LatentModel
 
 
@@ -78,13 +87,16 @@ class SlacEstimator:
         """The checkpoint's frame period."""
         self.checkpoint_path = path
         self._reach_m = geometry.reach_m
-        self._z2: torch.Tensor | None = None
+        step_type = OnnxFrameStep if config.runtime == 'onnxruntime' else TorchFrameStep
+        self.step: FrameStepRunner = step_type(model, self.confidence, geometry)
+        """The per-frame network (:mod:`reacher_perception.slac.frame_step`), in the
+        configured ``runtime``."""
+        self._z2: npt.NDArray[np.float32] | None = None
 
     def reset(self) -> None:
         """Forget the latent: the next frame starts a new filter with q(z1_1 | x_1)."""
         self._z2 = None
 
-    @torch.inference_mode()
     def estimate(self, image: npt.NDArray[np.uint8],
                  previous_command: npt.NDArray[np.float64] | None = None) -> Estimate:
         """Update the latent with one frame and read the state out.
@@ -96,34 +108,22 @@ class SlacEstimator:
         :raises ValueError: if the image has the wrong shape or dtype.
         """
         validate_image(image, self.config.geometry.image_size)
-        model = self.model
-        frame = torch.from_numpy(image).permute(2, 0, 1).float().div_(255.0)
-        feature = model.encoder(frame[None])
-        if self._z2 is None:
-            z1, z2 = model.filter_first(feature)
-        else:
-            command = (np.zeros(2) if previous_command is None
-                       else np.asarray(previous_command, dtype=np.float64))
-            action = torch.from_numpy(
-                np.clip(command / self.geometry.max_joint_velocity, -1.0, 1.0)
-            ).float()[None]
-            z1, z2 = model.filter_next(feature, self._z2, action)
+        command = (np.zeros(2) if previous_command is None
+                   else np.asarray(previous_command, dtype=np.float64))
+        action = np.clip(command / self.geometry.max_joint_velocity, -1.0, 1.0
+                         ).astype(np.float32)[None]
+        outputs = self.step(np.ascontiguousarray(image), self._z2, action)
+        filtered, z1, z2 = outputs[:3]
         self._z2 = z2
-        filtered = model.state(z1, z2)
-        state = filtered[0].numpy().astype(np.float64)
+        state = filtered[0].astype(np.float64)
         joints = np.arctan2(state[[0, 2]], state[[1, 3]])
         goal = state[6:8] * self._reach_m
         _, fingertip = forward_kinematics(joints, self.geometry.upper_arm_length_m,
                                           self.geometry.forearm_length_m)
-        latent = torch.cat([z1, z2], dim=-1)[0].numpy().astype(np.float32)
+        latent = np.concatenate([z1[0], z2[0]]).astype(np.float32)
         scores = [math.nan] * 4
-        if self.confidence is not None:
-            geometry = self.geometry
-            heads = self.confidence.frame_heads
-            confidence, stds = self.confidence(signals(
-                heads(feature), filtered, heads.distance(feature), self._reach_m,
-                geometry.upper_arm_length_m, geometry.forearm_length_m))
-            scores = [float(confidence[0]), *stds[0].tolist()]
+        if len(outputs) == len(OUTPUTS):
+            scores = [float(outputs[3][0]), *outputs[4][0].astype(np.float64).tolist()]
         return Estimate(joint_positions=joints, fingertip=fingertip, goal=goal,
                         arm_visible=True, goal_visible=True, latent=latent,
                         confidence=scores[0], joint_std_rad=scores[1],
