@@ -8,8 +8,10 @@ posterior means (arXiv 1907.00953 sec. 4, the filtering posterior):
   z2_t, a_t), with a_t the command received since the previous frame divided by the
   checkpoint's ``max_joint_velocity`` (zeros when unknown).
 
-The state heads read (z1, z2): joint angles from their sin/cos (atan2), the goal from its
-head; the fingertip is the forward kinematics of the joint angles, as ``Estimate``
+The state heads read (z1, z2); with a fitted confidence that read-out is blended with the
+confidence's per-frame heads (``SlacConfidence.read_out``: two readers that err
+differently). Joint angles come from the sin/cos (atan2), the goal from its head; the
+fingertip is the forward kinematics of the joint angles, as ``Estimate``
 promises. ``Estimate.latent`` is the filtered latent state (z1, z2) concatenated, what
 SLAC's critic reads and the perception node publishes on /perception/latent. A learned
 estimator always "sees" both parts, so ``arm_visible`` and ``goal_visible`` are True.
@@ -110,20 +112,22 @@ class SlacEstimator:
             z1, z2 = model.filter_next(feature, self._z2, action)
         self._z2 = z2
         filtered = model.state(z1, z2)
-        state = filtered[0].numpy().astype(np.float64)
+        scores = [math.nan] * 4
+        read = filtered
+        if self.confidence is not None:
+            geometry = self.geometry
+            frame_states = self.confidence.frame_heads(feature)
+            read = self.confidence.read_out(filtered, frame_states, self._reach_m)
+            confidence, stds = self.confidence(signals(
+                frame_states, filtered, self.confidence.frame_heads.distance(feature),
+                self._reach_m, geometry.upper_arm_length_m, geometry.forearm_length_m))
+            scores = [float(confidence[0]), *stds[0].tolist()]
+        state = read[0].numpy().astype(np.float64)
         joints = np.arctan2(state[[0, 2]], state[[1, 3]])
         goal = state[6:8] * self._reach_m
         _, fingertip = forward_kinematics(joints, self.geometry.upper_arm_length_m,
                                           self.geometry.forearm_length_m)
         latent = torch.cat([z1, z2], dim=-1)[0].numpy().astype(np.float32)
-        scores = [math.nan] * 4
-        if self.confidence is not None:
-            geometry = self.geometry
-            heads = self.confidence.frame_heads
-            confidence, stds = self.confidence(signals(
-                heads(feature), filtered, heads.distance(feature), self._reach_m,
-                geometry.upper_arm_length_m, geometry.forearm_length_m))
-            scores = [float(confidence[0]), *stds[0].tolist()]
         return Estimate(joint_positions=joints, fingertip=fingertip, goal=goal,
                         arm_visible=True, goal_visible=True, latent=latent,
                         confidence=scores[0], joint_std_rad=scores[1],
