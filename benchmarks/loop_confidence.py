@@ -10,7 +10,8 @@ estimate outside the arena is clipped into it (the node would drop that frame). 
 whether an estimator's confidence is calibrated on the states its own loop visits (the
 arm at rest, the fingertip over the goal), which held-out dataset frames do not cover.
 
-    python benchmarks/loop_confidence.py --estimator slac --thresholds 0.5 0.2 0.0
+    python benchmarks/loop_confidence.py --estimator slac --thresholds 0.5 0.2 0.0 \
+        --scenes clean randomized
 """
 
 from __future__ import annotations
@@ -47,15 +48,16 @@ class Args:
     """Simulated seconds per threshold and seed."""
     seeds: tuple[int, ...] = (0,)
     """Task seeds (goals, start pose, scenes)."""
-    scene: str = 'clean'
-    """Scene (reacher_sim.scene.SCENES), a new one drawn with each goal."""
+    scenes: tuple[str, ...] = ('clean',)
+    """Scenes (reacher_sim.scene.SCENES), each run on its own; a new one drawn with each
+    goal."""
     goal_timeout: float = 10.0
     """Seconds before an unreached goal is replaced (sim_node's ``goal_timeout_s``)."""
     out: Path = Path('benchmarks/results/loop_confidence.json')
     """Where to write the JSON results."""
 
 
-def run(args: Args, threshold: float, seed: int) -> dict:
+def run(args: Args, scene: str, threshold: float, seed: int) -> dict:
     """One closed-loop run; returns its figures."""
     import torch
     torch.set_num_threads(1)
@@ -63,7 +65,7 @@ def run(args: Args, threshold: float, seed: int) -> dict:
     dt = config.timing.dt
     task = ReachingTask(config, goal_timeout_s=args.goal_timeout, seed=seed)
     renderer = ArmRenderer(config.geometry)
-    scene_config = SceneConfig(name=args.scene)
+    scene_config = SceneConfig(name=scene)
     scene_rng = np.random.default_rng(seed + 7919)
     renderer.set_scene(scene_config.sample(scene_rng, renderer.avoid_colours))
     estimator = make_estimator(PerceptionConfig(estimator=args.estimator,
@@ -92,7 +94,7 @@ def run(args: Args, threshold: float, seed: int) -> dict:
     halted = table[:, 2] > 0.0
     stats = task.stats()
     return {
-        'threshold': threshold, 'seed': seed, 'frames': len(rows),
+        'scene': scene, 'threshold': threshold, 'seed': seed, 'frames': len(rows),
         'goals_reached': stats.goals_reached, 'goals_timed_out': stats.goals_timed_out,
         'halted_share': float(halted.mean()),
         'halted_wrong_share': float(wrong[halted].mean()) if halted.any() else None,
@@ -104,38 +106,40 @@ def run(args: Args, threshold: float, seed: int) -> dict:
     }
 
 
+def share(rows: list[dict], key: str, halted: bool) -> str:
+    """A per-run share pooled over runs, weighted by their halted (or acted-on) frames."""
+    parts = [(r[key], r['frames'] * (r['halted_share'] if halted else 1.0 - r['halted_share']))
+             for r in rows if r[key] is not None]
+    total = sum(weight for _, weight in parts)
+    return f'{sum(value * weight for value, weight in parts) / total:.1%}' if total else '-'
+
+
 def main() -> None:
     args = tyro.cli(Args)
     runs = []
-    for threshold in args.thresholds:
-        for seed in args.seeds:
-            runs.append(run(args, threshold, seed))
-            print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
+    for scene in args.scenes:
+        for threshold in args.thresholds:
+            for seed in args.seeds:
+                runs.append(run(args, scene, threshold, seed))
+                print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({'benchmark': 'loop_confidence',
                                     'args': {k: str(v) if isinstance(v, Path) else v
                                              for k, v in vars(args).items()},
                                     'runs': runs}, indent=2) + '\n')
-    print(f'| {args.estimator}, {args.scene}: min_confidence | goals reached / timed out '
+    print(f'| {args.estimator}: scene | min_confidence | goals reached / timed out '
           '| frames halted | halted frames wrong | acted-on frames wrong |')
-    print('|---|---|---|---|---|')
-    for threshold in args.thresholds:
-        mine = [r for r in runs if r['threshold'] == threshold]
-        reached = sum(r['goals_reached'] for r in mine)
-        timed_out = sum(r['goals_timed_out'] for r in mine)
-        frames = sum(r['frames'] for r in mine)
-        halted = sum(r['halted_share'] * r['frames'] for r in mine)
-
-        def share(key: str, weight: str, rows: list[dict] = mine) -> str:
-            parts = [(r[key], r['frames'] * (r['halted_share'] if weight == 'halted'
-                                             else 1.0 - r['halted_share']))
-                     for r in rows if r[key] is not None]
-            total = sum(w for _, w in parts)
-            return f'{sum(v * w for v, w in parts) / total:.1%}' if total else '-'
-
-        print(f'| {threshold} | {reached} / {timed_out} | {halted / frames:.1%} | '
-              f'{share("halted_wrong_share", "halted")} | '
-              f'{share("acted_wrong_share", "acted")} |')
+    print('|---|---|---|---|---|---|')
+    for scene in args.scenes:
+        for threshold in args.thresholds:
+            mine = [r for r in runs if r['threshold'] == threshold and r['scene'] == scene]
+            reached = sum(r['goals_reached'] for r in mine)
+            timed_out = sum(r['goals_timed_out'] for r in mine)
+            frames = sum(r['frames'] for r in mine)
+            halted = sum(r['halted_share'] * r['frames'] for r in mine)
+            print(f'| {scene} | {threshold} | {reached} / {timed_out} | {halted / frames:.1%} | '
+                  f'{share(mine, "halted_wrong_share", halted=True)} | '
+                  f'{share(mine, "acted_wrong_share", halted=False)} |')
     print(f'\nwritten to {args.out}')
 
 

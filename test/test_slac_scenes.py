@@ -122,8 +122,13 @@ def test_fitted_confidence_round_trips_into_the_estimator(tmp_path: Path) -> Non
     model = LatentModel(TINY)
     trained = save_checkpoint(tmp_path / 'final.pt', model, data.geometry, data.timing,
                               {'updates': 0})
+    with pytest.raises(ValueError, match='blend=1.5 must be in'):
+        fit_confidence(trained, tmp_path / 'train', tmp_path / 'calibration',
+                       tmp_path / 'never.pt', blend=1.5)
+    assert not (tmp_path / 'never.pt').exists()
     report = fit_confidence(trained, tmp_path / 'train', tmp_path / 'calibration',
-                            tmp_path / 'confident.pt', members=3, hidden=8, updates=20)
+                            tmp_path / 'confident.pt', members=3, hidden=8, updates=20,
+                            blend=0.25)
     assert 0.0 <= report['calibration']['confident_rate'] <= 1.0
     checkpoint = load_checkpoint(tmp_path / 'confident.pt')
     assert checkpoint.payload['metadata']['format'] == 'reacher-slac-2'
@@ -133,6 +138,7 @@ def test_fitted_confidence_round_trips_into_the_estimator(tmp_path: Path) -> Non
         assert torch.equal(checkpoint.model.state_dict()[key], value)
     confidence = load_confidence(checkpoint)
     assert isinstance(confidence, SlacConfidence) and confidence.frame_heads.members == 3
+    assert float(confidence.blend) == 0.25
     estimator = make_estimator(PerceptionConfig(estimator='slac', geometry=GEOMETRY_16,
                                                 checkpoint=str(tmp_path / 'confident.pt')))
     for step in range(3):
@@ -141,6 +147,50 @@ def test_fitted_confidence_round_trips_into_the_estimator(tmp_path: Path) -> Non
         assert 0.0 <= estimate.confidence <= 1.0
         assert estimate.joint_std_rad > 0 and estimate.fingertip_std_m > 0
         assert estimate.goal_std_m > 0
+
+
+def test_the_estimate_blends_the_filter_with_the_frame_heads_and_old_fits_do_not(
+        tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = LatentModel(TINY).eval()
+    confidence = SlacConfidence(TINY.encoded_dim, TINY.state_dim, members=2, hidden=4)
+    reach = GEOMETRY_16.reach_m
+    filtered = torch.randn(3, TINY.state_dim)
+    frames = filtered + 0.01 * torch.randn(2, 3, TINY.state_dim)  # heads near the filter
+    assert torch.equal(confidence.read_out(filtered, frames, reach), filtered)  # blend 0
+    confidence.blend.fill_(0.5)
+    assert torch.allclose(confidence.read_out(filtered, frames, reach),
+                          (filtered + frames.mean(0)) / 2)
+    # heads that read the goal 30 mm off (a blank frame, say): the goal is the filter's
+    far = frames.clone()
+    far[:, :, 6] += 0.03 / reach
+    read = confidence.read_out(filtered, far, reach)
+    assert torch.equal(read[:, 6:8], filtered[:, 6:8])
+    assert torch.allclose(read[:, :6], (filtered[:, :6] + far[:, :, :6].mean(0)) / 2)
+    path = save_checkpoint(tmp_path / 'c.pt', model, GEOMETRY_16, TIMING,
+                           confidence=confidence.eval())
+    image = np.random.default_rng(0).integers(0, 255, (16, 16, 3), dtype=np.uint8)
+    estimator = make_estimator(PerceptionConfig(estimator='slac', geometry=GEOMETRY_16,
+                                                checkpoint=str(path)))
+    blended = estimator.estimate(image).joint_positions
+    with torch.no_grad():
+        feature = model.encoder(torch.from_numpy(image).permute(2, 0, 1).float()[None] / 255)
+        state = model.state(*model.filter_first(feature))
+        heads = confidence.frame_heads(feature)
+    expected = confidence.read_out(state, heads, GEOMETRY_16.reach_m)[0].numpy()
+    np.testing.assert_allclose(blended, np.arctan2(expected[[0, 2]], expected[[1, 3]]),
+                               atol=1e-5)
+    # a fit stored before the blend existed publishes the filter alone
+    payload = torch.load(path, weights_only=True)
+    del payload['confidence']['blend']
+    torch.save(payload, path)
+    loaded = load_confidence(load_checkpoint(path))
+    assert loaded is not None and float(loaded.blend) == 0.0
+    estimator = make_estimator(PerceptionConfig(estimator='slac', geometry=GEOMETRY_16,
+                                                checkpoint=str(path)))
+    alone = state[0].numpy()
+    np.testing.assert_allclose(estimator.estimate(image).joint_positions,
+                               np.arctan2(alone[[0, 2]], alone[[1, 3]]), atol=1e-5)
 
 
 def test_a_checkpoint_of_format_1_loads_without_confidence(tmp_path: Path) -> None:

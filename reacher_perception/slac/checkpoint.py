@@ -204,7 +204,9 @@ def load_confidence(checkpoint: SlacCheckpoint) -> SlacConfidence | None:
     try:
         confidence = SlacConfidence(model_config.encoded_dim, model_config.state_dim,
                                     members=int(sizes['members']), hidden=int(sizes['hidden']))
-        confidence.load_state_dict(payload['confidence'])
+        # A fit from before the blend (SlacConfidence.read_out) estimates by the filter alone.
+        state = {'blend': torch.zeros(()), **payload['confidence']}
+        confidence.load_state_dict(state)
     except (KeyError, TypeError, RuntimeError, ValueError) as error:
         raise ValueError(f'the confidence of the SLAC checkpoint is damaged: '
                          f'{type(error).__name__}: {str(error).splitlines()[0][:200]}'

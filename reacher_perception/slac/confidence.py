@@ -59,6 +59,12 @@ SIGNAL_NAMES: tuple[str, ...] = (
   standardised by the training frames' mean and std), a cheap novelty score of the frame.
 """
 
+GATE_JOINT_DEG = 10.0
+"""Largest joint gap between the filter and the frame heads that :meth:`SlacConfidence.
+read_out` still blends (the project's "wrong frame" tolerance)."""
+GATE_GOAL_MM = 20.0
+"""... and the largest goal gap."""
+
 PARTS: tuple[str, ...] = ('joint', 'fingertip', 'goal')
 """The parts whose error scale is fitted (``Estimate.joint_std_rad`` and the others)."""
 
@@ -185,8 +191,12 @@ class SlacConfidence(nn.Module):
         self.register_buffer('logistic_bias', torch.zeros(()))
         self.register_buffer('scale_weight', torch.zeros(len(PARTS), count))
         self.register_buffer('scale_bias', torch.full((len(PARTS),), math.nan))
+        self.register_buffer('blend', torch.zeros(()))
 
     logistic_weight: torch.Tensor
+    blend: torch.Tensor
+    """Weight of the frame heads' mean in the published estimate (:meth:`read_out`): 0.5
+    in new fits, 0 (the filter alone) for a fit stored before it existed."""
     logistic_bias: torch.Tensor
     scale_weight: torch.Tensor
     scale_bias: torch.Tensor
@@ -195,6 +205,35 @@ class SlacConfidence(nn.Module):
         """The sizes, as stored in a checkpoint's metadata."""
         return {'members': self.frame_heads.members,
                 'hidden': int(self.frame_heads.weights[0].shape[2])}
+
+    def read_out(self, filtered: torch.Tensor, frame_states: torch.Tensor, reach_m: float
+                 ) -> torch.Tensor:
+        """The estimate's state: the filter's read-out blended with the frame heads' mean.
+
+        Two readers of the same frame that err differently (the filter carries the last
+        frames, each head only this one), so their mean errs less than either: on 300
+        held-out sequences of clean frames (IK-driven) the worse joint's MAE fell from
+        2.07 to 1.83 deg, the median goal error from 6.5 to 5.2 mm, and the frames past
+        10 deg or 20 mm from 1.7% to 0.6% (docs/slac.md, "Confidence"). The blend is
+        gated, as a fusion gates an inconsistent measurement: where the heads' mean is
+        more than ``GATE_JOINT_DEG`` (either joint) or ``GATE_GOAL_MM`` off the filter,
+        that part is the filter's alone, so a blank or covered frame, which the heads
+        misread and the filter predicts through, does not pull the estimate. Sin/cos are
+        averaged as vectors (the angle is their circular mean); the fingertip follows
+        the joints.
+
+        :param filtered: (N, 8) ``LatentModel.state`` of the filtered latent.
+        :param frame_states: (members, N, 8) :class:`FrameHeads` readings of the frame.
+        :param reach_m: the arm's reach (positions in the state are divided by it).
+        :return: (N, 8) float32, in ``STATE_NAMES`` order.
+        """
+        heads = frame_states.mean(0)
+        gap_joint = _wrap(_angles(heads) - _angles(filtered)).abs().amax(-1, keepdim=True)
+        gap_goal = (heads[:, 6:8] - filtered[:, 6:8]).norm(dim=-1, keepdim=True) * reach_m
+        joint_ok = gap_joint <= math.radians(GATE_JOINT_DEG)
+        goal_ok = gap_goal <= GATE_GOAL_MM / 1e3
+        use = torch.cat([joint_ok.expand(-1, 6), goal_ok.expand(-1, 2)], -1)
+        return torch.where(use, filtered + self.blend * (heads - filtered), filtered)
 
     def forward(self, signal_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Confidence and error stds from the signals.

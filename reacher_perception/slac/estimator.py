@@ -8,8 +8,10 @@ posterior means (arXiv 1907.00953 sec. 4, the filtering posterior):
   z2_t, a_t), with a_t the command received since the previous frame divided by the
   checkpoint's ``max_joint_velocity`` (zeros when unknown).
 
-The state heads read (z1, z2): joint angles from their sin/cos (atan2), the goal from its
-head; the fingertip is the forward kinematics of the joint angles, as ``Estimate``
+The state heads read (z1, z2); with a fitted confidence that read-out is blended with the
+confidence's per-frame heads (``SlacConfidence.read_out``: two readers that err
+differently, gated where they disagree). Joint angles come from the sin/cos (atan2), the
+goal from its head; the fingertip is the forward kinematics of the joint angles, as ``Estimate``
 promises. ``Estimate.latent`` is the filtered latent state (z1, z2) concatenated, what
 SLAC's critic reads and the perception node publishes on /perception/latent. A learned
 estimator always "sees" both parts, so ``arm_visible`` and ``goal_visible`` are True.
@@ -113,9 +115,9 @@ class SlacEstimator:
         action = np.clip(command / self.geometry.max_joint_velocity, -1.0, 1.0
                          ).astype(np.float32)[None]
         outputs = self.step(np.ascontiguousarray(image), self._z2, action)
-        filtered, z1, z2 = outputs[:3]
+        read, z1, z2 = outputs[:3]
         self._z2 = z2
-        state = filtered[0].astype(np.float64)
+        state = read[0].astype(np.float64)
         joints = np.arctan2(state[[0, 2]], state[[1, 3]])
         goal = state[6:8] * self._reach_m
         _, fingertip = forward_kinematics(joints, self.geometry.upper_arm_length_m,

@@ -4,8 +4,9 @@
 the encoder on the uint8 frame, the filter step (``LatentModel.filter_first`` or
 ``filter_next``), the state read-out (``LatentModel.state``) and, when the checkpoint has
 one, the confidence (``SlacConfidence.frame_heads``, ``confidence.signals`` and the
-calibration), each by calling the module that defines it, so the two runtimes compute the
-same thing by construction.
+calibration) and the estimate's blend of the two read-outs (``SlacConfidence.read_out``),
+each by calling the module that defines it, so the two runtimes compute the same thing by
+construction.
 
 :class:`OnnxFrameStep` exports the two :class:`FrameStep` variants (first frame, next
 frame) from the loaded torch model when the estimator starts, in memory, and runs them
@@ -44,7 +45,9 @@ RUNTIMES: tuple[str, ...] = ('onnxruntime', 'torch')
 """The values of ``PerceptionConfig.runtime``: how a learned estimator runs its network."""
 
 OUTPUTS: tuple[str, ...] = ('state', 'z1', 'z2', 'confidence', 'stds')
-"""What a frame step returns, in order (the last two only with a confidence)."""
+"""What a frame step returns, in order (the last two only with a confidence); ``state`` is
+the estimate's (the filter's read-out, blended by ``SlacConfidence.read_out`` when there
+is a confidence)."""
 
 _OPSET = 17
 
@@ -98,10 +101,12 @@ class FrameStep(nn.Module):
             return filtered, z1, z2_next
         geometry = self.geometry
         heads = self.confidence.frame_heads
+        frame_states = heads(feature)
         confidence, stds = self.confidence(signals(
-            heads(feature), filtered, heads.distance(feature), geometry.reach_m,
+            frame_states, filtered, heads.distance(feature), geometry.reach_m,
             geometry.upper_arm_length_m, geometry.forearm_length_m))
-        return filtered, z1, z2_next, confidence, stds
+        read = self.confidence.read_out(filtered, frame_states, geometry.reach_m)
+        return read, z1, z2_next, confidence, stds
 
 
 class TorchFrameStep:

@@ -78,6 +78,12 @@ class ConfidenceArgs:
     """Adam steps of the frame heads."""
     wrong_weight: float = 1.0
     """Weight of a wrong frame against a right one in the logistic calibration."""
+    blend: float = 0.5
+    """Weight of the per-frame heads' mean in the published estimate (the filter's read-out
+    has the rest), in [0, 1]; 0 publishes the filter alone."""
+    corrupt_calibration: bool = True
+    """Calibrate also on the calibration frames corrupted as in training (occluding
+    patches, blank frames, noise), so that a covered arm reads as unsure."""
     seed: int = 0
     """Initialisation, batches and augmentation."""
     threads: int = 1
@@ -107,7 +113,8 @@ def run_confidence(args: ConfidenceArgs) -> dict[str, Any]:
     return fit_confidence(args.checkpoint, args.data, args.calibration, args.out,
                           sequences=args.sequences, members=args.members,
                           hidden=args.hidden, updates=args.updates,
-                          wrong_weight=args.wrong_weight, seed=args.seed,
+                          wrong_weight=args.wrong_weight, blend=args.blend,
+                          corrupt_calibration=args.corrupt_calibration, seed=args.seed,
                           threads=args.threads)
 
 
