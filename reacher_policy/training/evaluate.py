@@ -80,7 +80,8 @@ class PolicyEvalResult:
 def evaluate_policy(policy: PolicyFn | EpisodicPolicy, sim: SimConfig, episodes: int = 50,
                     seed: int = 10_000, robustness: RobustnessConfig | None = None,
                     reward: RewardConfig | None = None,
-                    observation_mode: ObservationMode = 'state') -> PolicyEvalResult:
+                    observation_mode: ObservationMode = 'state',
+                    latent_checkpoint: str | None = None) -> PolicyEvalResult:
     """Run ``episodes`` episodes on seeds ``seed, seed + 1, ...`` in lockstep.
 
     :param policy: batched deterministic policy, or an :class:`EpisodicPolicy`.
@@ -90,11 +91,21 @@ def evaluate_policy(policy: PolicyFn | EpisodicPolicy, sim: SimConfig, episodes:
     :param robustness: noise and delay during evaluation; None for none.
     :param reward: reward weights (only the returned mean return depends on them).
     :param observation_mode: what the policy observes ('state', 'pixels').
+    :param latent_checkpoint: when given (a SLAC perception checkpoint, '' = the shipped
+        one), the policy observes the filtered latent of each frame
+        (:class:`reacher_policy.training.slac.latent_env.SlacLatentObservation`) and
+        ``observation_mode`` is ignored.
     :return: the aggregate.
     """
     start = time.perf_counter()
-    envs = [make_env(sim, observation_mode, reward=reward, robustness=robustness)
+    if latent_checkpoint is not None:
+        from reacher_policy.training.slac.latent_env import SlacLatentObservation
+        envs: list[Any] = [SlacLatentObservation(
+            make_env(sim, 'pixels', reward=reward, robustness=robustness), latent_checkpoint)
             for _ in range(episodes)]
+    else:
+        envs = [make_env(sim, observation_mode, reward=reward, robustness=robustness)
+                for _ in range(episodes)]
     if isinstance(policy, EpisodicPolicy):
         policy.start(episodes)
     observations = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
