@@ -249,5 +249,13 @@ def test_a_tiny_latent_training_run_exports_a_controller_the_node_accepts(tmp_pa
     assert (meta.observation, meta.observation_dim, meta.dt) == ('slac-latent', 80, 0.05)
     assert meta.latent_fingerprint == latent_model_fingerprint(SHIPPED_SLAC)
     assert meta.latent_checkpoint == 'slac_reacher.pt'
+    # 'reacher policy eval' evaluates it on the latent, refusing another latent model.
+    from reacher_policy.training.evaluate import evaluate_checkpoint
+    report = evaluate_checkpoint(str(policy), config.sim, episodes=2)
+    assert report['episodes'] == 2 and 0.0 <= report['success_rate'] <= 1.0
+    retrained = altered_slac(SHIPPED_SLAC, tmp_path / 'other_slac.pt', 'model')
+    with pytest.raises(ValueError, match='another latent model'):
+        evaluate_checkpoint(str(policy), config.sim, episodes=2,
+                            latent_checkpoint=str(retrained))
     with pytest.raises(ValueError, match='symmetry'):
         train(replace(config, symmetry_augmentation=True), 'test')
