@@ -26,8 +26,8 @@ adds symmetry augmentation) fill every field:
   reacher_policy/training/symmetry.py); 90% at 3k-4k env steps and 1.000 final success
   on three seeds (benchmarks/README.md).
 - ``sac-slac-latent``: ``sac-20hz`` observing the filtered latent of the perception's
-  shipped SLAC model instead of the state (``observation='slac-latent'``), 60k env steps:
-  the ``slac`` controller's actor (checkpoints/README.md).
+  shipped SLAC model instead of the state (``observation='slac-latent'``), 60k env steps;
+  the ``slac`` controller's actor is it resumed for 40k more (checkpoints/README.md).
 - ``slac``: the SLAC agent from pixels and reward alone (``--algo slac``,
   reacher_policy/training/slac/, docs/slac_agent.md) on the ROS loop's task (dt = 0.05 s)
   with ``sac``'s reward; ``slac-privileged`` adds the state heads' loss to its latent
