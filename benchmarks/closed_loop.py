@@ -9,6 +9,8 @@ over the seeds.
     python benchmarks/closed_loop.py --duration 60 --estimators classical --seeds 0 1 2
     python benchmarks/closed_loop.py --scenes clean background randomized \
         --estimators classical slac --seeds 0 1 2 --out benchmarks/results/closed_loop_scenes.json
+    python benchmarks/closed_loop.py --estimators slac --controllers slac --seeds 0 1 2 \
+        --params min_confidence:=0.0 --out benchmarks/results/closed_loop_slac_off.json
 """
 
 from __future__ import annotations
@@ -42,10 +44,13 @@ class Args:
     """Scenes the camera sees (reacher_sim.scene.SCENES: clean, a family, randomized)."""
     out: Path = Path('benchmarks/results/closed_loop.json')
     """Where to write the JSON results."""
+    params: tuple[str, ...] = ()
+    """ROS parameter overrides for every node, NAME:=VALUE (the demo's ``--ros-args -p``),
+    e.g. min_confidence:=0.0 to turn the policy's confidence stop off."""
 
 
 def run_demo(estimator: str, controller: str, seed: int, duration: float,
-             scene: str = 'clean') -> dict:
+             scene: str = 'clean', params: tuple[str, ...] = ()) -> dict:
     """One headless demo run; returns its JSON summary."""
     reacher = Path(sys.executable).parent / 'reacher'
     env = dict(os.environ)
@@ -53,6 +58,8 @@ def run_demo(estimator: str, controller: str, seed: int, duration: float,
     command = [str(reacher), 'demo', '--headless', '--json', '--duration', str(duration),
                '--estimator', estimator, '--controller', controller, '--seed', str(seed),
                '--scene', scene]
+    if params:
+        command += ['--ros-args', *[arg for param in params for arg in ('-p', param)]]
     result = subprocess.run(command, capture_output=True, text=True, env=env,
                             timeout=duration + 180)
     if result.returncode not in (0, 1):
@@ -68,7 +75,7 @@ def main() -> None:
     for scene, estimator, controller in combos:
         for seed in args.seeds:
             start = time.monotonic()
-            summary = run_demo(estimator, controller, seed, args.duration, scene)
+            summary = run_demo(estimator, controller, seed, args.duration, scene, args.params)
             summary['seed'] = seed
             summary.setdefault('scene', scene)
             runs.append(summary)

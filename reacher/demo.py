@@ -44,7 +44,8 @@ class DemoArgs:
     estimator: str = 'classical'
     """Perception backend: 'classical' (OpenCV) or a learned one, e.g. 'slac'."""
     controller: str = 'ik'
-    """Policy controller: 'ik' (analytic inverse kinematics) or 'learned'."""
+    """Policy controller: 'ik' (analytic inverse kinematics), 'learned' (the actor on the
+    estimated state) or 'slac' (the actor on the SLAC latent: needs --estimator slac)."""
     seed: int = 0
     """Seed of the simulator's goals and initial pose (robot i, from 0, gets seed + i)."""
     scene: str = 'clean'
@@ -98,7 +99,9 @@ class Summary:
     stage -> {'node', 'p50', 'p99'} in ms, empty while the nodes report none.
     ``command_accel_rms`` (rad/s^2) and ``command_jerk_rms`` (rad/s^3): the commands'
     smoothness (:func:`reacher.monitor.smoothness`). ``control_mode``: what the policy's
-    diagnostics call its mode ('' if they do not).
+    diagnostics call its mode ('' if they do not). ``estimator`` and ``controller``: what
+    perception and policy report they ran on /diagnostics (what was asked, if they did
+    not report).
     """
 
     estimator: str
@@ -250,12 +253,16 @@ def check_rates(args: DemoArgs) -> float:
     """Refuse rates that cannot work before any node starts; return the camera rate, Hz.
 
     :raises ValueError: for a negative rate, a camera rate that does not divide the
-        physics rate (naming ``--camera-rate``), or a SLAC estimator whose checkpoint was
-        trained at another frame period.
+        physics rate (naming ``--camera-rate``), a SLAC estimator whose checkpoint was
+        trained at another frame period, or the slac controller without the slac
+        estimator.
     """
     from reacher_common.geometry import Timing
     from reacher_sim.config import frames_every
 
+    if args.controller == 'slac' and args.estimator != 'slac':
+        raise ValueError(f'--controller slac acts on the SLAC latent, which --estimator '
+                         f'{args.estimator} does not publish: add --estimator slac')
     for name in ('camera_rate', 'physics_rate', 'control_rate'):
         if getattr(args, name) < 0:
             raise ValueError(f'--{name.replace("_", "-")} {getattr(args, name)} must be >= 0 '

@@ -149,6 +149,9 @@ class RobotMonitor:
         inside = [index for index, t in enumerate(self.command_times)
                   if self.start <= t <= self.end]
         window = [self.command_times[index] for index in inside]
+        # What ran, as the nodes report it (the request, if they report nothing).
+        summary.controller = policy.get('controller', summary.controller)
+        summary.estimator = perception.get('estimator', summary.estimator)
         summary.goals_reached = int(sim.get('goals_reached', 0))
         summary.goals_timed_out = int(sim.get('goals_timed_out', 0))
         summary.success_rate = _float(sim.get('success_rate'))

@@ -11,13 +11,20 @@ For every camera frame, perception publishes, each stamped with the frame's
 - ``perception/goal_pose`` and ``perception/fingertip_pose``
   (geometry_msgs/PoseWithCovarianceStamped, :func:`pose_with_covariance`) beside the
   PointStamped ``perception/goal`` and ``perception/fingertip`` that rviz, the bag tools
-  and the demo's window read.
+  and the demo's window read;
+- ``perception/latent`` (:data:`LATENT_TOPIC`, a learned estimator's latent state, e.g.
+  SLAC's filtered (z1, z2)): a sensor_msgs/Image of one row, encoding ``32FC1``, one
+  float32 per column (:func:`latent_image`, :func:`read_latent`), which the policy's
+  ``slac`` controller pairs with the bundle by stamp.
 
 No stock stamped float exists and a custom interface cannot be built pip-only; a
 diagnostic_msgs/DiagnosticArray on its own topic is the standard stamped message that
 names its values (``ros2 topic echo`` shows ``confidence: 0.93``), carries a level (the
 estimator's own verdict: OK, WARN when unsure) and takes further keys without breaking a
-reader. Only message packages are imported here, never rclpy.
+reader. The latent is a float vector with a stamp: a 1 x N ``32FC1`` sensor_msgs/Image is
+the standard message that carries both (``ros2 topic echo`` shows its width and bytes;
+rosbag2 and the bag tools read it as any image). Only message packages are imported here,
+never rclpy.
 """
 
 from __future__ import annotations
@@ -29,6 +36,9 @@ from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseWithCovarianceStamped
+import numpy as np
+import numpy.typing as npt
+from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 JOINTS_TOPIC = 'perception/joint_states'
@@ -37,6 +47,7 @@ STATUS_TOPIC = 'perception/estimate_status'
 FINGERTIP_TOPIC = 'perception/fingertip'
 GOAL_POSE_TOPIC = 'perception/goal_pose'
 FINGERTIP_POSE_TOPIC = 'perception/fingertip_pose'
+LATENT_TOPIC = 'perception/latent'
 BUNDLE_TOPICS = (JOINTS_TOPIC, GOAL_TOPIC, STATUS_TOPIC)
 """What the policy needs of one frame, paired by ``header.stamp``: joints, goal, status."""
 
@@ -51,6 +62,12 @@ STATUS_KEYS = ('confidence', 'joint_std_rad', 'fingertip_std_m', 'goal_std_m',
 estimator gives none), the standard deviations (rad, m, m; 'nan' when unknown), 'true' /
 'false', then the frame's timing in perception, ms: its stamp to the image callback
 (node clock), and the callback's start to the estimate (conversion and inference)."""
+
+LATENT_ENCODING = '32FC1'
+"""The encoding of the latent's image (REP-104 / sensor_msgs/image_encodings: one
+float32 channel)."""
+MAX_LATENT_WIDTH = 4096
+"""The widest latent :func:`read_latent` accepts (SLAC's is z1 + z2 = 80 floats)."""
 
 UNKNOWN_COVARIANCE = -1.0
 """Element 0 of a covariance that is not known (the sensor_msgs/Imu convention)."""
@@ -164,3 +181,37 @@ def read_estimate_status(msg: DiagnosticArray) -> EstimateStatus:
                 raise ValueError(f'{pair.key} is not a number ({len(pair.value)} '
                                  'characters)') from None
     return EstimateStatus(**numbers)
+
+
+def latent_image(header: Header, latent: npt.ArrayLike) -> Image:
+    """A latent state as a stamped 1 x N ``32FC1`` sensor_msgs/Image.
+
+    :param header: the frame's stamp (the image's ``header.stamp``) and frame.
+    :param latent: (N,) numbers (flattened), written as little-endian float32.
+    :return: the image: height 1, width N, step 4 N, ``is_bigendian`` 0.
+    """
+    values = np.asarray(latent, dtype='<f4').ravel()
+    return Image(header=header, height=1, width=int(values.size), encoding=LATENT_ENCODING,
+                 is_bigendian=0, step=4 * int(values.size), data=values.tobytes())
+
+
+def read_latent(msg: Image) -> npt.NDArray[np.float32]:
+    """The latent state of a :func:`latent_image` message.
+
+    :param msg: the image.
+    :return: (width,) float32.
+    :raises ValueError: (sizes only in the message) for another encoding, a height other
+        than 1, a width of 0 or above :data:`MAX_LATENT_WIDTH`, a step or data size that
+        does not fit, or a value that is not finite.
+    """
+    if msg.encoding != LATENT_ENCODING or msg.height != 1:
+        raise ValueError(f'a latent is a 1 x N {LATENT_ENCODING} image, got '
+                         f'{msg.height} x {msg.width} {msg.encoding[:16]!r}')
+    width = int(msg.width)
+    if not 0 < width <= MAX_LATENT_WIDTH or msg.step != 4 * width or len(msg.data) != 4 * width:
+        raise ValueError(f'latent of width {width} (at most {MAX_LATENT_WIDTH}) with step '
+                         f'{msg.step} and {len(msg.data)} bytes; want 4 bytes per value')
+    values = np.frombuffer(bytes(msg.data), dtype='>f4' if msg.is_bigendian else '<f4')
+    if not np.all(np.isfinite(values)):
+        raise ValueError('latent has values that are not finite')
+    return values.astype(np.float32)

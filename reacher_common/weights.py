@@ -51,3 +51,50 @@ def _first_line(error: BaseException, limit: int = 120) -> str:
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     text = lines[0] if lines else ''
     return text if len(text) <= limit else text[:limit] + '...'
+
+
+def weights_fingerprint(state: Any) -> str:
+    """A short hash of a state dict's weights: equal weights give equal fingerprints.
+
+    :param state: a mapping of parameter names to tensors (a ``state_dict``).
+    :return: 16 hex digits of the SHA-256 of every entry in name order (its name, dtype,
+        shape and bytes).
+    :raises ValueError: if ``state`` is not a mapping of names to tensors.
+    """
+    import hashlib
+
+    import torch
+
+    if not isinstance(state, dict) or not all(
+            isinstance(value, torch.Tensor) for value in state.values()):
+        raise ValueError('a weights fingerprint needs a state dict of tensors')
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f'{name}|{tensor.dtype}|{tuple(tensor.shape)}|'.encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel()
+                      else b'')
+    return digest.hexdigest()[:16]
+
+
+def latent_model_fingerprint(path: str | Path) -> str:
+    """The fingerprint of the latent model in a SLAC perception checkpoint.
+
+    Only the latent model's weights count (the checkpoint's ``model`` state dict, format
+    of ``reacher_perception.slac.checkpoint``): refitting the checkpoint's confidence or
+    changing its metadata leaves the fingerprint as it was, retraining the model changes
+    it. The SLAC controller (``reacher_policy.slac``) records the fingerprint of the model
+    it was trained on and refuses a perception checkpoint with another.
+
+    :param path: the SLAC checkpoint (.pt), read with ``weights_only=True``.
+    :return: :func:`weights_fingerprint` of its ``model``.
+    :raises FileNotFoundError: naming a missing path.
+    :raises ValueError: naming the file, when it is unreadable or holds no ``model``.
+    """
+    payload = load_weights(path, 'SLAC checkpoint')
+    model = payload.get('model') if isinstance(payload, dict) else None
+    try:
+        return weights_fingerprint(model)
+    except ValueError:
+        raise ValueError(f'SLAC checkpoint {str(path)!r} holds no latent model '
+                         "('model' state dict)") from None

@@ -8,7 +8,8 @@ stamped with the image's stamp, the estimate bundle of ``reacher_common.estimate
 which the policy pairs by stamp; then /perception/goal_pose and
 /perception/fingertip_pose (geometry_msgs/PoseWithCovarianceStamped, the covariance from
 the estimate's standard deviations), /perception/fingertip (PointStamped),
-/perception/latent (std_msgs/Float32MultiArray, when the estimator has a latent state)
+/perception/latent (sensor_msgs/Image, 1 x N 32FC1 with the frame's stamp, when the
+estimator has a latent state)
 and the estimated arm and goal as a ghost on /visualization/markers. /diagnostics
 reports the inference time, rate, dropped frames and the confidence's statistics. The
 ``estimator`` parameter picks the backend
@@ -33,7 +34,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Float32MultiArray, Float64MultiArray, Header
+from std_msgs.msg import Float64MultiArray, Header
 from visualization_msgs.msg import MarkerArray
 
 from reacher_common.config_tools import FieldError
@@ -44,6 +45,8 @@ from reacher_common.estimate_msgs import (
     GOAL_POSE_TOPIC,
     GOAL_TOPIC,
     JOINTS_TOPIC,
+    latent_image,
+    LATENT_TOPIC,
     pose_with_covariance,
     STATUS_TOPIC,
     UNSURE_BELOW,
@@ -121,7 +124,7 @@ class PerceptionNode(Node):
                                                    GOAL_POSE_TOPIC, 10)
         self.fingertip_pose_pub = self.create_publisher(PoseWithCovarianceStamped,
                                                         FINGERTIP_POSE_TOPIC, 10)
-        self.latent_pub = self.create_publisher(Float32MultiArray, 'perception/latent', 10)
+        self.latent_pub = self.create_publisher(Image, LATENT_TOPIC, 10)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
         self.marker_pub = self.create_publisher(MarkerArray, 'visualization/markers', 10)
         self.link_lengths = self.config.geometry.link_lengths
@@ -214,7 +217,7 @@ class PerceptionNode(Node):
                         msg.header.stamp, (1.0, 1.0, 1.0, 0.8), wireframe=True),
         ]))
         if estimate.latent is not None:
-            self.latent_pub.publish(Float32MultiArray(data=estimate.latent.ravel().tolist()))
+            self.latent_pub.publish(latent_image(header, estimate.latent))
 
     def count_confidence(self, confidence: float) -> None:
         """Keep the confidence for /diagnostics: a window of the last 1000, and counts."""

@@ -48,6 +48,14 @@ class ActorMetadata:
     :param net_arch: hidden layer widths.
     :param env_steps: env steps the actor was trained for.
     :param command: the command that trained it.
+    :param observation: what the actor reads: 'state' (the state vector of
+        ``reacher_sim.observation``, the ``learned`` controller) or 'slac-latent' (the
+        filtered latent (z1, z2) of a SLAC perception model, the ``slac`` controller).
+        Files written before the field read as 'state'.
+    :param latent_fingerprint: for 'slac-latent': the fingerprint of the latent model's
+        weights (``reacher_common.weights.latent_model_fingerprint``); '' otherwise.
+    :param latent_checkpoint: for 'slac-latent': the file name of that perception
+        checkpoint, for messages; '' otherwise.
     """
 
     algo: str
@@ -57,6 +65,9 @@ class ActorMetadata:
     net_arch: tuple[int, ...]
     env_steps: int = 0
     command: str = ''
+    observation: str = 'state'
+    latent_fingerprint: str = ''
+    latent_checkpoint: str = ''
 
     @property
     def dt(self) -> float:
@@ -67,7 +78,9 @@ class ActorMetadata:
         """The flat dict stored in the checkpoint (lists and numbers only)."""
         return {'algo': self.algo, **geometry_to_dict(self.geometry, self.timing),
                 'observation_dim': self.observation_dim, 'net_arch': list(self.net_arch),
-                'env_steps': self.env_steps, 'command': self.command}
+                'env_steps': self.env_steps, 'command': self.command,
+                'observation': self.observation, 'latent_fingerprint': self.latent_fingerprint,
+                'latent_checkpoint': self.latent_checkpoint}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ActorMetadata:
@@ -81,7 +94,10 @@ class ActorMetadata:
                    observation_dim=int(values['observation_dim']),
                    net_arch=tuple(int(width) for width in values['net_arch']),
                    env_steps=int(values.get('env_steps', 0)),
-                   command=str(values.get('command', '')))
+                   command=str(values.get('command', '')),
+                   observation=str(values.get('observation', 'state')),
+                   latent_fingerprint=str(values.get('latent_fingerprint', '')),
+                   latent_checkpoint=str(values.get('latent_checkpoint', '')))
 
 
 class ActorMlp(nn.Module):

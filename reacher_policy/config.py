@@ -80,7 +80,14 @@ class PolicyConfig:
     """The arm being steered (config/geometry.yaml): IK solves for its links, a learned
     controller must have been trained for it."""
     checkpoint: str = ''
-    """Path of the learned controller's checkpoint; '' for controllers that need none."""
+    """Path of the learned or slac controller's checkpoint ('' = the shipped one:
+    checkpoints/sac_reacher_20hz.pt, checkpoints/sac_slac_latent_20hz.pt); unused by ik."""
+    latent_checkpoint: str = ''
+    """The slac controller only: the SLAC checkpoint that perception_node runs (its
+    ``checkpoint`` parameter; '' = the shipped checkpoints/slac_reacher.pt), whose latent
+    the controller reads. Its latent model must be the one the controller was trained on
+    (the fingerprint of its weights, reacher_common.weights.latent_model_fingerprint),
+    else the node refuses to start."""
     warn_throttle_s: float = bounded(5.0, 0.0, 3600.0)
     """Least time between two repeats of the same warning from the node, seconds, in
     [0, 3600]."""
@@ -89,5 +96,6 @@ class PolicyConfig:
         check_fields(self, {
             'controller': isinstance(self.controller, str) and self.controller != '',
             'checkpoint': isinstance(self.checkpoint, str),
+            'latent_checkpoint': isinstance(self.latent_checkpoint, str),
             'phase_lock': isinstance(self.phase_lock, bool),
         })

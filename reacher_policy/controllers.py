@@ -3,7 +3,9 @@
 A setpoint controller decides *where* the joints should go and
 ``reacher_policy.pid.PidSmoother.update`` decides how fast to move them there; a velocity
 controller (the learned actor) decides the joint velocity itself, and the smoother's
-velocity path (``PidSmoother.update_velocity``) only clamps and rate-limits it. New
+velocity path (``PidSmoother.update_velocity``) only clamps and rate-limits it; a latent
+controller (``slac``) gives a joint velocity from the frame's latent state, through the same
+path. New
 controllers register a factory in ``CONTROLLERS`` under the name that
 ``PolicyConfig.controller`` selects.
 """
@@ -68,9 +70,34 @@ class VelocityController(Protocol):
         ...
 
 
-Controller: TypeAlias = SetpointController | VelocityController
-"""What the policy loop runs: a setpoint or a velocity controller (``PolicyLoop.step``
-tells them apart with ``isinstance(controller, VelocityController)``)."""
+@runtime_checkable
+class LatentController(Protocol):
+    """A controller that acts on a learned estimator's latent state (rad/s).
+
+    The policy node then pairs the frame's latent (``perception/latent``) with its other
+    estimates by stamp; the velocity goes through the PID smoother's velocity path, as a
+    :class:`VelocityController`'s.
+    """
+
+    latent_dim: int
+    """The width of the latent it reads."""
+
+    def reset(self) -> None:
+        """Forget any state kept between calls."""
+        ...
+
+    def latent_velocity(self, latent: npt.NDArray[np.float32]) -> FloatArray:
+        """Joint velocities the arm should move at, from one frame's latent.
+
+        :param latent: (latent_dim,) float32, the frame's latent state.
+        :return: (2,) float64 rad/s.
+        """
+        ...
+
+
+Controller: TypeAlias = SetpointController | VelocityController | LatentController
+"""What the policy loop runs: a setpoint, a velocity or a latent controller
+(``PolicyLoop.step`` tells them apart with ``isinstance``)."""
 
 
 class IkController:
@@ -109,7 +136,8 @@ CONTROLLERS: dict[str, Callable[[PolicyConfig, PidConfig], Controller]] = {
 and PID configs. A controller is built once per node: a ``pid.*`` change at run time
 reaches the smoother, not the controller."""
 
-CONTROLLER_MODULES: dict[str, str] = {'learned': 'reacher_policy.learned'}
+CONTROLLER_MODULES: dict[str, str] = {'learned': 'reacher_policy.learned',
+                                      'slac': 'reacher_policy.slac'}
 """Controllers whose module registers them on import; imported only when asked for, so
 the IK controller never loads torch."""
 

@@ -42,6 +42,37 @@ limit that scales its action) is taken from the checkpoint itself."""
 FloatArray = npt.NDArray[np.float64]
 
 
+def check_actor(meta: ActorMetadata, config: PolicyConfig, observation: str) -> None:
+    """Refuse an actor checkpoint that does not fit the node (``config.checkpoint``).
+
+    :param meta: the checkpoint's metadata.
+    :param config: the policy config (its ``checkpoint`` names the file in messages).
+    :param observation: what the controller feeds the actor ('state', 'slac-latent').
+    :raises ValueError: for an actor trained on another observation, at another control
+        period or for another arm (``CHECKED_GEOMETRY``).
+    """
+    if meta.observation != observation:
+        raise ValueError(
+            f'checkpoint {config.checkpoint!r} is an actor on the {meta.observation!r} '
+            f'observation but controller {config.controller!r} feeds it {observation!r}; '
+            "use controller 'slac' for an actor trained on the SLAC latent and 'learned' "
+            'for one trained on the state')
+    period = 1.0 / config.control_rate_hz
+    if not math.isclose(meta.dt, period, rel_tol=1e-6):
+        raise ValueError(
+            f'checkpoint {config.checkpoint!r} was trained with dt = {meta.dt} s '
+            f'({1.0 / meta.dt:g} Hz) but the node runs at control_rate_hz = '
+            f'{config.control_rate_hz:g} Hz (period {period:g} s); set control_rate_hz '
+            f'to {1.0 / meta.dt:g} or train a policy with --sim.timing.dt {period:g}')
+    differing = mismatches(meta.geometry, config.geometry, CHECKED_GEOMETRY)
+    if differing:
+        raise ValueError(
+            f'checkpoint {config.checkpoint!r} was trained for links of '
+            f'{meta.geometry.link_lengths} m but the node is configured for '
+            f'{config.geometry.link_lengths} m ({"; ".join(differing)}); use a '
+            'checkpoint trained for this arm')
+
+
 class LearnedController:
     """Joint velocities from a trained actor checkpoint (``controller: learned``).
 
@@ -52,8 +83,8 @@ class LearnedController:
     :param pid: the PID smoother's config (unused: the velocity bypasses the gains; the
         argument keeps the factory signature of ``CONTROLLERS``).
     :raises FileNotFoundError: naming a missing checkpoint.
-    :raises ValueError: for a checkpoint trained at another control period or for
-        another arm geometry.
+    :raises ValueError: for a checkpoint trained at another control period, for another
+        arm geometry or on another observation than the state (:func:`check_actor`).
     """
 
     actor: torch.nn.Module
@@ -65,21 +96,7 @@ class LearnedController:
             shipped = share_dir() / 'checkpoints' / DEFAULT_ACTOR_CHECKPOINT
             config = replace(config, checkpoint=str(shipped))
         self.actor, self.metadata = load_actor(config.checkpoint)
-        meta = self.metadata
-        period = 1.0 / config.control_rate_hz
-        if not math.isclose(meta.dt, period, rel_tol=1e-6):
-            raise ValueError(
-                f'checkpoint {config.checkpoint!r} was trained with dt = {meta.dt} s '
-                f'({1.0 / meta.dt:g} Hz) but the node runs at control_rate_hz = '
-                f'{config.control_rate_hz:g} Hz (period {period:g} s); set control_rate_hz '
-                f'to {1.0 / meta.dt:g} or train a policy with --sim.timing.dt {period:g}')
-        differing = mismatches(meta.geometry, config.geometry, CHECKED_GEOMETRY)
-        if differing:
-            raise ValueError(
-                f'checkpoint {config.checkpoint!r} was trained for links of '
-                f'{meta.geometry.link_lengths} m but the node is configured for '
-                f'{config.geometry.link_lengths} m ({"; ".join(differing)}); use a '
-                'checkpoint trained for this arm')
+        check_actor(self.metadata, config, 'state')
 
     def reset(self) -> None:
         """Forget episode state (the actor is memoryless, so nothing to do)."""

@@ -11,7 +11,8 @@ The node hands each perception estimate to ``PolicyLoop.update_estimate`` and, a
         -> command
 
 A velocity controller (the learned actor) skips the setpoint: its joint velocity goes
-through ``PidSmoother.update_velocity`` (clamp and rate limit only). An estimate older
+through ``PidSmoother.update_velocity`` (clamp and rate limit only); so does a latent
+controller's (``slac``), computed from the estimate's latent state. An estimate older
 than ``estimate_timeout_s`` (by its image stamp) is stale: the arm is stopped rather than
 driven by what the camera saw long ago. An estimate whose confidence is below
 ``min_confidence`` stops the arm the same way (an estimator that gives no confidence, nan,
@@ -27,7 +28,12 @@ import numpy as np
 import numpy.typing as npt
 
 from reacher_policy.config import PidConfig, PolicyConfig
-from reacher_policy.controllers import Controller, make_controller, VelocityController
+from reacher_policy.controllers import (
+    Controller,
+    LatentController,
+    make_controller,
+    VelocityController,
+)
 from reacher_policy.pid import PidSmoother
 
 FloatArray = npt.NDArray[np.float64]
@@ -45,12 +51,15 @@ class PerceivedState:
     :param goal: (2,) metres, the estimated goal centre in ``world``.
     :param confidence: the estimator's confidence in this estimate, in [0, 1]
         (``reacher_perception.estimator.Estimate.confidence``); nan when it gives none.
+    :param latent: (N,) float32, the frame's latent state (``perception/latent``), or
+        None; a latent controller needs it.
     """
 
     stamp_s: float
     joint_positions: FloatArray
     goal: FloatArray
     confidence: float = math.nan
+    latent: npt.NDArray[np.float32] | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +114,11 @@ class PolicyLoop:
         self._unsure = False
 
     @property
+    def needs_latent(self) -> bool:
+        """Whether the controller acts on the latent (each estimate must carry one)."""
+        return isinstance(self.controller, LatentController)
+
+    @property
     def estimate(self) -> PerceivedState | None:
         """The newest estimate given to ``update_estimate`` (validated copy), or None."""
         return self._estimate
@@ -142,6 +156,8 @@ class PolicyLoop:
             changed = [name for name in ('control_rate_hz', 'controller', 'geometry',
                                          'checkpoint', 'phase_lock')
                        if getattr(fixed, name) != getattr(self.config, name)]
+            changed += [name for name in ('latent_checkpoint',)
+                        if getattr(fixed, name) != getattr(self.config, name)]
             raise ValueError(f'{", ".join(changed)} cannot change while the loop runs')
         self.config = config
 
@@ -189,8 +205,9 @@ class PolicyLoop:
 
         :param state: the estimate; its arrays are copied as float64.
         :raises ValueError: if the stamp is not finite, the joint angles are not two
-            finite numbers, the goal is not in the arena (:meth:`check_goal`), or the
-            confidence is neither nan nor in [0, 1].
+            finite numbers, the goal is not in the arena (:meth:`check_goal`), the
+            confidence is neither nan nor in [0, 1], or (for a latent controller) the latent
+            is missing, not finite or not of the controller's width.
         """
         stamp_s = float(state.stamp_s)
         if not math.isfinite(stamp_s):
@@ -205,7 +222,14 @@ class PolicyLoop:
             raise ValueError(f'joint_positions must be {NUM_JOINTS} finite numbers, '
                              f'got {got!r}')
         goal = self.check_goal(np.array(state.goal, dtype=np.float64))
-        self._estimate = PerceivedState(stamp_s, joint_positions, goal, confidence)
+        latent = None if state.latent is None else np.array(state.latent, dtype=np.float32)
+        if isinstance(self.controller, LatentController):
+            width = self.controller.latent_dim
+            if latent is None or latent.shape != (width,) or not np.all(np.isfinite(latent)):
+                got = 'none' if latent is None else f'shape {latent.shape}'
+                raise ValueError(f'the {self.config.controller} controller needs a finite latent '
+                                 f'of {width} values, got {got}')
+        self._estimate = PerceivedState(stamp_s, joint_positions, goal, confidence, latent)
 
     def step(self, now_s: float) -> ControlOutput:
         """Compute the command for the tick at ``now_s``.
@@ -259,7 +283,12 @@ class PolicyLoop:
         self._last_step_s = now_s
 
         q, goal = estimate.joint_positions, estimate.goal
-        if isinstance(self.controller, VelocityController):
+        if isinstance(self.controller, LatentController):
+            if estimate.latent is None:
+                raise ValueError(f'the {self.config.controller} controller needs the latent')
+            command = self.pid.update_velocity(
+                self.controller.latent_velocity(estimate.latent), q, dt)
+        elif isinstance(self.controller, VelocityController):
             command = self.pid.update_velocity(self.controller.velocity(q, goal), q, dt)
         else:
             command = self.pid.update(self.controller.setpoint(q, goal), q, dt)

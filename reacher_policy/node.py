@@ -3,12 +3,15 @@
 Subscribes the estimate bundle of ``reacher_common.estimate_msgs``: /perception/joint_states
 (sensor_msgs/JointState), /perception/goal (geometry_msgs/PointStamped) and
 /perception/estimate_status (diagnostic_msgs/DiagnosticArray, the confidence), and pairs
-the three parts of each frame by their stamp (``reacher_policy.bundle.FrameBundler``).
+the three parts of each frame by their stamp (``reacher_policy.bundle.FrameBundler``);
+with the ``slac`` controller also /perception/latent (sensor_msgs/Image, 1 x N 32FC1), a
+fourth part of the frame.
 Phase-locked (``phase_lock``, the default), a frame's complete bundle is commanded at once
 and the control timer (``control_rate_hz``, a whole multiple of the camera rate) is
 re-aligned to it; free-running, the timer alone commands (``reacher_policy.timing`` says
-why and what was measured). Each command runs the controller (``controller``: 'ik', or
-'learned' with a checkpoint) and the per-joint PID smoother (``pid.*``) and is published on
+why and what was measured). Each command runs the controller (``controller``: 'ik',
+'learned' with a checkpoint, or 'slac' with a checkpoint and the perception's
+``latent_checkpoint``) and the per-joint PID smoother (``pid.*``) and is published on
 /joint_commands (std_msgs/Float64MultiArray, joint velocities in rad/s). When the newest
 estimate is older than ``estimate_timeout_s``, or its confidence is below
 ``min_confidence``, it commands zero and says so once. A goal outside the arena, a status
@@ -35,7 +38,7 @@ import numpy as np
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import JointState
+from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray
 
 from reacher_common.config_tools import FieldError
@@ -43,7 +46,9 @@ from reacher_common.estimate_msgs import (
     EstimateStatus,
     GOAL_TOPIC,
     JOINTS_TOPIC,
+    LATENT_TOPIC,
     read_estimate_status,
+    read_latent,
     STATUS_TOPIC,
 )
 from reacher_common.geometry import ArmGeometry
@@ -75,7 +80,8 @@ LATENCY_WINDOW = 2000
 CONTROL_STEP = 'control step'
 """The name under which a failed control tick is counted and logged."""
 PARTS = ('joints', 'goal', 'status')
-"""The parts of a frame's bundle, from JOINTS_TOPIC, GOAL_TOPIC and STATUS_TOPIC."""
+"""The parts of a frame's bundle, from JOINTS_TOPIC, GOAL_TOPIC and STATUS_TOPIC; a
+controller on the latent adds 'latent' (LATENT_TOPIC)."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +107,7 @@ class PolicyNode(Node):
         except FieldError as error:
             raise ParameterError(parameter_message(error)) from error
         self.period = 1.0 / self.config.control_rate_hz
-        self.bundler = FrameBundler(PARTS)
+        self.bundler = FrameBundler(PARTS + ('latent',) if self.loop.needs_latent else PARTS)
         self.lock = PhaseLock(self.period, locked=self.config.phase_lock)
         self.stages = StageTimes(LATENCY_WINDOW)
         self.arrival: _FrameArrival | None = None
@@ -125,6 +131,9 @@ class PolicyNode(Node):
                                  guard(self.goal_callback, 'goal estimate'), 10)
         self.create_subscription(DiagnosticArray, STATUS_TOPIC,
                                  guard(self.status_callback, 'estimate status'), 10)
+        if self.loop.needs_latent:
+            self.create_subscription(Image, LATENT_TOPIC,
+                                     guard(self.latent_callback, 'latent'), 10)
         self.timer = self.create_timer(self.period, guard(self.timer_callback, 'control timer'))
         self.create_timer(1.0, guard(self.publish_diagnostics, 'diagnostics'))
         self.add_on_set_parameters_callback(guard(
@@ -171,8 +180,17 @@ class PolicyNode(Node):
             return
         self.add_part('status', msg.header.stamp, status)
 
+    def latent_callback(self, msg: Image) -> None:
+        """Take a frame's latent state (a 1 x N 32FC1 image)."""
+        try:
+            latent = read_latent(msg)
+        except ValueError as error:
+            self.drop(f'/{LATENT_TOPIC}', str(error))
+            return
+        self.add_part('latent', msg.header.stamp, latent)
+
     def add_part(self, part: str, stamp: Time, value: Any) -> None:
-        """Pair a part with the others of its frame; with all three, hand the frame over.
+        """Pair a part with the others of its frame; with all its parts, hand the frame over.
 
         Phase-locked, the complete frame is commanded at once and the control timer reset,
         so its next ticks fall whole control periods after this command.
@@ -186,7 +204,7 @@ class PolicyNode(Node):
         try:
             self.loop.update_estimate(PerceivedState(
                 stamp_s=stamp_s, joint_positions=frame['joints'], goal=frame['goal'],
-                confidence=status.confidence))
+                confidence=status.confidence, latent=frame.get('latent')))
         except ValueError as error:
             self.drop('estimate', str(error))
             return

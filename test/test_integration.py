@@ -108,6 +108,7 @@ def test_demo_refuses_bad_arguments(tmp_path):
     (['--physics-rate', '-60'], '--physics-rate'),
     (['--camera-rate', '30', '--physics-rate', '60', '--estimator', 'slac'],
      'SLAC model was trained on frames 0.05 s apart (20 Hz)'),
+    (['--controller', 'slac'], '--controller slac acts on the SLAC latent'),
 ])
 def test_demo_refuses_rates_that_cannot_work_before_any_node_starts(tmp_path, arguments, named):
     result = subprocess.run([executable('reacher'), 'demo', '--headless', *arguments,

@@ -280,8 +280,9 @@ def test_registered_controller_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_unknown_controller_lists_known_ones() -> None:
-    with pytest.raises(ValueError, match=r"controller='slac' is unknown.*\['ik', 'learned'\]"):
-        PolicyLoop(PolicyConfig(controller='slac'), PidConfig())
+    with pytest.raises(ValueError,
+                       match=r"controller='mpc' is unknown.*\['ik', 'learned', 'slac'\]"):
+        PolicyLoop(PolicyConfig(controller='mpc'), PidConfig())
 
 
 @pytest.mark.parametrize(('cls', 'field', 'value'), [

@@ -37,6 +37,11 @@ class TrainResult:
     env_steps: int
 
 
+def latent_checkpoint(config: TrainConfig) -> str | None:
+    """The ``latent_checkpoint`` argument of :func:`evaluate_policy` for a run."""
+    return config.latent_checkpoint if config.observation == 'slac-latent' else None
+
+
 def make_callback(config: TrainConfig, result: TrainResult, model_path: Path) -> Any:
     """The SB3 callback of a run: it evaluates, logs, saves and shows progress.
 
@@ -71,7 +76,8 @@ def make_callback(config: TrainConfig, result: TrainResult, model_path: Path) ->
             begin = time.perf_counter()
             evaluation = evaluate_policy(sb3_policy(self.model), config.sim,
                                          config.eval_episodes, config.eval_seed,
-                                         config.eval_robustness)
+                                         config.eval_robustness,
+                                         latent_checkpoint=latent_checkpoint(config))
             train_time = begin - self.start - self.eval_time
             row = {'env_steps': float(self.num_timesteps), 'train_time_s': train_time,
                    **evaluation.as_dict()}

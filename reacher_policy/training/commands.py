@@ -50,6 +50,9 @@ class PolicyEvalArgs:
     allow_pickle: bool = False
     """Load an SB3 .zip the SB3 way, unpickling its data: runs code from the file, so only
     for files you made and trust (by default only its weights are read)."""
+    latent_checkpoint: str = ''
+    """For an actor on the SLAC latent (``--preset sac-slac-latent``): the SLAC perception
+    checkpoint that filters the frames ('' = the shipped checkpoints/slac_reacher.pt)."""
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,8 @@ def run_eval(args: PolicyEvalArgs) -> int:
     from reacher_policy.training.evaluate import evaluate_checkpoint
 
     report = evaluate_checkpoint(args.checkpoint, args.sim, args.episodes, args.seed,
-                                 args.robustness, args.torch_threads, args.allow_pickle)
+                                 args.robustness, args.torch_threads, args.allow_pickle,
+                                 args.latent_checkpoint)
     text = json.dumps(report, indent=2)
     print(text)
     if args.output:

@@ -25,6 +25,9 @@ adds symmetry augmentation) fill every field:
   mapped by random symmetries of the task (``--symmetry-augmentation``,
   reacher_policy/training/symmetry.py); 90% at 3k-4k env steps and 1.000 final success
   on three seeds (benchmarks/README.md).
+- ``sac-slac-latent``: ``sac-20hz`` observing the filtered latent of the perception's
+  shipped SLAC model instead of the state (``observation='slac-latent'``), 60k env steps;
+  the ``slac`` controller's actor is it resumed for 40k more (checkpoints/README.md).
 - ``slac``: the SLAC agent from pixels and reward alone (``--algo slac``,
   reacher_policy/training/slac/, docs/slac_agent.md) on the ROS loop's task (dt = 0.05 s)
   with ``sac``'s reward; ``slac-privileged`` adds the state heads' loss to its latent
@@ -143,6 +146,14 @@ class TrainConfig:
     """Show a tqdm progress bar."""
     torch_threads: int = 1
     """torch.set_num_threads (the machine is small and shared)."""
+    observation: Literal['state', 'slac-latent'] = 'state'
+    """What the SB3 policy observes: 'state' (the state vector), or 'slac-latent': the
+    filtered latent (z1, z2) of the SLAC perception checkpoint ``latent_checkpoint`` on
+    each rendered frame (reacher_policy/training/slac/latent_env.py), the observation of
+    the policy node's ``slac`` controller."""
+    latent_checkpoint: str = ''
+    """For ``observation='slac-latent'``: the SLAC perception checkpoint whose frozen
+    latent model filters the frames ('' = the shipped checkpoints/slac_reacher.pt)."""
     slac: SlacAgentConfig = field(default_factory=SlacAgentConfig)
     """The SLAC agent's hyperparameters (``algo='slac'`` only; its env is the pixel env of
     ``sim`` with ``reward``, and resume reads a SLAC agent .pt)."""
@@ -179,6 +190,9 @@ PRESETS: dict[str, TrainConfig] = {
     'sac-d4': replace(_TUNED, symmetry_augmentation=True),
     'td3': replace(_TUNED, algo='td3', learning_rate=1e-3),
     'ddpg': replace(_TUNED, algo='ddpg', learning_rate=1e-3),
+    'sac-slac-latent': replace(_TUNED, sim=SimConfig(timing=Timing(dt=0.05)), gamma=0.95,
+                               total_steps=60_000, eval_freq=5000,
+                               observation='slac-latent'),
     'slac': _SLAC,
     'slac-privileged': replace(_SLAC, slac=SlacAgentConfig(
         model=SlacModelConfig(state_weight=1e4))),

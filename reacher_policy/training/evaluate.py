@@ -80,7 +80,8 @@ class PolicyEvalResult:
 def evaluate_policy(policy: PolicyFn | EpisodicPolicy, sim: SimConfig, episodes: int = 50,
                     seed: int = 10_000, robustness: RobustnessConfig | None = None,
                     reward: RewardConfig | None = None,
-                    observation_mode: ObservationMode = 'state') -> PolicyEvalResult:
+                    observation_mode: ObservationMode = 'state',
+                    latent_checkpoint: str | None = None) -> PolicyEvalResult:
     """Run ``episodes`` episodes on seeds ``seed, seed + 1, ...`` in lockstep.
 
     :param policy: batched deterministic policy, or an :class:`EpisodicPolicy`.
@@ -90,11 +91,21 @@ def evaluate_policy(policy: PolicyFn | EpisodicPolicy, sim: SimConfig, episodes:
     :param robustness: noise and delay during evaluation; None for none.
     :param reward: reward weights (only the returned mean return depends on them).
     :param observation_mode: what the policy observes ('state', 'pixels').
+    :param latent_checkpoint: when given (a SLAC perception checkpoint, '' = the shipped
+        one), the policy observes the filtered latent of each frame
+        (:class:`reacher_policy.training.slac.latent_env.SlacLatentObservation`) and
+        ``observation_mode`` is ignored.
     :return: the aggregate.
     """
     start = time.perf_counter()
-    envs = [make_env(sim, observation_mode, reward=reward, robustness=robustness)
+    if latent_checkpoint is not None:
+        from reacher_policy.training.slac.latent_env import SlacLatentObservation
+        envs: list[Any] = [SlacLatentObservation(
+            make_env(sim, 'pixels', reward=reward, robustness=robustness), latent_checkpoint)
             for _ in range(episodes)]
+    else:
+        envs = [make_env(sim, observation_mode, reward=reward, robustness=robustness)
+                for _ in range(episodes)]
     if isinstance(policy, EpisodicPolicy):
         policy.start(episodes)
     observations = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
@@ -189,9 +200,34 @@ def load_policy(checkpoint: str, sim: SimConfig,
     return torch_policy(actor), sim
 
 
+def latent_input(checkpoint: str, latent_checkpoint: str) -> str | None:
+    """What an actor checkpoint observes, as :func:`evaluate_policy`'s ``latent_checkpoint``.
+
+    :param checkpoint: an actor .pt or an SB3 .zip (a .zip is taken to observe the state).
+    :param latent_checkpoint: the SLAC perception checkpoint to filter frames with ('' =
+        the shipped one).
+    :return: None for a state actor; ``latent_checkpoint`` for an actor on the SLAC latent.
+    :raises ValueError: when that latent model is not the one the actor was trained on.
+    """
+    if checkpoint.endswith('.zip'):
+        return None
+    from reacher_common.weights import latent_model_fingerprint
+    from reacher_perception.slac.checkpoint import default_slac_checkpoint
+    from reacher_policy.checkpoint import load_actor
+    meta = load_actor(checkpoint)[1]
+    if meta.observation != 'slac-latent':
+        return None
+    file = latent_checkpoint or str(default_slac_checkpoint())
+    if latent_model_fingerprint(file) != meta.latent_fingerprint:
+        raise ValueError(f"{checkpoint} was trained on another latent model than {file}'s "
+                         f'(fingerprint {meta.latent_fingerprint})')
+    return latent_checkpoint
+
+
 def evaluate_checkpoint(checkpoint: str, sim: SimConfig, episodes: int = 500,
                         seed: int = 10_000, robustness: RobustnessConfig | None = None,
-                        torch_threads: int = 1, allow_pickle: bool = False) -> dict[str, Any]:
+                        torch_threads: int = 1, allow_pickle: bool = False,
+                        latent_checkpoint: str = '') -> dict[str, Any]:
     """Evaluate a checkpoint on fixed seeds (``reacher policy eval``).
 
     :param checkpoint: an actor .pt, an SB3 .zip or a SLAC agent .pt (``agent.pt`` of
@@ -203,6 +239,9 @@ def evaluate_checkpoint(checkpoint: str, sim: SimConfig, episodes: int = 500,
     :param robustness: noise and delay during evaluation; None for none.
     :param torch_threads: ``torch.set_num_threads``.
     :param allow_pickle: see :func:`load_policy`.
+    :param latent_checkpoint: for an actor on the SLAC latent, the perception checkpoint
+        that filters the frames ('' = the shipped one; its latent model must be the
+        actor's, :func:`latent_input`).
     :return: the JSON-ready report: the inputs, the task used and the
         :class:`PolicyEvalResult` fields.
     """
@@ -218,6 +257,7 @@ def evaluate_checkpoint(checkpoint: str, sim: SimConfig, episodes: int = 500,
                                  episodes, seed, robustness, observation_mode='pixels')
     else:
         policy, sim = load_policy(checkpoint, sim, allow_pickle)
-        result = evaluate_policy(policy, sim, episodes, seed, robustness)
+        result = evaluate_policy(policy, sim, episodes, seed, robustness,
+                                 latent_checkpoint=latent_input(checkpoint, latent_checkpoint))
     return {'checkpoint': checkpoint, 'episodes': episodes, 'seed': seed,
             'sim': asdict(sim), 'robustness': asdict(robustness), **result.as_dict()}

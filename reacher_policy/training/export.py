@@ -83,7 +83,7 @@ def actor_from_state_dict(policy: dict[str, torch.Tensor]) -> ActorMlp:
 
 
 def export_actor(model: Any, path: str | Path, algo: str, sim: SimConfig,
-                 command: str = '') -> ActorMetadata:
+                 command: str = '', latent_checkpoint: str | None = None) -> ActorMetadata:
     """Write the actor checkpoint of an SB3 model trained on ``sim``.
 
     :param model: a ``stable_baselines3`` SAC, TD3 or DDPG instance with an MLP policy.
@@ -91,13 +91,25 @@ def export_actor(model: Any, path: str | Path, algo: str, sim: SimConfig,
     :param algo: recorded in the metadata.
     :param sim: the task it was trained on: its geometry and ``dt`` go in the metadata.
     :param command: the command that made it, recorded in the metadata.
+    :param latent_checkpoint: for a model trained on the SLAC latent (``observation:
+        slac-latent``), the perception checkpoint it read ('' = the shipped one): the
+        metadata records ``observation='slac-latent'``, the latent model's fingerprint
+        and the file's name; None for a state policy.
     :return: the metadata written.
     :raises ValueError: for an actor that :func:`actor_from_sb3` cannot copy.
     """
     actor = actor_from_sb3(model)
+    latent: dict[str, str] = {}
+    if latent_checkpoint is not None:
+        from reacher_common.weights import latent_model_fingerprint
+        from reacher_perception.slac.checkpoint import default_slac_checkpoint
+        file = Path(latent_checkpoint) if latent_checkpoint else default_slac_checkpoint()
+        latent = {'observation': 'slac-latent', 'latent_checkpoint': file.name,
+                  'latent_fingerprint': latent_model_fingerprint(file)}
     metadata = ActorMetadata(algo=algo, geometry=sim.geometry, timing=sim.timing,
-                             observation_dim=STATE_DIM, net_arch=actor.net_arch,
-                             env_steps=int(model.num_timesteps), command=command)
+                             observation_dim=int(model.observation_space.shape[0]),
+                             net_arch=actor.net_arch, env_steps=int(model.num_timesteps),
+                             command=command, **latent)
     save_actor(path, actor, metadata)
     return metadata
 

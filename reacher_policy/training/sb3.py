@@ -32,11 +32,25 @@ def make_train_env(config: TrainConfig, rank: int = 0) -> gym.Env[Any, Any]:
 
     :param config: the run; ``train_episode_steps`` > 0 truncates its episodes sooner.
     :param rank: the worker's index (SB3's ``make_vec_env`` seeds worker k with seed + k).
-    :return: the env from :func:`reacher_sim.wrappers.make_env`.
+    :return: the env from :func:`reacher_sim.wrappers.make_env`; with
+        ``observation='slac-latent'`` its pixel env seen through
+        :class:`reacher_policy.training.slac.latent_env.SlacLatentObservation`.
+    :raises ValueError: for symmetry augmentation or observation noise on the latent.
     """
+    if config.observation == 'slac-latent' and (
+            config.symmetry_augmentation or config.robustness.joint_noise_std_rad > 0.0
+            or config.robustness.goal_noise_std_m > 0.0
+            or config.robustness.observation_delay_steps > 0):
+        raise ValueError('observation slac-latent: symmetry augmentation and observation '
+                         'noise or delay act on the state vector, not on the latent')
     sim = config.sim
     if config.train_episode_steps > 0:
         sim = replace(sim, max_episode_steps=config.train_episode_steps)
+    if config.observation == 'slac-latent':
+        from reacher_policy.training.slac.latent_env import SlacLatentObservation
+        return SlacLatentObservation(
+            make_env(sim, 'pixels', reward=config.reward, curriculum=config.curriculum,
+                     robustness=config.robustness), config.latent_checkpoint)
     return make_env(sim, reward=config.reward, curriculum=config.curriculum,
                     robustness=config.robustness)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from reacher_policy.training.callbacks import make_callback, TrainResult
+from reacher_policy.training.callbacks import latent_checkpoint, make_callback, TrainResult
 from reacher_policy.training.config import TrainConfig
 from reacher_policy.training.evaluate import evaluate_policy, sb3_policy
 from reacher_policy.training.export import export_actor
@@ -76,10 +76,13 @@ def train(config: TrainConfig, command: str = '') -> TrainResult:
     model.save(model_path)
     if config.save_replay_buffer:
         model.save_replay_buffer(out / 'replay_buffer.pkl')
-    export_actor(model, out / 'policy.pt', config.algo, config.sim, command)
+    latent = latent_checkpoint(config)
+    export_actor(model, out / 'policy.pt', config.algo, config.sim, command,
+                 latent_checkpoint=latent)
     if config.final_eval_episodes > 0:
         final = evaluate_policy(sb3_policy(model), config.sim, config.final_eval_episodes,
-                                config.eval_seed, config.eval_robustness)
+                                config.eval_seed, config.eval_robustness,
+                                latent_checkpoint=latent)
         result.final = final.as_dict()
     write_report(config, result, out)
     return result
