@@ -167,9 +167,9 @@ class PerceptionNode(Node):
     def image_callback(self, msg: Image) -> None:
         """Estimate from one frame and publish its bundle, stamped with the frame's stamp.
 
-        The policy's three parts (joints, goal, status) go first, so that its bundle is
-        complete as early as possible; the poses, the fingertip, the markers and the
-        latent follow.
+        The policy's parts (joints, goal, status, and the latent its ``slac`` controller
+        reads) go first, so that its bundle is complete as early as possible; the poses,
+        the fingertip and the markers follow.
         """
         received_s = self.get_clock().now().nanoseconds * 1e-9
         start = time.perf_counter()
@@ -205,6 +205,8 @@ class PerceptionNode(Node):
             'arm_visible': estimate.arm_visible, 'goal_visible': estimate.goal_visible,
             'frame_to_perception_ms': (received_s - stamp_to_seconds(msg.header.stamp)) * 1e3,
             'inference_ms': inference_ms}))
+        if estimate.latent is not None:
+            self.latent_pub.publish(latent_image(header, estimate.latent))
         self.goal_pose_pub.publish(pose_with_covariance(estimate.goal, estimate.goal_std_m,
                                                         header))
         self.fingertip_pose_pub.publish(pose_with_covariance(
@@ -216,8 +218,6 @@ class PerceptionNode(Node):
             goal_marker('perception/goal', estimate.goal, self.config.geometry.goal_size_m,
                         msg.header.stamp, (1.0, 1.0, 1.0, 0.8), wireframe=True),
         ]))
-        if estimate.latent is not None:
-            self.latent_pub.publish(latent_image(header, estimate.latent))
 
     def count_confidence(self, confidence: float) -> None:
         """Keep the confidence for /diagnostics: a window of the last 1000, and counts."""
