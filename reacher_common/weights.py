@@ -47,6 +47,30 @@ def load_weights(path: str | Path, what: str) -> Any:
                          f'corrupt?): {type(error).__name__}: {_first_line(error)}') from None
 
 
+def load_checkpoint_payload(path: str | Path, what: str, formats: tuple[str, ...],
+                            hint: str = '') -> tuple[dict[str, Any], dict[str, Any]]:
+    """:func:`load_weights`, then the project's checkpoint layout, checked.
+
+    The file holds a dict whose ``metadata`` dict names its ``format``, one of ``formats``.
+
+    :param path: the file.
+    :param what: what it should be, for the messages (``'SLAC checkpoint'``).
+    :param formats: the ``format`` values the caller reads.
+    :param hint: appended to the wrong-format message (what the file may be instead).
+    :return: ``(payload, metadata)``, the whole dict and its ``metadata``.
+    :raises FileNotFoundError: naming a missing path.
+    :raises ValueError: as :func:`load_weights`, and naming the file and the format found
+        when it is not one of ``formats``.
+    """
+    payload = load_weights(path, what)
+    metadata = payload.get('metadata') if isinstance(payload, dict) else None
+    if not isinstance(metadata, dict) or metadata.get('format') not in formats:
+        found = metadata.get('format') if isinstance(metadata, dict) else None
+        raise ValueError(f'{str(path)!r} is not a {what} of a known format (not a '
+                         f'{" or ".join(formats)} checkpoint: format {found!r}){hint}')
+    return payload, metadata
+
+
 def _first_line(error: BaseException, limit: int = 120) -> str:
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     text = lines[0] if lines else ''

@@ -23,7 +23,7 @@ from reacher_common.geometry import (
     geometry_to_dict,
     Timing,
 )
-from reacher_common.weights import load_weights
+from reacher_common.weights import load_checkpoint_payload
 
 ACTOR_CHECKPOINT_FORMAT = 'reacher-actor-v1'
 """The ``format`` key of an actor checkpoint's metadata."""
@@ -152,11 +152,11 @@ def load_actor(path: str | Path) -> tuple[ActorMlp, ActorMetadata]:
             f'actor checkpoint {str(path)!r} does not exist; train one with '
             "'reacher policy train' or set the checkpoint parameter to a shipped one, e.g. "
             'checkpoints/sac_reacher_20hz.pt')
-    data = load_weights(path, 'actor checkpoint')
-    meta = dict(data.get('metadata', {})) if isinstance(data, dict) else {}
-    if meta.pop('format', None) != ACTOR_CHECKPOINT_FORMAT:
-        raise ValueError(f'{str(path)!r} is not a {ACTOR_CHECKPOINT_FORMAT} actor checkpoint '
-                         "(an SB3 .zip? export it with 'reacher policy export')")
+    data, found = load_checkpoint_payload(
+        path, 'actor checkpoint', (ACTOR_CHECKPOINT_FORMAT,),
+        hint=" (an SB3 .zip? export it with 'reacher policy export')")
+    meta = dict(found)
+    meta.pop('format')
     try:
         metadata = ActorMetadata.from_dict(meta)
         actor = ActorMlp(metadata.observation_dim, metadata.net_arch)

@@ -45,7 +45,7 @@ from reacher_common.geometry import (
     Timing,
 )
 from reacher_common.paths import share_dir
-from reacher_common.weights import load_weights
+from reacher_common.weights import load_checkpoint_payload
 from reacher_perception.slac.confidence import SlacConfidence
 from reacher_perception.slac.config import SlacModelConfig
 from reacher_perception.slac.latent import LatentModel
@@ -152,12 +152,8 @@ def load_checkpoint(path: Path | str, expected_model: SlacModelConfig | None = N
     if not path.is_file():
         raise FileNotFoundError(f'SLAC checkpoint {path} does not exist; train one with '
                                 "'reacher perception train' or set the checkpoint path")
-    payload = load_weights(path, 'SLAC checkpoint')
-    metadata = payload.get('metadata', {}) if isinstance(payload, dict) else {}
-    if not isinstance(metadata, dict) or metadata.get('format') not in SLAC_CHECKPOINT_FORMATS:
-        found = metadata.get('format') if isinstance(metadata, dict) else None
-        raise ValueError(f'{path} is not a SLAC checkpoint of a known format '
-                         f'({", ".join(SLAC_CHECKPOINT_FORMATS)}): format {found!r}')
+    payload, metadata = load_checkpoint_payload(path, 'SLAC checkpoint',
+                                                SLAC_CHECKPOINT_FORMATS)
     try:
         config = config_from_dict(SlacModelConfig, metadata['model_config'])
         geometry, timing = geometry_from_dict(metadata['geometry'])

@@ -37,7 +37,7 @@ from reacher_common.geometry import (
     mismatches,
     Timing,
 )
-from reacher_common.weights import load_weights
+from reacher_common.weights import load_checkpoint_payload, load_weights
 from reacher_perception.slac.checkpoint import timing_mismatches
 from reacher_perception.slac.config import states_from_truth
 from reacher_perception.slac.latent import LatentModel
@@ -411,12 +411,8 @@ class SlacAgent:
             not a SLAC agent checkpoint or was trained with another latent model, sequence
             length, network width, geometry or ``dt``.
         """
-        payload = load_weights(path, 'SLAC agent checkpoint')
-        metadata = payload.get('metadata', {}) if isinstance(payload, dict) else {}
-        if not isinstance(metadata, dict) or metadata.get('format') != SLAC_AGENT_FORMAT:
-            found = metadata.get('format') if isinstance(metadata, dict) else None
-            raise ValueError(f'{path} is not a {SLAC_AGENT_FORMAT} checkpoint '
-                             f'(format {found!r})')
+        payload, metadata = load_checkpoint_payload(path, 'SLAC agent checkpoint',
+                                                    (SLAC_AGENT_FORMAT,))
         try:
             saved = config_from_dict(SlacAgentConfig, metadata['agent_config'])
             geometry, timing = geometry_from_dict(metadata['geometry'])
