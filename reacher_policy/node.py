@@ -26,6 +26,7 @@ change (validated as at start-up); the other parameters are read-only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 import math
 import time
@@ -84,6 +85,19 @@ PARTS = ('joints', 'goal', 'status')
 controller on the latent adds 'latent' (LATENT_TOPIC)."""
 
 
+def read_joints(msg: JointState) -> np.ndarray:
+    """A joint estimate's positions in ``JOINT_NAMES`` order, found by name.
+
+    :raises ValueError: naming the joints needed and the sizes found (never the payload:
+        a message may hold a million names).
+    """
+    try:
+        return np.array([msg.position[msg.name.index(name)] for name in JOINT_NAMES])
+    except (ValueError, IndexError):
+        raise ValueError(f'need positions for {list(JOINT_NAMES)}, got {len(msg.name)} '
+                         f'names and {len(msg.position)} positions') from None
+
+
 @dataclass(frozen=True)
 class _FrameArrival:
     """When a frame's bundle became complete, for the stage timing of its first command."""
@@ -125,15 +139,16 @@ class PolicyNode(Node):
         # Relative names: they resolve under the node's namespace (docs/architecture.md).
         self.command_pub = self.create_publisher(Float64MultiArray, 'joint_commands', 10)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
-        self.create_subscription(JointState, JOINTS_TOPIC,
-                                 guard(self.joints_callback, 'joint estimate'), 10)
-        self.create_subscription(PointStamped, GOAL_TOPIC,
-                                 guard(self.goal_callback, 'goal estimate'), 10)
-        self.create_subscription(DiagnosticArray, STATUS_TOPIC,
-                                 guard(self.status_callback, 'estimate status'), 10)
+        parts: list[tuple[str, type, str, Callable[[Any], Any], str]] = [
+            ('joints', JointState, JOINTS_TOPIC, read_joints, 'joint estimate'),
+            ('goal', PointStamped, GOAL_TOPIC,
+             lambda msg: self.loop.check_goal([msg.point.x, msg.point.y]), 'goal estimate'),
+            ('status', DiagnosticArray, STATUS_TOPIC, read_estimate_status, 'estimate status')]
         if self.loop.needs_latent:
-            self.create_subscription(Image, LATENT_TOPIC,
-                                     guard(self.latent_callback, 'latent'), 10)
+            parts.append(('latent', Image, LATENT_TOPIC, read_latent, 'latent'))
+        for part, msg_type, topic, read, label in parts:
+            self.create_subscription(msg_type, topic,
+                                     guard(self.part_callback(part, topic, read), label), 10)
         self.timer = self.create_timer(self.period, guard(self.timer_callback, 'control timer'))
         self.create_timer(1.0, guard(self.publish_diagnostics, 'diagnostics'))
         self.add_on_set_parameters_callback(guard(
@@ -151,43 +166,23 @@ class PolicyNode(Node):
             self._drop_logged[topic] = now
             self.get_logger().warning(f'dropped {topic}: {reason}')
 
-    def goal_callback(self, msg: PointStamped) -> None:
-        """Take a frame's goal estimate, if it lies in the arena."""
-        try:
-            goal = self.loop.check_goal([msg.point.x, msg.point.y])
-        except ValueError as error:
-            self.drop(f'/{GOAL_TOPIC}', str(error))
-            return
-        self.add_part('goal', msg.header.stamp, goal)
+    def part_callback(self, part: str, topic: str, read: Callable[[Any], Any]
+                      ) -> Callable[[Any], None]:
+        """The subscription callback of one part of a frame's bundle.
 
-    def joints_callback(self, msg: JointState) -> None:
-        """Take a frame's joint estimate, by joint name."""
-        try:
-            positions = np.array([msg.position[msg.name.index(name)] for name in JOINT_NAMES])
-        except (ValueError, IndexError):
-            # Sizes only: a message may hold a million names.
-            self.drop(f'/{JOINTS_TOPIC}', f'need positions for {list(JOINT_NAMES)}, got '
-                      f'{len(msg.name)} names and {len(msg.position)} positions')
-            return
-        self.add_part('joints', msg.header.stamp, positions)
-
-    def status_callback(self, msg: DiagnosticArray) -> None:
-        """Take a frame's status (its confidence and timing)."""
-        try:
-            status = read_estimate_status(msg)
-        except ValueError as error:
-            self.drop(f'/{STATUS_TOPIC}', str(error))
-            return
-        self.add_part('status', msg.header.stamp, status)
-
-    def latent_callback(self, msg: Image) -> None:
-        """Take a frame's latent state (a 1 x N 32FC1 image)."""
-        try:
-            latent = read_latent(msg)
-        except ValueError as error:
-            self.drop(f'/{LATENT_TOPIC}', str(error))
-            return
-        self.add_part('latent', msg.header.stamp, latent)
+        :param part: the bundle's name for it ('joints', 'goal', 'status', 'latent').
+        :param topic: its topic, for the drop message.
+        :param read: message -> value; a ``ValueError`` (saying why, without the payload)
+            drops the message.
+        """
+        def callback(msg: Any) -> None:
+            try:
+                value = read(msg)
+            except ValueError as error:
+                self.drop(f'/{topic}', str(error))
+                return
+            self.add_part(part, msg.header.stamp, value)
+        return callback
 
     def add_part(self, part: str, stamp: Time, value: Any) -> None:
         """Pair a part with the others of its frame; with all its parts, hand the frame over.
