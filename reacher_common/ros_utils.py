@@ -218,9 +218,22 @@ def _spin(node: Node, executor: Executor) -> None:
     tried; the loop below stops within a second of shutdown with either executor.
     """
     executor.add_node(node)
+    failures = 0
     try:
         while executor.context.ok():
-            executor.spin_once(timeout_sec=1.0)
+            try:
+                executor.spin_once(timeout_sec=1.0)
+            except RuntimeError as error:
+                # Raised inside the executor, before any callback of ours runs: once in
+                # a clean-clone CI run, the EventsExecutor's spin_once raised pybind11's
+                # "Unable to convert call argument '0' to Python object" in policy_node
+                # mid-run and the node exited 1 (not reproduced in 3 reruns). One event is
+                # lost (a tick or a message, which the loop's stale stop covers); the
+                # node lives on and says so.
+                failures += 1
+                node.get_logger().error(
+                    f'executor error #{failures}, event dropped: {first_line(str(error))}',
+                    throttle_duration_sec=5.0)
     finally:
         executor.remove_node(node)
 
