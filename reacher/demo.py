@@ -101,7 +101,8 @@ class Summary:
     smoothness (:func:`reacher.monitor.smoothness`). ``control_mode``: what the policy's
     diagnostics call its mode ('' if they do not). ``estimator`` and ``controller``: what
     perception and policy report they ran on /diagnostics (what was asked, if they did
-    not report).
+    not report). ``scheduling``: each node's thread scheduling as its /diagnostics report
+    it ('fifo 50', or 'other 0' where SCHED_FIFO was refused or ``thread_priority`` is 0).
     """
 
     estimator: str
@@ -128,6 +129,7 @@ class Summary:
     deadline_misses: int = 0
     stale_stops: int = 0
     confidence_stops: int = 0
+    scheduling: dict[str, str] = field(default_factory=dict)
     nodes: dict[str, int | None] = field(default_factory=dict)
     robots: list[Summary] = field(default_factory=list)
 
@@ -399,6 +401,10 @@ def run(args: DemoArgs) -> tuple[Summary, int]:
         if window is not None:
             stop_nodes({'window': window})
         raise
+    refused = monitor.use_real_time()
+    if refused:
+        print(f'[demo] the monitor runs with the default scheduler: SCHED_FIFO refused '
+              f'({refused}); see docs/ros.md, "Real-time scheduling"', flush=True)
     code = 0
     try:
         failed = monitor.wait_for_loop(processes, args.startup_timeout)
@@ -455,6 +461,7 @@ def _print_rows(summary: Summary) -> None:
         ('camera-to-command latency', f'p50 {summary.latency_ms_p50:.1f} ms, '
                                       f'p99 {summary.latency_ms_p99:.1f} ms'),
         ('control period jitter', f'p99 {summary.control_period_jitter_ms_p99:.2f} ms'),
+        ('node scheduling', ', '.join(sorted(set(summary.scheduling.values()))) or '?'),
         *((f'  {stage}', f'p50 {figures.get("p50", math.nan):.2f} ms, '
                          f'p99 {figures.get("p99", math.nan):.2f} ms')
           for stage, figures in summary.latency_stages_ms.items()),

@@ -27,6 +27,8 @@ from std_srvs.srv import Trigger
 from tqdm import tqdm
 
 from reacher_common.ros_utils import make_executor
+from reacher_common.scheduling import use_fifo_scheduling
+from reacher_policy.config import PolicyConfig
 
 Processes = dict[str, subprocess.Popen[bytes]]
 CONTROL_MODE_KEYS = ('timing.mode', 'control_mode')
@@ -175,6 +177,9 @@ class RobotMonitor:
         summary.stale_stops = int(policy.get('stale_stops', 0))
         summary.confidence_stops = int(policy.get('confidence_stops', 0))
         summary.perception_inference_ms_p50 = _float(perception.get('inference_ms_p50'))
+        summary.scheduling = {name: status['scheduling'] for name, status in (
+            ('sim_node', sim), ('perception_node', perception), ('policy_node', policy))
+            if 'scheduling' in status}
 
     def fresh_after(self, instant: float) -> bool:
         """Whether the sim and the policy reported after ``instant`` (time.monotonic)."""
@@ -196,6 +201,17 @@ class LoopMonitor:
         self.robots = [RobotMonitor(namespace) for namespace in namespaces]
         for robot in self.robots:
             self.executor.add_node(robot.node)
+
+    def use_real_time(self) -> str:
+        """Run this process's threads under SCHED_FIFO at the nodes' default priority.
+
+        The monitor receives the commands as the arm's driver would, and a robot's driver
+        runs real-time (ros2_control: SCHED_FIFO 50). Call it after the last child
+        process is started: children inherit the policy.
+
+        :return: '' or why it was refused (reacher_common.scheduling).
+        """
+        return use_fifo_scheduling(PolicyConfig().thread_priority)[1]
 
     def _spin(self, seconds: float) -> None:
         end = time.monotonic() + seconds

@@ -32,6 +32,7 @@ from std_msgs.msg import Float64MultiArray, Header
 
 from reacher_common.images import rgb8_pixels
 from reacher_common.ros_params import first_line, parameter_file_problem, unknown_parameters
+from reacher_common.scheduling import scheduling_of, use_fifo_scheduling
 
 C = TypeVar('C')
 
@@ -109,7 +110,13 @@ def point_stamped(xy: Sequence[float] | Any, header: Header) -> PointStamped:
 def diagnostic_status(node: Node, name: str, values: dict[str, Any],
                       level: bytes = DiagnosticStatus.OK, message: str = 'ok'
                       ) -> DiagnosticStatus:
-    """A diagnostic_msgs/DiagnosticStatus with ``values`` as key/value strings."""
+    """A diagnostic_msgs/DiagnosticStatus with ``values`` as key/value strings.
+
+    Every status also carries ``scheduling``: the policy and priority of the thread that
+    builds it, the node's executor (e.g. 'fifo 50', 'other 0'; see ``thread_priority``).
+    """
+    policy, priority = scheduling_of(0)
+    values = {**values, 'scheduling': f'{policy} {priority}'}
     return DiagnosticStatus(
         level=level, name=f'{node.get_name()}: {name}', message=message,
         hardware_id='reacher',
@@ -197,6 +204,7 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
         unknown = unknown_parameters(node, sys.argv if args is None else args)
         if unknown:
             return _fatal(unknown)
+        _schedule(node)
         gc.collect()
         gc.freeze()
         _spin(node, executor)
@@ -208,6 +216,25 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def _schedule(node: Node) -> None:
+    """Apply the node's ``thread_priority`` parameter, where it declares one, to its threads.
+
+    Where the user may not (no ``rtprio`` limit), the node says so once and runs with the
+    OS's default scheduler, as ros2_control's controller_manager does.
+    """
+    if not node.has_parameter('thread_priority'):
+        return
+    priority = int(node.get_parameter('thread_priority').value)
+    threads, problem = use_fifo_scheduling(priority)
+    if problem:
+        node.get_logger().warning(
+            f'thread_priority {priority}: SCHED_FIFO refused ({problem}); running with the '
+            'default scheduler, so latency tails grow under load. Allow it with an rtprio '
+            'limit (docs/ros.md, "Real-time scheduling") or set thread_priority:=0.')
+    elif priority:
+        node.get_logger().info(f'SCHED_FIFO priority {priority} on {threads} threads')
 
 
 def _spin(node: Node, executor: Executor) -> None:

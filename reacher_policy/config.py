@@ -92,6 +92,11 @@ class PolicyConfig:
     """Least time between two repeats of the same warning from the node, seconds, in
     [0, 3600]."""
 
+    thread_priority: int = bounded(50, 0, 99)
+    """SCHED_FIFO priority of every thread of the node's process, 1..99 (as ros2_control's
+    ``thread_priority``), or 0 for the OS default scheduler; where the user may not use
+    it (no ``rtprio`` limit or CAP_SYS_NICE) the node warns once and runs with the
+    default (reacher_common.scheduling). Read at start-up."""
     def __post_init__(self) -> None:
         check_fields(self, {
             'controller': isinstance(self.controller, str) and self.controller != '',

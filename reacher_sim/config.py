@@ -73,6 +73,11 @@ class SimNodeConfig:
     warn_throttle_s: float = bounded(5.0, 0.0, 3600.0)
     """Minimum interval between repeated warnings about bad messages, seconds, in
     [0, 3600]."""
+    thread_priority: int = bounded(50, 0, 99)
+    """SCHED_FIFO priority of every thread of the node's process, 1..99 (as ros2_control's
+    ``thread_priority``), or 0 for the OS default scheduler; where the user may not use
+    it (no ``rtprio`` limit or CAP_SYS_NICE) the node warns once and runs with the
+    default (reacher_common.scheduling). Read at start-up."""
     diagnostics_period_s: float = bounded(1.0, 0.0, 3600.0, low_open=True)
     """Period of /diagnostics, seconds, in (0, 3600]."""
     publish_clock: bool = False
