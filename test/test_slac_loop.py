@@ -180,8 +180,15 @@ def test_perception_publishes_the_latent_with_its_frame_stamp(tmp_path, collecto
                 break
         latents = collector.messages['/perception/latent']
         assert len(latents) >= 3, perception.output()
-    joints = {(m.header.stamp.sec, m.header.stamp.nanosec)
-              for m in collector.messages['/perception/joint_states']}
+
+        def joint_stamps() -> set[tuple[int, int]]:
+            return {(m.header.stamp.sec, m.header.stamp.nanosec)
+                    for m in collector.messages['/perception/joint_states']}
+
+        # Two topics: each frame's joint states may reach this subscriber after its latent.
+        collector.spin_until(lambda: all(
+            (m.header.stamp.sec, m.header.stamp.nanosec) in joint_stamps() for m in latents), 5)
+    joints = joint_stamps()
     for msg in latents:
         stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
         assert stamp in sent and stamp in joints  # the frame's own stamp
