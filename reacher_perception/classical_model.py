@@ -211,4 +211,4 @@ def _solve(matrix: FloatArray, vector: FloatArray) -> FloatArray:
             (u * co_a + b * (f * w - v * i) + c * (v * h - e * w)) / determinant,
             (a * (v * i - f * w) + u * co_b + c * (d * w - v * g)) / determinant,
             (a * (e * w - v * h) + b * (v * g - d * w) + u * co_c) / determinant])
-    return np.linalg.solve(matrix, vector)
+    return np.asarray(np.linalg.solve(matrix, vector), dtype=np.float64)
