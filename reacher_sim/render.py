@@ -122,8 +122,8 @@ class ArmRenderer:
         np.copyto(self._canvas, self._background)
         self._drawn = []
         if self.supersample > 1:
-            self._small_background = cv2.resize(self._background, (size, size),
-                                                interpolation=cv2.INTER_AREA)
+            np.copyto(self._small_background, cv2.resize(self._background, (size, size),
+                                                         interpolation=cv2.INTER_AREA))
 
     def _to_canvas(self, points: npt.ArrayLike) -> npt.NDArray[np.int32]:
         """World points -> fixed-point canvas coordinates for cv2 (shift bits)."""
