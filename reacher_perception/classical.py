@@ -41,6 +41,7 @@ Fits run in pixel units, in the shoulder-centred frame ``world * pixels_per_metr
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import cv2
 import numpy as np
@@ -148,6 +149,10 @@ class ClassicalEstimator:
                            dtype=np.float32)
         self._background_rgb = np.asarray(self.style.background, dtype=np.float32)
         self._colour_offsets = colours - self._background_rgb
+        self._background_image = np.empty((size, size, 3), dtype=np.uint8)
+        self._background_image[:] = self.style.background
+        self._channel_sum = np.ones((1, 3), dtype=np.float32)
+        self._hub_free_grid = self._hub_free_mask.reshape(size, size)
 
     def reset(self) -> None:
         """Forget the last estimates: parts not seen read as zeros until they are seen."""
@@ -202,8 +207,8 @@ class ClassicalEstimator:
         """How well the present estimate explains the frame (module docstring, step 4).
 
         Computed on every pixel and counted outside the hub (no masked copies): the same
-        counts as on the hub-free pixels alone: 0.29 ms where the masked copies took 0.45
-        ms, and the same confidence on 2000 frames of every scene, noisy ones included.
+        counts as on the hub-free pixels alone, and the same confidence on 2000 frames of
+        every scene, noisy ones included.
 
         :param image: (H, W, 3) uint8 rgb8, the frame.
         :param alpha: (H*W, 3) float32, its blend weights of (goal, upper arm, forearm),
@@ -211,23 +216,32 @@ class ClassicalEstimator:
         :param pixels: ``image`` as (H, W, 3) float32, if the caller has it already.
         :return: the confidence in [0, 1].
         """
-        hub_free = self._hub_free_mask
-        frame = (image.astype(np.float32) if pixels is None else pixels).reshape(-1, 3)
-        drawn = self._redraw.render(self._joint_positions, self._goal
-                                    ).reshape(-1, 3).astype(np.float32)
-
-        def far(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], limit: float) -> int:
-            difference = a - b
-            squared = np.einsum('ij,ij->i', difference, difference)
-            return int(np.count_nonzero((squared > limit * limit) & hub_free))
-
-        drawn_pixels = max(far(drawn, self._background_rgb[None, :], 0.5 * _MISMATCH_RGB), 1)
-        mismatch_share = far(frame, drawn, _MISMATCH_RGB) / drawn_pixels
-        blend = self._background_rgb + alpha @ self._colour_offsets
-        gamut_share = far(frame, blend, _GAMUT_RGB) / self._hub_free_pixels
+        size = self.config.geometry.image_size
+        frame = image.astype(np.float32) if pixels is None else pixels.reshape(size, size, 3)
+        drawn = self._redraw.render(self._joint_positions, self._goal)
+        # Squared RGB distances by OpenCV, exact: integers below 2^24 in float32.
+        drawn_pixels = max(self._count_far(cv2.absdiff(drawn, self._background_image),
+                                           0.5 * _MISMATCH_RGB), 1)
+        mismatch_share = self._count_far(cv2.absdiff(image, drawn), _MISMATCH_RGB
+                                         ) / drawn_pixels
+        blend = alpha @ self._colour_offsets
+        blend += self._background_rgb
+        gamut = cv2.subtract(frame, blend.reshape(size, size, 3))
+        gamut_share = self._count_far(gamut, _GAMUT_RGB) / self._hub_free_pixels
         score = min(1.0 - 0.5 * mismatch_share / _MISMATCH_AT_HALF,
                     1.0 - 0.5 * gamut_share / _GAMUT_AT_HALF)
         return float(min(max(score, 0.0), 1.0))
+
+    def _count_far(self, difference: npt.NDArray[Any], limit: float) -> int:
+        """How many pixels outside the hub differ by more than ``limit`` (RGB distance).
+
+        :param difference: (H, W, 3) the per-channel differences, uint8 or float32.
+        :param limit: the distance, 0-255 units.
+        :return: the count.
+        """
+        squared = cv2.multiply(difference, difference, dtype=cv2.CV_32F)
+        distance_sq = cv2.transform(squared, self._channel_sum)
+        return int(np.count_nonzero((distance_sq > limit * limit) & self._hub_free_grid))
 
     def _fit_arm(self, upper: npt.NDArray[np.float32], forearm: npt.NDArray[np.float32],
                  upper_core: npt.NDArray[np.bool_], forearm_core: npt.NDArray[np.bool_]
