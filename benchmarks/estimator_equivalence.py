@@ -3,7 +3,7 @@
 Collects ``--sequences`` x ``--steps`` frames of every scene of ``reacher_sim.scene.SCENES``
 (seed ``--seed``), runs each estimator over them frame by frame as the perception node does
 (``reset`` at each sequence's start, the previous command passed), and writes every
-frame's outputs (joints, fingertip, goal, confidence, stds, visibility) to ``--out``
+frame's outputs (joints, fingertip, goal, confidence, stds, visibility, latent) to ``--out``
 (.npz). With ``--against`` (an earlier run's .npz, from the code before the change), it
 reports per scene and field the largest difference and the frames that differ by more
 than ``--tolerance``, in a JSON beside ``--out``. The frames are kept in ``--frames``
@@ -34,7 +34,7 @@ from reacher_perception.training.dataset import SequenceDataset
 from reacher_sim.scene import SceneConfig, SCENES
 
 FIELDS = ('joint_positions', 'fingertip', 'goal', 'confidence', 'joint_std_rad',
-          'fingertip_std_m', 'goal_std_m', 'arm_visible', 'goal_visible')
+          'fingertip_std_m', 'goal_std_m', 'arm_visible', 'goal_visible', 'latent')
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,9 @@ def run(name: str, images: np.ndarray, commands: np.ndarray) -> dict[str, np.nda
                 estimate = estimator.estimate(image, None if step == 0
                                               else sequence_commands[step - 1])
                 for field in FIELDS:
-                    out[field].append(np.asarray(getattr(estimate, field), dtype=np.float64))
+                    value = getattr(estimate, field)
+                    out[field].append(np.asarray(np.nan if value is None else value,
+                                                 dtype=np.float64))
     shape = images.shape[:3]
     return {field: np.stack(values).reshape(*shape, -1) for field, values in out.items()}
 

@@ -55,7 +55,12 @@ from reacher_perception.classical_model import (
     unmixing_matrix,
 )
 from reacher_perception.config import PerceptionConfig
-from reacher_perception.estimator import Estimate, ESTIMATORS, validate_image
+from reacher_perception.estimator import (
+    Estimate,
+    ESTIMATORS,
+    fingertip_position,
+    validate_image,
+)
 from reacher_sim.camera import CameraModel
 from reacher_sim.render import ArmRenderer, RenderStyle
 
@@ -191,11 +196,7 @@ class ClassicalEstimator:
             self._goal = goal
         shoulder, elbow = self._joint_positions.tolist()
         upper_arm_m, forearm_m = self.config.geometry.link_lengths
-        # forward_kinematics, on two floats.
-        fingertip = np.array([upper_arm_m * math.cos(shoulder)
-                              + forearm_m * math.cos(shoulder + elbow),
-                              upper_arm_m * math.sin(shoulder)
-                              + forearm_m * math.sin(shoulder + elbow)])
+        fingertip = fingertip_position(shoulder, elbow, upper_arm_m, forearm_m)
         confidence = (self.confidence(image, alpha, pixels) if arm_visible and goal_visible
                       else 0.0)
         return Estimate(joint_positions=self._joint_positions.copy(), fingertip=fingertip,
