@@ -3,10 +3,13 @@
 Draws, in this order, the background (with the scene's colour, texture and static
 distractors), the goal square, the upper arm, the forearm and the shoulder hub, at
 ``supersample`` times the image size, then averages down (cv2.INTER_AREA), so edges carry
-sub-pixel position information at 64x64. A scene (``reacher_sim.scene``) then adds, at the
-output size, its moving object, lighting, camera jitter, blur, sensor noise and JPEG
-artefacts. Needs no display and no GPU; about 0.16 ms per clean 64x64 frame on one core
-(benchmarks/render_scenes.py measures every scene).
+sub-pixel position information at 64x64. Only the regions a frame draws in are restored
+and averaged down; the rest of the frame is the background's averaged-down copy, kept per
+scene (the same pixels: at a whole factor INTER_AREA averages each block on its own). A
+scene (``reacher_sim.scene``) then adds, at the output size, its moving object, lighting,
+camera jitter, blur, sensor noise and JPEG artefacts. Needs no display and no GPU; about
+0.06 ms per clean 64x64 frame on one core (benchmarks/render_scenes.py measures every
+scene).
 """
 
 from __future__ import annotations
