@@ -107,6 +107,24 @@ def validate_image(image: npt.NDArray[np.uint8], image_size: int) -> None:
         raise ValueError(f'expected a {expected} uint8 rgb8 image, got {got}')
 
 
+def fingertip_position(shoulder: float, elbow: float, upper_arm_length: float,
+                       forearm_length: float) -> FloatArray:
+    """``reacher_common.kinematics.forward_kinematics``'s fingertip for one pose, in floats.
+
+    The same formula without numpy's per-call cost on two angles (an estimator computes
+    it every frame); it may differ from the array version in the last bit.
+
+    :param shoulder: radians.
+    :param elbow: radians, relative to the upper arm.
+    :param upper_arm_length: metres.
+    :param forearm_length: metres.
+    :return: (2,) float64 metres in ``world``.
+    """
+    absolute = shoulder + elbow
+    return np.array([math.cos(shoulder) * upper_arm_length + math.cos(absolute) * forearm_length,
+                     math.sin(shoulder) * upper_arm_length + math.sin(absolute) * forearm_length])
+
+
 def make_estimator(config: PerceptionConfig) -> Estimator:
     """Build the estimator that ``config.estimator`` names.
 

@@ -3,10 +3,13 @@
 Draws, in this order, the background (with the scene's colour, texture and static
 distractors), the goal square, the upper arm, the forearm and the shoulder hub, at
 ``supersample`` times the image size, then averages down (cv2.INTER_AREA), so edges carry
-sub-pixel position information at 64x64. A scene (``reacher_sim.scene``) then adds, at the
-output size, its moving object, lighting, camera jitter, blur, sensor noise and JPEG
-artefacts. Needs no display and no GPU; about 0.16 ms per clean 64x64 frame on one core
-(benchmarks/render_scenes.py measures every scene).
+sub-pixel position information at 64x64. Only the regions a frame draws in are restored
+and averaged down; the rest of the frame is the background's averaged-down copy, kept per
+scene (the same pixels: at a whole factor INTER_AREA averages each block on its own). A
+scene (``reacher_sim.scene``) then adds, at the output size, its moving object, lighting,
+camera jitter, blur, sensor noise and JPEG artefacts. Needs no display and no GPU; about
+0.06 ms per clean 64x64 frame on one core (benchmarks/render_scenes.py measures every
+scene).
 """
 
 from __future__ import annotations
@@ -58,11 +61,21 @@ class ArmRenderer:
         # Copying a prepared background is ~20x faster than broadcasting a colour tuple.
         self._background = np.empty_like(self._canvas)
         self._shift = 4  # cv2 fixed-point bits: 1/16 pixel at the drawing resolution
+        self._principal_point = self.camera.principal_point
+        self._pixels_per_metre = self.camera.pixels_per_metre
+        self._line_width = max(1, int(round(geometry.link_width_m * self._pixels_per_metre
+                                            * supersample)))
         self.scene = Scene()
         self._light: npt.NDArray[np.float32] | None = None
         self._warp: npt.NDArray[np.float64] | None = None
         self._noise_rng = np.random.default_rng(0)
         self._frame_index = 0
+        # The canvas regions the last frame drew in, (top, bottom, left, right) at the
+        # drawing resolution, each a whole number of output pixels; the rest of the canvas
+        # is the background, and the rest of the frame its averaged-down copy.
+        self._drawn: list[tuple[int, int, int, int]] = []
+        self._small_background = np.empty((geometry.image_size, geometry.image_size, 3),
+                                          dtype=np.uint8)
         self.set_scene(None)
 
     @property
@@ -113,12 +126,22 @@ class ArmRenderer:
                               dtype=np.float64)
             warp[:, 2] += np.asarray(scene.shift_px)
             self._warp = warp
+        np.copyto(self._canvas, self._background)
+        self._drawn = []
+        if self.supersample > 1:
+            np.copyto(self._small_background, cv2.resize(self._background, (size, size),
+                                                         interpolation=cv2.INTER_AREA))
 
-    def _to_canvas(self, points: npt.ArrayLike) -> npt.NDArray[np.int32]:
-        """World points -> fixed-point canvas coordinates for cv2 (shift bits)."""
-        uv = self.camera.world_to_pixel(points)
-        uv = (uv + 0.5) * self.supersample - 0.5
-        return np.round(uv * (1 << self._shift)).astype(np.int32)
+    def _to_canvas(self, x: float, y: float) -> tuple[int, int]:
+        """A world point -> fixed-point canvas coordinates for cv2 (shift bits).
+
+        In Python floats: the same operations as ``CameraModel.world_to_pixel`` on an
+        array, without numpy's per-call cost on a single point.
+        """
+        centre, scale, step = self._principal_point, self._pixels_per_metre, self.supersample
+        u = ((centre + x * scale) + 0.5) * step - 0.5
+        v = ((centre - y * scale) + 0.5) * step - 0.5
+        return round(u * (1 << self._shift)), round(v * (1 << self._shift))
 
     def render(self, joint_positions: npt.ArrayLike, goal: npt.ArrayLike) -> npt.NDArray[np.uint8]:
         """Draw one frame.
@@ -128,34 +151,70 @@ class ArmRenderer:
         :return: (H, W, 3) uint8 rgb8 image, H = W = ``geometry.image_size``.
         """
         cfg, style, canvas = self.geometry, self.style, self._canvas
-        np.copyto(canvas, self._background)
+        if self.supersample == 1:
+            np.copyto(canvas, self._background)
+        for top, bottom, left, right in self._drawn:
+            canvas[top:bottom, left:right] = self._background[top:bottom, left:right]
         half = cfg.goal_size_m / 2.0
-        goal_xy = np.asarray(goal, dtype=np.float64)
-        corners = self._to_canvas([goal_xy + (-half, half), goal_xy + (half, -half)])
+        goal_x, goal_y = np.asarray(goal, dtype=np.float64).tolist()
+        u0, v0 = self._to_canvas(goal_x - half, goal_y + half)
+        u1, v1 = self._to_canvas(goal_x + half, goal_y - half)
         # Fill the goal as a polygon so that its edges keep their sub-pixel position.
-        (u0, v0), (u1, v1) = corners
         polygon = np.array([[u0, v0], [u1, v0], [u1, v1], [u0, v1]], dtype=np.int32)
         cv2.fillConvexPoly(canvas, polygon, style.goal, cv2.LINE_AA, self._shift)
         elbow, fingertip = forward_kinematics(joint_positions, cfg.upper_arm_length_m,
                                               cfg.forearm_length_m)
-        shoulder_px, elbow_px, tip_px = self._to_canvas(np.stack([np.zeros(2), elbow, fingertip]))
-        width = max(1, int(round(cfg.link_width_m * self.camera.pixels_per_metre
-                                 * self.supersample)))
-        cv2.line(canvas, tuple(shoulder_px), tuple(elbow_px), style.upper_arm, width,
-                 cv2.LINE_AA, self._shift)
-        cv2.line(canvas, tuple(elbow_px), tuple(tip_px), style.forearm, width,
-                 cv2.LINE_AA, self._shift)
-        cv2.circle(canvas, tuple(shoulder_px), (width << self._shift) // 2 + 1, style.hub,
+        shoulder_px = self._to_canvas(0.0, 0.0)
+        elbow_px = self._to_canvas(*elbow.tolist())
+        tip_px = self._to_canvas(*fingertip.tolist())
+        width = self._line_width
+        cv2.line(canvas, shoulder_px, elbow_px, style.upper_arm, width, cv2.LINE_AA,
+                 self._shift)
+        cv2.line(canvas, elbow_px, tip_px, style.forearm, width, cv2.LINE_AA, self._shift)
+        cv2.circle(canvas, shoulder_px, (width << self._shift) // 2 + 1, style.hub,
                    -1, cv2.LINE_AA, self._shift)
         frame: Any
         if self.supersample == 1:
             frame = canvas.copy()
         else:
-            size = cfg.image_size
-            frame = cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA)
+            # Averaged down (INTER_AREA at a whole factor: each output pixel the mean of its
+            # block) only where this frame drew; elsewhere the canvas is the background,
+            # whose averaged-down copy is kept: the same frame as resizing the whole canvas
+            # for a third of the cost, and the next frame restores only these regions.
+            self._drawn = [self._drawn_region((u0, u1), (v0, v1), 0),
+                           self._drawn_region((shoulder_px[0], elbow_px[0], tip_px[0]),
+                                              (shoulder_px[1], elbow_px[1], tip_px[1]), width)]
+            frame = self._small_background.copy()
+            step = self.supersample
+            for top, bottom, left, right in self._drawn:
+                if bottom > top and right > left:
+                    frame[top // step:bottom // step, left // step:right // step] = cv2.resize(
+                        canvas[top:bottom, left:right],
+                        ((right - left) // step, (bottom - top) // step),
+                        interpolation=cv2.INTER_AREA)
         if self.scene.clean:
             return cast(npt.NDArray[np.uint8], frame)
         return self._apply_scene(frame)
+
+    def _drawn_region(self, u: tuple[int, ...], v: tuple[int, ...], width: int
+                      ) -> tuple[int, int, int, int]:
+        """The canvas region that shapes through fixed-point points can touch.
+
+        :param u: canvas columns of the shape's points, fixed point (shift bits).
+        :param v: canvas rows, the same.
+        :param width: the line width (canvas pixels); 0 for a filled polygon.
+        :return: (top, bottom, left, right), whole output pixels, within the canvas.
+        """
+        # Half the width, the hub's radius beyond it and anti-aliasing's pixel each side,
+        # with room to spare.
+        margin = width // 2 + 4
+        step, limit = self.supersample, self._canvas.shape[0]
+        shift = self._shift
+        top = max(0, ((min(v) >> shift) - margin) // step * step)
+        left = max(0, ((min(u) >> shift) - margin) // step * step)
+        bottom = min(limit, -(-((max(v) >> shift) + margin + 1) // step) * step)
+        right = min(limit, -(-((max(u) >> shift) + margin + 1) // step) * step)
+        return top, bottom, left, right
 
     def _apply_scene(self, frame: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
         """The scene's per-frame effects on an output-size frame, in family order."""

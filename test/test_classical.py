@@ -16,9 +16,20 @@ import pytest
 from reacher_common.geometry import ArmGeometry
 from reacher_common.kinematics import forward_kinematics, wrap_angle
 from reacher_perception.classical import ClassicalEstimator
-from reacher_perception.classical_model import capsule_coverage, soft_ramp, unmixing_matrix
+from reacher_perception.classical_model import (
+    _solve,
+    capsule_coverage,
+    soft_ramp,
+    unmixing_matrix,
+)
 from reacher_perception.config import PerceptionConfig
-from reacher_perception.estimator import Estimate, Estimator, ESTIMATORS, make_estimator
+from reacher_perception.estimator import (
+    Estimate,
+    Estimator,
+    ESTIMATORS,
+    fingertip_position,
+    make_estimator,
+)
 from reacher_sim.arm import ArmSim
 from reacher_sim.config import SimConfig
 from reacher_sim.render import ArmRenderer, RenderStyle
@@ -286,6 +297,41 @@ def test_arm_model_jacobian_matches_finite_differences(estimator: ClassicalEstim
         # Pixels where a segment's closest point switches (a kink) differ; all others agree.
         close = np.abs(jacobian[:, column] - numeric) < 1e-4
         assert close.mean() > 0.99
+
+
+@pytest.mark.parametrize('size', [2, 3, 4])
+def test_normal_equation_solve_matches_lapack(size: int) -> None:
+    rng = np.random.default_rng(size)
+    for _ in range(200):
+        jacobian = rng.normal(size=(50, size)) * rng.uniform(0.01, 100.0, size)
+        normal = jacobian.T @ jacobian + 1e-9 * np.eye(size)
+        gradient = rng.normal(size=size)
+        expected = np.linalg.solve(normal, gradient)
+        np.testing.assert_allclose(_solve(normal, gradient), expected, rtol=1e-9,
+                                   atol=1e-12 * float(np.abs(expected).max()))
+
+
+def test_fingertip_position_is_forward_kinematics() -> None:
+    for joints in np.random.default_rng(4).uniform(-np.pi, np.pi, (100, 2)):
+        _, expected = forward_kinematics(joints, 0.1, 0.12)
+        np.testing.assert_allclose(fingertip_position(*joints.tolist(), 0.1, 0.12), expected,
+                                   rtol=0.0, atol=1e-15)
+
+
+def test_confidence_counts_match_a_float_reference(estimator: ClassicalEstimator) -> None:
+    # The counts by OpenCV (uint8 differences, float32 squares) against plain numpy.
+    rng = np.random.default_rng(9)
+    size = estimator.config.geometry.image_size
+    hub_free = estimator._hub_free_mask.reshape(size, size)
+    for limit in (30.0, 40.0, 60.0):
+        a = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+        b = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+        b[::2] = a[::2] + rng.integers(-40, 40, (size // 2, size, 3)).astype(np.uint8)
+        difference = a.astype(np.float64) - b.astype(np.float64)
+        expected = int(np.count_nonzero(((difference ** 2).sum(axis=2) > limit ** 2) & hub_free))
+        got = estimator._count_far(np.abs(difference).astype(np.uint8), limit)
+        assert got == expected
+        assert estimator._count_far(difference.astype(np.float32), limit) == expected
 
 
 def test_confidence_is_high_on_clean_frames_and_falls_when_the_arm_is_covered(

@@ -37,9 +37,13 @@ import numpy.typing as npt
 import torch
 
 from reacher_common.geometry import mismatches
-from reacher_common.kinematics import forward_kinematics
 from reacher_perception.config import PerceptionConfig
-from reacher_perception.estimator import Estimate, ESTIMATORS, validate_image
+from reacher_perception.estimator import (
+    Estimate,
+    ESTIMATORS,
+    fingertip_position,
+    validate_image,
+)
 from reacher_perception.slac.checkpoint import (
     default_slac_checkpoint,
     load_checkpoint,
@@ -117,12 +121,15 @@ class SlacEstimator:
         outputs = self.step(np.ascontiguousarray(image), self._z2, action)
         read, z1, z2 = outputs[:3]
         self._z2 = z2
-        state = read[0].astype(np.float64)
-        joints = np.arctan2(state[[0, 2]], state[[1, 3]])
-        goal = state[6:8] * self._reach_m
-        _, fingertip = forward_kinematics(joints, self.geometry.upper_arm_length_m,
-                                          self.geometry.forearm_length_m)
-        latent = np.concatenate([z1[0], z2[0]]).astype(np.float32)
+        # The read-out in Python floats: two angles and two coordinates, where numpy's
+        # per-call cost was most of the post-processing's.
+        state = read[0].tolist()
+        shoulder, elbow = math.atan2(state[0], state[1]), math.atan2(state[2], state[3])
+        joints = np.array([shoulder, elbow])
+        goal = np.array([state[6] * self._reach_m, state[7] * self._reach_m])
+        fingertip = fingertip_position(shoulder, elbow, self.geometry.upper_arm_length_m,
+                                       self.geometry.forearm_length_m)
+        latent = np.concatenate((z1[0], z2[0]), dtype=np.float32)
         scores = [math.nan] * 4
         if len(outputs) == len(OUTPUTS):
             scores = [float(outputs[3][0]), *outputs[4][0].astype(np.float64).tolist()]
