@@ -32,7 +32,7 @@ from std_msgs.msg import Float64MultiArray, Header
 
 from reacher_common.images import rgb8_pixels
 from reacher_common.ros_params import first_line, parameter_file_problem, unknown_parameters
-from reacher_common.scheduling import scheduling_of, use_fifo_scheduling
+from reacher_common.scheduling import CpuLatencyRequest, scheduling_of, use_fifo_scheduling
 
 C = TypeVar('C')
 
@@ -218,12 +218,25 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
     return 0
 
 
+_REQUESTS: list[CpuLatencyRequest] = []
+
+
 def _schedule(node: Node) -> None:
-    """Apply the node's ``thread_priority`` parameter, where it declares one, to its threads.
+    """Apply the node's ``cpu_dma_latency_us`` and ``thread_priority`` where it declares them.
 
     Where the user may not (no ``rtprio`` limit), the node says so once and runs with the
     OS's default scheduler, as ros2_control's controller_manager does.
     """
+    if node.has_parameter('cpu_dma_latency_us'):
+        request = CpuLatencyRequest(int(node.get_parameter('cpu_dma_latency_us').value))
+        if request.problem:
+            node.get_logger().warning(
+                f'cpu_dma_latency_us {request.latency_us}: refused ({request.problem}); the '
+                'cores may sleep between frames, adding their wake-up to the latency. Run as '
+                'root, or set cpu_dma_latency_us:=-1.')
+        elif request.held:
+            node.get_logger().info(f'CPU wake-up latency held at {request.latency_us} us')
+        _REQUESTS.append(request)  # held until the process exits
     if not node.has_parameter('thread_priority'):
         return
     priority = int(node.get_parameter('thread_priority').value)

@@ -18,12 +18,23 @@ SCHED_FIFO 50 (benchmarks/README.md, "Control timing").
 The kernel's real-time throttling (``/proc/sys/kernel/sched_rt_runtime_us``, 0.95 s of
 every second by default) keeps a real-time thread that spins from taking a core whole.
 
+**CPU wake-up latency.** Between two frames every core of an idle machine halts; the
+next frame's callbacks then start on a core the kernel must wake (on a VM, a halted vCPU
+goes back to the host). A process that holds ``/dev/cpu_dma_latency`` open with a value
+(Linux PM QoS, what cyclictest and tuned's latency-performance profile do) keeps every
+core out of idle states slower to leave than that: 0 leaves only polling. The request
+lasts while the file stays open, so the node holds it for its life
+(:class:`CpuLatencyRequest`); the machine's cores then never halt while it runs (more
+power, which a robot's control computer spends, a laptop running the demo may not want:
+``cpu_dma_latency_us: -1``).
+
 Plain Python (``os``), Linux only; no rclpy.
 """
 
 from __future__ import annotations
 
 import os
+import struct
 
 MAX_PRIORITY = 99
 """The highest SCHED_FIFO priority Linux accepts (``sched_get_priority_max``)."""
@@ -76,3 +87,43 @@ def scheduling_of(thread_id: int) -> tuple[str, int]:
              getattr(os, 'SCHED_BATCH', -10): 'batch', getattr(os, 'SCHED_IDLE', -11): 'idle'}
     policy = os.sched_getscheduler(thread_id)
     return names.get(policy, 'unknown'), os.sched_getparam(thread_id).sched_priority
+
+
+CPU_DMA_LATENCY = '/dev/cpu_dma_latency'
+"""Linux's PM QoS CPU latency request file (root only by default)."""
+
+
+class CpuLatencyRequest:
+    """Hold a PM QoS request on the CPUs' wake-up latency while this object lives.
+
+    :param latency_us: the largest wake-up latency to allow, microseconds (0: cores only
+        poll when idle), or -1 to request nothing.
+    :raises ValueError: for a latency below -1.
+    """
+
+    def __init__(self, latency_us: int) -> None:
+        if latency_us < -1:
+            raise ValueError(f'cpu_dma_latency_us must be -1 (none) or >= 0, got {latency_us}')
+        self.latency_us = latency_us
+        self.problem = ''
+        """'' when the request holds (or none was asked), else why it could not be made."""
+        self._fd: int | None = None
+        if latency_us < 0:
+            return
+        try:
+            self._fd = os.open(CPU_DMA_LATENCY, os.O_WRONLY)
+            os.write(self._fd, struct.pack('i', latency_us))
+        except OSError as error:
+            self.close()
+            self.problem = f'{CPU_DMA_LATENCY}: {error.strerror or error}'
+
+    @property
+    def held(self) -> bool:
+        """Whether the request is in force."""
+        return self._fd is not None
+
+    def close(self) -> None:
+        """Withdraw the request (closing the file does)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

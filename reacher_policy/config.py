@@ -97,6 +97,11 @@ class PolicyConfig:
     ``thread_priority``), or 0 for the OS default scheduler; where the user may not use
     it (no ``rtprio`` limit or CAP_SYS_NICE) the node warns once and runs with the
     default (reacher_common.scheduling). Read at start-up."""
+    cpu_dma_latency_us: int = bounded(0, -1, 1_000_000)
+    """The CPUs' wake-up latency this node requests while it runs (Linux PM QoS,
+    ``/dev/cpu_dma_latency``), microseconds: 0 keeps idle cores polling, so a frame's
+    callback never waits for a core to wake; -1 requests nothing. Root only: elsewhere the
+    node warns once and runs (reacher_common.scheduling). Read at start-up."""
     def __post_init__(self) -> None:
         check_fields(self, {
             'controller': isinstance(self.controller, str) and self.controller != '',

@@ -78,6 +78,11 @@ class SimNodeConfig:
     ``thread_priority``), or 0 for the OS default scheduler; where the user may not use
     it (no ``rtprio`` limit or CAP_SYS_NICE) the node warns once and runs with the
     default (reacher_common.scheduling). Read at start-up."""
+    cpu_dma_latency_us: int = bounded(0, -1, 1_000_000)
+    """The CPUs' wake-up latency this node requests while it runs (Linux PM QoS,
+    ``/dev/cpu_dma_latency``), microseconds: 0 keeps idle cores polling, so a frame's
+    callback never waits for a core to wake; -1 requests nothing. Root only: elsewhere the
+    node warns once and runs (reacher_common.scheduling). Read at start-up."""
     diagnostics_period_s: float = bounded(1.0, 0.0, 3600.0, low_open=True)
     """Period of /diagnostics, seconds, in (0, 3600]."""
     publish_clock: bool = False

@@ -9,7 +9,12 @@ from diagnostic_msgs.msg import DiagnosticArray
 import pytest
 from sensor_msgs.msg import Image
 
-from reacher_common.scheduling import scheduling_of, use_fifo_scheduling
+from reacher_common.scheduling import (
+    CPU_DMA_LATENCY,
+    CpuLatencyRequest,
+    scheduling_of,
+    use_fifo_scheduling,
+)
 
 from ros_support import latest_diagnostics, NodeProcess, ParameterClient, running
 
@@ -87,7 +92,7 @@ def test_a_bad_priority_stops_the_start_by_name(tmp_path, node):
 def test_a_refused_priority_warns_and_the_node_runs(tmp_path, collector):
     # Root without CAP_SYS_NICE and with an rtprio limit of 0: what a plain user has.
     drop = ['setpriv', '--inh-caps=-sys_nice', '--bounding-set=-sys_nice', '--']
-    sim = NodeProcess('sim_node', tmp_path, 'sim.yaml', prefix=drop,
+    sim = NodeProcess('sim_node', tmp_path, 'sim.yaml', {'cpu_dma_latency_us': -1}, prefix=drop,
                       env={'ROS_LOG_DIR': str(Path(tmp_path) / 'ros_log')})
     with running(sim):
         collector.listen('/camera/image_raw', Image)
@@ -97,3 +102,43 @@ def test_a_refused_priority_warns_and_the_node_runs(tmp_path, collector):
         assert sim.alive()
         assert 'SCHED_FIFO refused (Operation not permitted)' in sim.output()
         assert thread_scheduling(sim.process.pid) == {('other', 0)}
+
+
+def current_cpu_latency_us() -> int:
+    """The machine's PM QoS CPU latency in force (the least of all requests)."""
+    import struct
+
+    with open(CPU_DMA_LATENCY, 'rb') as file:
+        return struct.unpack('i', file.read(4))[0]
+
+
+def test_a_cpu_latency_request_holds_while_open():
+    with pytest.raises(ValueError, match='cpu_dma_latency_us'):
+        CpuLatencyRequest(-2)
+    none = CpuLatencyRequest(-1)
+    assert not none.held and none.problem == ''
+    request = CpuLatencyRequest(7)
+    try:
+        if os.geteuid() != 0:
+            assert not request.held and CPU_DMA_LATENCY in request.problem
+            return
+        assert request.held and request.problem == ''
+        assert current_cpu_latency_us() <= 7
+    finally:
+        request.close()
+    assert not request.held
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='/dev/cpu_dma_latency is root only')
+def test_a_node_holds_the_cpu_latency_it_is_given(tmp_path, collector):
+    sim = NodeProcess('sim_node', tmp_path, 'sim.yaml')
+    with running(sim):
+        scheduling_reported(collector, sim, 'fifo 50')
+        assert 'CPU wake-up latency held at 0 us' in sim.output()
+        assert current_cpu_latency_us() == 0
+    (tmp_path / 'quiet').mkdir()
+    quiet = NodeProcess('sim_node', tmp_path / 'quiet', 'sim.yaml',
+                        {'cpu_dma_latency_us': -1, 'thread_priority': 0})
+    with running(quiet):
+        scheduling_reported(collector, quiet, 'other 0')
+        assert 'CPU wake-up latency' not in quiet.output()
