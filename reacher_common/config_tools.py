@@ -101,10 +101,14 @@ class FieldError(ValueError):
 def field_docs(cls: type) -> dict[str, str]:
     """Return the docstring written under each field of a dataclass.
 
-    :param cls: a dataclass defined in a source file.
+    :param cls: a dataclass defined in a source file; the fields it inherits carry their
+        base class's docstrings.
     :return: field name -> one-line docstring (fields without one are absent).
     """
-    return dict(_field_docs(cls))
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        docs.update(_field_docs(klass))
+    return docs
 
 
 @functools.cache

@@ -33,11 +33,34 @@ Plain Python (``os``), Linux only; no rclpy.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 import os
 import struct
 
+from reacher_common.config_tools import bounded
+
 MAX_PRIORITY = 99
 """The highest SCHED_FIFO priority Linux accepts (``sched_get_priority_max``)."""
+
+
+@dataclass(frozen=True)
+class NodeScheduling:
+    """How a node's process is scheduled: the base of every node's config dataclass.
+
+    So each node has these ROS parameters; ``reacher_common.ros_utils.run_node`` applies
+    them once the node is built.
+    """
+
+    thread_priority: int = bounded(50, 0, MAX_PRIORITY)
+    """SCHED_FIFO priority of every thread of the node's process, 1..99 (as ros2_control's
+    ``thread_priority``), or 0 for the OS default scheduler; where the user may not use
+    it (no ``rtprio`` limit or CAP_SYS_NICE) the node warns once and runs with the
+    default. Read at start-up."""
+    cpu_dma_latency_us: int = bounded(0, -1, 1_000_000)
+    """The CPUs' wake-up latency this node requests while it runs (Linux PM QoS,
+    ``/dev/cpu_dma_latency``), microseconds: 0 keeps idle cores polling, so a frame's
+    callback never waits for a core to wake; -1 requests nothing. Root only: elsewhere the
+    node warns once and runs. Read at start-up."""
 
 
 def use_fifo_scheduling(priority: int) -> tuple[int, str]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from reacher_common.config_tools import bounded, check_fields
 from reacher_common.geometry import ArmGeometry
+from reacher_common.scheduling import NodeScheduling
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class PidConfig:
 
 
 @dataclass(frozen=True)
-class PolicyConfig:
+class PolicyConfig(NodeScheduling):
     """Timing, controller choice and arm geometry of the policy loop.
 
     :raises ValueError: from ``__post_init__``, naming the field that is out of range.
@@ -92,16 +93,6 @@ class PolicyConfig:
     """Least time between two repeats of the same warning from the node, seconds, in
     [0, 3600]."""
 
-    thread_priority: int = bounded(50, 0, 99)
-    """SCHED_FIFO priority of every thread of the node's process, 1..99 (as ros2_control's
-    ``thread_priority``), or 0 for the OS default scheduler; where the user may not use
-    it (no ``rtprio`` limit or CAP_SYS_NICE) the node warns once and runs with the
-    default (reacher_common.scheduling). Read at start-up."""
-    cpu_dma_latency_us: int = bounded(0, -1, 1_000_000)
-    """The CPUs' wake-up latency this node requests while it runs (Linux PM QoS,
-    ``/dev/cpu_dma_latency``), microseconds: 0 keeps idle cores polling, so a frame's
-    callback never waits for a core to wake; -1 requests nothing. Root only: elsewhere the
-    node warns once and runs (reacher_common.scheduling). Read at start-up."""
     def __post_init__(self) -> None:
         check_fields(self, {
             'controller': isinstance(self.controller, str) and self.controller != '',

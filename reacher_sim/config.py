@@ -13,6 +13,7 @@ from typing import Literal
 
 from reacher_common.config_tools import bounded, check_fields
 from reacher_common.geometry import ArmGeometry, Timing
+from reacher_common.scheduling import NodeScheduling
 from reacher_sim.scene import SceneConfig
 
 GoalSampling = Literal['reachable', 'seed']
@@ -54,7 +55,7 @@ class SimConfig:
 
 
 @dataclass(frozen=True)
-class SimNodeConfig:
+class SimNodeConfig(NodeScheduling):
     """What the sim node adds to :class:`SimConfig`: the continuous task and its safety.
 
     The node steps the physics every ``Timing.dt`` seconds and publishes a camera frame
@@ -73,16 +74,6 @@ class SimNodeConfig:
     warn_throttle_s: float = bounded(5.0, 0.0, 3600.0)
     """Minimum interval between repeated warnings about bad messages, seconds, in
     [0, 3600]."""
-    thread_priority: int = bounded(50, 0, 99)
-    """SCHED_FIFO priority of every thread of the node's process, 1..99 (as ros2_control's
-    ``thread_priority``), or 0 for the OS default scheduler; where the user may not use
-    it (no ``rtprio`` limit or CAP_SYS_NICE) the node warns once and runs with the
-    default (reacher_common.scheduling). Read at start-up."""
-    cpu_dma_latency_us: int = bounded(0, -1, 1_000_000)
-    """The CPUs' wake-up latency this node requests while it runs (Linux PM QoS,
-    ``/dev/cpu_dma_latency``), microseconds: 0 keeps idle cores polling, so a frame's
-    callback never waits for a core to wake; -1 requests nothing. Root only: elsewhere the
-    node warns once and runs (reacher_common.scheduling). Read at start-up."""
     diagnostics_period_s: float = bounded(1.0, 0.0, 3600.0, low_open=True)
     """Period of /diagnostics, seconds, in (0, 3600]."""
     publish_clock: bool = False
