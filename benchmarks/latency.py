@@ -21,6 +21,8 @@ the JSON says so under ``not_run``.
     python benchmarks/latency.py                       # default: a few minutes
     python benchmarks/latency.py --full --duration 60  # every combination
     python benchmarks/latency.py --done-when           # issue 14's bars: ~20 minutes
+    python benchmarks/latency.py --params thread_priority:=0 cpu_dma_latency_us:=-1
+                                                       # the OS's default scheduling
 
 ``--done-when`` runs what issue 14's "Done when" asks, with 60 s runs at 20 Hz camera and
 control: for each estimator (classical and slac), ``--repeats`` phase-locked headless
@@ -79,6 +81,9 @@ class Args:
     and slac."""
     repeats: int = 3
     """With ``--done-when``: phase-locked headless runs per estimator checked on the bars."""
+    params: tuple[str, ...] = ()
+    """Extra ``NAME:=VALUE`` parameters for every node of every run, e.g.
+    ``thread_priority:=0 cpu_dma_latency_us:=-1`` (the OS's default scheduling)."""
     out: Path = Path('benchmarks/results/latency.json')
     """Where to write the JSON results."""
 
@@ -159,7 +164,8 @@ def run_case(case: Case, args: Args, value: str) -> dict[str, Any]:
         command = [xvfb, '-a', *command]
     else:
         command.append('--headless')
-    command += ['--ros-args', '-p', f'{args.mode_parameter}:={value}']
+    command += ['--ros-args', '-p', f'{args.mode_parameter}:={value}',
+                *[arg for param in args.params for arg in ('-p', param)]]
     env = dict(os.environ)
     env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     load_before = os.getloadavg()
@@ -198,6 +204,7 @@ def row(summary: dict[str, Any]) -> dict[str, Any]:
         'estimator': case.get('estimator', 'classical'), 'checked': case.get('checked', False),
         'camera_hz': case['camera_hz'], 'control_hz': case['control_hz'],
         'mode': case['mode'], 'window': case['window'],
+        'scheduling': ', '.join(sorted(set((summary.get('scheduling') or {}).values()))),
         'success_rate': summary.get('success_rate'),
         'goals_reached': summary.get('goals_reached'),
         'goals_timed_out': summary.get('goals_timed_out'),
@@ -258,6 +265,9 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 def main() -> None:
     args = tyro.cli(Args)
+    bad = [param for param in args.params if ':=' not in param]
+    if bad:
+        raise SystemExit(f'--params takes NAME:=VALUE, got {bad[0]!r}')
     if args.done_when:
         args.duration = 60.0
         if args.estimators == ('classical',):
