@@ -12,6 +12,7 @@ arm at rest, the fingertip over the goal), which held-out dataset frames do not 
 
     python benchmarks/loop_confidence.py --estimator slac --thresholds 0.5 0.2 0.0 \
         --scenes clean randomized
+    python benchmarks/loop_confidence.py --controller slac --seeds 0 1 2   # all-SLAC
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ class Args:
 
     estimator: str = 'slac'
     """Perception backend ('classical' or 'slac')."""
+    controller: str = 'ik'
+    """policy_node's controller: 'ik', or 'slac' (the shipped actor on the SLAC filter's
+    latent; needs ``--estimator slac``)."""
     checkpoint: str = ''
     """The estimator's weights ('' = the shipped ones)."""
     thresholds: tuple[float, ...] = (0.5, 0.2, 0.0)
@@ -70,7 +74,8 @@ def run(args: Args, scene: str, threshold: float, seed: int) -> dict:
     renderer.set_scene(scene_config.sample(scene_rng, renderer.avoid_colours))
     estimator = make_estimator(PerceptionConfig(estimator=args.estimator,
                                                  checkpoint=args.checkpoint))
-    loop = PolicyLoop(PolicyConfig(min_confidence=threshold), PidConfig())
+    loop = PolicyLoop(PolicyConfig(controller=args.controller, min_confidence=threshold,
+                                   latent_checkpoint=args.checkpoint), PidConfig())
     half = config.geometry.arena_size_m / 2.0
     command = np.zeros(2)
     rows = []
@@ -83,7 +88,7 @@ def run(args: Args, scene: str, threshold: float, seed: int) -> dict:
         goal_error = 1000.0 * float(np.linalg.norm(estimate.goal - truth_goal))
         loop.update_estimate(PerceivedState(now, estimate.joint_positions,
                                             np.clip(estimate.goal, -half, half),
-                                            estimate.confidence))
+                                            estimate.confidence, estimate.latent))
         command = loop.step(now).command
         rows.append((joint_error, goal_error, float(loop.unsure)))
         _, event = task.step(command)
@@ -94,7 +99,8 @@ def run(args: Args, scene: str, threshold: float, seed: int) -> dict:
     halted = table[:, 2] > 0.0
     stats = task.stats()
     return {
-        'scene': scene, 'threshold': threshold, 'seed': seed, 'frames': len(rows),
+        'scene': scene, 'controller': args.controller, 'threshold': threshold, 'seed': seed,
+        'frames': len(rows),
         'goals_reached': stats.goals_reached, 'goals_timed_out': stats.goals_timed_out,
         'halted_share': float(halted.mean()),
         'halted_wrong_share': float(wrong[halted].mean()) if halted.any() else None,
@@ -127,8 +133,9 @@ def main() -> None:
                                     'args': {k: str(v) if isinstance(v, Path) else v
                                              for k, v in vars(args).items()},
                                     'runs': runs}, indent=2) + '\n')
-    print(f'| {args.estimator}: scene | min_confidence | goals reached / timed out '
-          '| frames halted | halted frames wrong | acted-on frames wrong |')
+    print(f'| {args.estimator} + {args.controller}: scene | min_confidence '
+          '| goals reached / timed out | frames halted | halted frames wrong '
+          '| acted-on frames wrong |')
     print('|---|---|---|---|---|---|')
     for scene in args.scenes:
         for threshold in args.thresholds:

@@ -18,7 +18,7 @@ from reacher_perception.slac.latent import LatentModel
 from reacher_perception.training.collect import collect, draw_scene
 from reacher_perception.training.confidence import fit_confidence
 from reacher_perception.training.config import CollectConfig, SlacTrainConfig
-from reacher_perception.training.dataset import SequenceDataset
+from reacher_perception.training.dataset import POLICIES, SequenceDataset
 from reacher_perception.training.train import mix_scenes, scene_share
 from reacher_sim.render import ArmRenderer
 from reacher_sim.scene import SceneConfig
@@ -249,3 +249,22 @@ def test_shipped_confidence_falls_when_the_arm_is_covered(tmp_path: Path) -> Non
     # left at 0.51 while 13 deg off: the confidence is not perfect, docs/slac.md)
     assert np.mean(np.array(covered) < 0.5) >= 0.95
     assert np.median(covered) < 0.2 < np.median(clean) - 0.3
+
+
+@pytest.mark.skipif(not SHIPPED.is_file(), reason='no shipped checkpoint in this checkout')
+def test_the_all_slac_loop_drives_collected_sequences(tmp_path: Path) -> None:
+    # slac_fraction 1: every sequence acted by the shipped filter + slac controller.
+    collect(CollectConfig(sequences=2, steps=24, shard_size=2, seed=5, slac_fraction=1.0),
+            ArmGeometry(), TIMING, tmp_path, progress=False)
+    with np.load(tmp_path / 'shard_0000.npz') as shard:
+        policy, actions, joints = shard['policy'], shard['actions'], shard['joint_positions']
+    assert [POLICIES[index] for index in policy] == ['slac', 'slac']
+    assert np.all(np.isfinite(actions)) and np.all(np.abs(actions) <= 1.0)
+    # The actor moves the arm: the joints change over each sequence.
+    assert np.all(np.abs(joints[:, -1] - joints[:, 0]).max(axis=1) > 0.1)
+    # Without it, the same seed draws the same numbers as before the option existed.
+    other = tmp_path / 'ik'
+    collect(CollectConfig(sequences=2, steps=24, shard_size=2, seed=5), ArmGeometry(), TIMING,
+            other, progress=False)
+    with np.load(other / 'shard_0000.npz') as shard:
+        assert 'slac' not in [POLICIES[index] for index in shard['policy']]

@@ -1,9 +1,12 @@
 """The collector: the simulator driven by random and IK policies, written as dataset shards.
 
 Each sequence is acted by one of :data:`~reacher_perception.training.dataset.POLICIES`:
-smooth random joint velocities (:class:`RandomSmoothPolicy`), or the policy node's own
+smooth random joint velocities (:class:`RandomSmoothPolicy`), the policy node's own
 loop (``reacher_policy.loop.PolicyLoop``: the IK controller and the PID smoother) fed the
-true joint angles and goal every frame, with gaussian noise on its command. The loop is
+true joint angles and goal every frame, with gaussian noise on its command, or (with
+``slac_fraction``) the all-SLAC loop: the shipped SLAC filter on the rendered frames and
+the ``slac`` controller on its latent (:func:`slac_loop`), as ``reacher demo --estimator
+slac --controller slac`` runs, with the same noise. The loop is
 ticked once per frame at the frame's time, so the PID runs at the camera's period. With
 ``CollectConfig.scene``, each sequence is seen in a new scene (``reacher_sim.scene``)
 drawn from a stream of its own, so a given seed gives the same motions in every scene.
@@ -23,6 +26,8 @@ import numpy as np
 import numpy.typing as npt
 
 from reacher_common.geometry import ArmGeometry, Timing
+from reacher_perception.config import PerceptionConfig
+from reacher_perception.estimator import Estimator, make_estimator
 from reacher_perception.training.config import CollectConfig
 from reacher_perception.training.dataset import POLICIES, write_shard
 from reacher_policy.config import PidConfig, PolicyConfig
@@ -115,6 +120,24 @@ def ik_loop(geometry: ArmGeometry, timing: Timing) -> PolicyLoop:
                       PidConfig(output_limit=geometry.max_joint_velocity))
 
 
+def slac_loop(geometry: ArmGeometry, timing: Timing) -> tuple[Estimator, PolicyLoop]:
+    """The all-SLAC loop of the shipped checkpoints: the estimator and the policy's loop.
+
+    The confidence stop is off (``min_confidence`` 0): the loop acts on every estimate, so
+    the recorded states are the ones its actor steers to, stops or not.
+
+    :param geometry: the arm and camera (the shipped checkpoints' own).
+    :param timing: the frame period, the controller's (0.05 s).
+    :return: (estimator, loop), both fresh.
+    :raises ValueError: when the shipped checkpoints do not fit the arm or the period.
+    """
+    estimator = make_estimator(PerceptionConfig(estimator='slac', geometry=geometry))
+    loop = PolicyLoop(PolicyConfig(control_rate_hz=1.0 / timing.dt, controller='slac',
+                                   min_confidence=0.0, geometry=geometry),
+                      PidConfig(output_limit=geometry.max_joint_velocity))
+    return estimator, loop
+
+
 def collect(config: CollectConfig, geometry: ArmGeometry, timing: Timing, out_dir: Path,
             progress: bool = True) -> list[Path]:
     """Run the simulator with a mix of policies and write the sequences as shards.
@@ -138,6 +161,8 @@ def collect(config: CollectConfig, geometry: ArmGeometry, timing: Timing, out_di
     renderer = ArmRenderer(geometry)
     clean_renderer = ArmRenderer(geometry) if config.scene.families else None
     loop = ik_loop(geometry, timing)
+    slac = slac_loop(geometry, timing) if config.slac_fraction > 0.0 else None
+    half = geometry.arena_size_m / 2.0
     limit = geometry.max_joint_velocity
     paths: list[Path] = []
     bar = tqdm(total=config.sequences, desc='collect', disable=not progress)
@@ -155,10 +180,17 @@ def collect(config: CollectConfig, geometry: ArmGeometry, timing: Timing, out_di
             task.reset()
             if config.scene.families:
                 renderer.set_scene(draw_scene(config, scene_rng, renderer.avoid_colours))
-            use_ik = rng.random() < config.ik_fraction
-            policy[index] = POLICIES.index('ik' if use_ik else 'random')
+            # Drawn only when asked for, so the other recipes draw the same numbers.
+            use_slac = config.slac_fraction > 0.0 and rng.random() < config.slac_fraction
+            use_ik = not use_slac and rng.random() < config.ik_fraction
+            policy[index] = POLICIES.index('slac' if use_slac else 'ik' if use_ik
+                                           else 'random')
             random_policy = RandomSmoothPolicy(rng, limit)
             loop.reset()
+            command = np.zeros(2)
+            if slac is not None:
+                slac[0].reset()
+                slac[1].reset()
             for step in range(steps):
                 arm = task.arm
                 images[index, step] = renderer.render(arm.joint_positions, arm.goal)
@@ -168,7 +200,15 @@ def collect(config: CollectConfig, geometry: ArmGeometry, timing: Timing, out_di
                 arrays['joint_positions'][index, step] = arm.joint_positions
                 arrays['fingertip'][index, step] = arm.fingertip
                 arrays['goal'][index, step] = arm.goal
-                if use_ik:
+                if use_slac and slac is not None:
+                    now_s = step * timing.dt
+                    estimate = slac[0].estimate(images[index, step], command)
+                    slac[1].update_estimate(PerceivedState(
+                        now_s, estimate.joint_positions, np.clip(estimate.goal, -half, half),
+                        estimate.confidence, estimate.latent))
+                    command = slac[1].step(now_s).command
+                    command = command + rng.normal(0.0, config.command_noise, 2)
+                elif use_ik:
                     now_s = step * timing.dt
                     loop.update_estimate(PerceivedState(now_s, arm.joint_positions, arm.goal))
                     command = loop.step(now_s).command

@@ -30,6 +30,11 @@ class CollectConfig:
     """Sequences per .npz shard, >= 1."""
     ik_fraction: float = 0.6
     """Share of sequences driven by the noisy IK controller (the rest random), in [0, 1]."""
+    slac_fraction: float = 0.0
+    """Share of sequences acted by the all-SLAC loop, drawn before the IK share among the
+    rest: the shipped SLAC filter on the rendered frames and the ``slac`` controller's
+    actor on its latent (the shipped checkpoints), confidence stop off, with the IK's
+    command noise; the states that loop visits (issue 15), in [0, 1]."""
     command_noise: float = 0.2
     """Std of the gaussian noise added to the IK controller's command, rad/s, >= 0."""
     goal_switch_probability: float = 0.02
@@ -58,6 +63,7 @@ class CollectConfig:
             'steps': self.steps >= 2,
             'shard_size': self.shard_size >= 1,
             'ik_fraction': 0.0 <= self.ik_fraction <= 1.0,
+            'slac_fraction': 0.0 <= self.slac_fraction <= 1.0,
             'command_noise': self.command_noise >= 0.0,
             'goal_switch_probability': 0.0 <= self.goal_switch_probability <= 1.0,
         })

@@ -49,7 +49,7 @@ from reacher_perception.slac.config import states_from_truth
 if TYPE_CHECKING:
     import torch
 
-POLICIES: tuple[str, ...] = ('random', 'ik')
+POLICIES: tuple[str, ...] = ('random', 'ik', 'slac')
 """Policies of the collector: 'random' smooth random velocities, 'ik' the analytic IK +
 PID controller of reacher_policy on the true state, with noise on its command."""
 
