@@ -19,6 +19,18 @@ fits the true state), ``sac-pixels`` (Stable-Baselines3 SAC, CnnPolicy on the la
 
     PYTHONPATH=. python benchmarks/rl_slac.py learn --rows slac slac-privileged sac-pixels \\
         --seeds 0 1 2 --total-steps 50000 --output benchmarks/results/rl_slac.json
+
+``dmc``: one seed (``--seeds``' first) of SLAC (``--dmc.*``, defaults ``DMC_AGENT``) on
+DeepMind Control's reacher_easy from 64x64 pixels, action repeat 4, for ``--total-steps``
+env steps (default 100k = 25k agent steps); the average return (out of 1000) of the
+deterministic actor on 10 fixed-seed episodes every ``--dmc-eval-every`` env steps and at
+the end. Resumable: the same command again continues from ``--dmc-run``'s agent, replay
+and step count (``reacher_policy.training.slac.dmc_train`` says what a resume loses).
+``dmc-cost`` is ``cost`` on that env and agent (a frame is an agent step, 4 env steps);
+``dmc-baselines`` gives a uniform random policy's and a still arm's returns on the same
+evaluation episodes::
+
+    PYTHONPATH=. python benchmarks/rl_slac.py dmc --output benchmarks/results/rl_slac_dmc.json
 """
 
 from __future__ import annotations
@@ -58,8 +70,8 @@ ratio."""
 class Args:
     """Cost of the SLAC agent, or learning runs of SLAC and SAC from pixels."""
 
-    job: tyro.conf.Positional[Literal['cost', 'learn', 'dmc', 'dmc-cost']]
-    """'cost', 'learn', 'dmc' or 'dmc-cost' (see the module docstring)."""
+    job: tyro.conf.Positional[Literal['cost', 'learn', 'dmc', 'dmc-cost', 'dmc-baselines']]
+    """'cost', 'learn', 'dmc', 'dmc-cost' or 'dmc-baselines' (see the module docstring)."""
     rows: tuple[str, ...] = ('slac', 'slac-privileged', 'sac-pixels')
     """learn: the rows to run."""
     seeds: tuple[int, ...] = (0,)
@@ -260,12 +272,23 @@ def dmc(args: Args) -> dict[str, Any]:
                      seed=args.seeds[0], command=' '.join(sys.argv))
 
 
+def dmc_baselines(args: Args) -> dict[str, Any]:
+    """A uniform random policy and a still arm on the dmc job's evaluation episodes."""
+    from reacher_policy.training.slac.dmc_train import ConstantOrRandomPolicy, evaluate_dmc
+    rows = {}
+    for name, policy in (('random', ConstantOrRandomPolicy(args.seeds[0])),
+                         ('still', ConstantOrRandomPolicy(still=True))):
+        returns = evaluate_dmc(policy, args.dmc_episodes)
+        rows[name] = {'mean_return': float(np.mean(returns)), 'returns': returns}
+    return rows
+
+
 def main() -> None:
     """Run the job and write its JSON."""
     args = tyro.cli(Args)
     torch.set_num_threads(1)
     jobs = {'cost': cost, 'learn': learn, 'dmc': dmc,
-            'dmc-cost': lambda args: cost(args, dmc=True)}
+            'dmc-cost': lambda args: cost(args, dmc=True), 'dmc-baselines': dmc_baselines}
     results = jobs[args.job](args)
     document = {'job': args.job, 'args': asdict(args), 'command': ' '.join(sys.argv),
                 'machine': platform.platform(), 'torch_threads': 1, 'results': results}

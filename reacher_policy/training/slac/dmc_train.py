@@ -23,9 +23,11 @@ import time
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from reacher_policy.training.dmc import DmcPixelEnv
+from reacher_policy.training.evaluate import EpisodicPolicy
 from reacher_policy.training.slac.acting import SlacEvalPolicy
 from reacher_policy.training.slac.agent import SlacAgent, SlacCallback
 from reacher_policy.training.slac.config import SlacAgentConfig
@@ -34,22 +36,48 @@ EVAL_SEED = 10_000
 """Seed of the first evaluation episode (episode i uses EVAL_SEED + i)."""
 
 
-def evaluate_dmc(agent: SlacAgent, episodes: int = 10, seed: int = EVAL_SEED,
-                 action_repeat: int = 4) -> list[float]:
-    """Returns of the deterministic actor on ``episodes`` seeded episodes, in lockstep.
+class ConstantOrRandomPolicy(EpisodicPolicy):
+    """A baseline: uniform random actions (seeded) or, with ``still``, zero actions.
 
-    :param agent: the agent (its encoder and actor; frames must fit its model).
+    :param seed: seeds the random actions.
+    :param still: act 0 (no torque) instead.
+    """
+
+    def __init__(self, seed: int = 0, still: bool = False) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.still = still
+
+    def start(self, episodes: int) -> None:
+        """Nothing to forget."""
+
+    def act(self, observations: npt.NDArray[Any],
+            episodes: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        """(B, 2) float32 actions in [-1, 1]."""
+        shape = (len(episodes), 2)
+        if self.still:
+            return np.zeros(shape, np.float32)
+        return self.rng.uniform(-1.0, 1.0, shape).astype(np.float32)
+
+
+def agent_policy(agent: SlacAgent) -> SlacEvalPolicy:
+    """The agent's deterministic actor as an :class:`EpisodicPolicy`."""
+    return SlacEvalPolicy(agent, agent.config.sequence_length, agent.config.model.action_dim)
+
+
+def evaluate_dmc(policy: EpisodicPolicy, episodes: int = 10, seed: int = EVAL_SEED,
+                 image_size: int = 64, action_repeat: int = 4) -> list[float]:
+    """Returns of a policy on ``episodes`` seeded reacher_easy episodes, in lockstep.
+
+    :param policy: e.g. :func:`agent_policy` (frames must fit its model).
     :param episodes: number of episodes, each with its own env seeded ``seed + i``.
     :param seed: seed of the first episode.
+    :param image_size: frame width = height, pixels.
     :param action_repeat: the env's (the agent's training env's).
     :return: each episode's return (sum of the control steps' rewards; reacher_easy: out
         of 1000 for 1000 control steps).
     """
-    size = agent.config.model.image_size
-    envs = [DmcPixelEnv(image_size=size, action_repeat=action_repeat)
+    envs = [DmcPixelEnv(image_size=image_size, action_repeat=action_repeat)
             for _ in range(episodes)]
-    policy = SlacEvalPolicy(agent, agent.config.sequence_length,
-                            agent.config.model.action_dim)
     policy.start(episodes)
     observations = [env.reset(seed=seed + i)[0] for i, env in enumerate(envs)]
     returns = np.zeros(episodes)
@@ -95,7 +123,9 @@ class DmcProgress(SlacCallback):
         """Evaluate now, append the row, write agent.pt, replay.npz and progress.json."""
         now = time.perf_counter()
         self.state['train_time_s'] += now - self.clock
-        returns = evaluate_dmc(agent, self.episodes, action_repeat=self.action_repeat)
+        returns = evaluate_dmc(agent_policy(agent), self.episodes,
+                               image_size=agent.config.model.image_size,
+                               action_repeat=self.action_repeat)
         row = {'env_steps': agent.num_timesteps * self.action_repeat,
                'agent_steps': agent.num_timesteps, 'latent_updates': agent.latent_updates,
                'sac_updates': agent.sac_updates, 'mean_return': float(np.mean(returns)),
