@@ -3,8 +3,8 @@
 Algorithm 1, as run by :meth:`SlacAgent.learn`: collect ``initial_collection_steps``
 env steps with a uniform random policy; pretrain the latent model on them for
 ``initial_latent_steps`` updates; then at every env step act with the actor, store the
-transition and make ``latent_updates_per_step`` latent-model updates and
-``sac_updates_per_step`` actor-critic updates, each on its own batch of sequences.
+transition and (every ``update_interval`` steps) make ``latent_updates_per_step``
+latent-model and ``sac_updates_per_step`` actor-critic updates, each on its own batch.
 
 - Latent model (:meth:`update_latent`): minus the ELBO with the reward factor
   (:func:`reacher_policy.training.slac.networks.model_losses`), plus the state heads'
