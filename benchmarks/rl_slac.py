@@ -19,6 +19,18 @@ fits the true state), ``sac-pixels`` (Stable-Baselines3 SAC, CnnPolicy on the la
 
     PYTHONPATH=. python benchmarks/rl_slac.py learn --rows slac slac-privileged sac-pixels \\
         --seeds 0 1 2 --total-steps 50000 --output benchmarks/results/rl_slac.json
+
+``dmc``: one seed (``--seeds``' first) of SLAC (``--dmc.*``, defaults ``DMC_AGENT``) on
+DeepMind Control's reacher_easy from 64x64 pixels, action repeat 4, for ``--total-steps``
+env steps (default 100k = 25k agent steps); the average return (out of 1000) of the
+deterministic actor on 10 fixed-seed episodes every ``--dmc-eval-every`` env steps and at
+the end. Resumable: the same command again continues from ``--dmc-run``'s agent, replay
+and step count (``reacher_policy.training.slac.dmc_train`` says what a resume loses).
+``dmc-cost`` is ``cost`` on that env and agent (a frame is an agent step, 4 env steps);
+``dmc-baselines`` gives a uniform random policy's and a still arm's returns on the same
+evaluation episodes::
+
+    PYTHONPATH=. python benchmarks/rl_slac.py dmc --output benchmarks/results/rl_slac_dmc.json
 """
 
 from __future__ import annotations
@@ -46,19 +58,26 @@ from reacher_policy.training.slac.config import SlacAgentConfig
 from reacher_policy.training.slac.train import make_pixel_env
 from reacher_policy.training.train import train
 
+DMC_AGENT = SlacAgentConfig(
+    gamma=0.99, sequence_length=4, latent_batch_size=16, sac_batch_size=32,
+    buffer_size=26_000, initial_collection_steps=1000, initial_latent_steps=2000)
+"""The SLAC agent of the DMC row (agent steps; see docs/slac_agent.md, "DeepMind
+Control"): the paper's gamma, our CPU-sized sequences, batches, pretraining and update
+ratio."""
+
 
 @dataclass(frozen=True)
 class Args:
     """Cost of the SLAC agent, or learning runs of SLAC and SAC from pixels."""
 
-    job: tyro.conf.Positional[Literal['cost', 'learn']]
-    """'cost' or 'learn' (see the module docstring)."""
+    job: tyro.conf.Positional[Literal['cost', 'learn', 'dmc', 'dmc-cost', 'dmc-baselines']]
+    """'cost', 'learn', 'dmc', 'dmc-cost' or 'dmc-baselines' (see the module docstring)."""
     rows: tuple[str, ...] = ('slac', 'slac-privileged', 'sac-pixels')
     """learn: the rows to run."""
     seeds: tuple[int, ...] = (0,)
     """learn: training seeds."""
-    total_steps: int = 50_000
-    """learn: env steps per run."""
+    total_steps: int = 0
+    """learn: env steps per run (0: 50k); dmc: env steps in all (0: 100k)."""
     eval_freq: int = 2000
     """learn: env steps between evaluations."""
     eval_episodes: int = 50
@@ -83,6 +102,15 @@ class Args:
     """cost: updates of each kind timed (after 2 warm-up updates)."""
     cost_frames: int = 2000
     """cost: env steps collected (random policy first, then timed with the actor)."""
+    dmc: SlacAgentConfig = DMC_AGENT
+    """dmc, dmc-cost: the agent on DeepMind Control's reacher_easy (counts in agent
+    steps of 4 env steps; defaults: ``DMC_AGENT``)."""
+    dmc_run: str = 'runs/slac_dmc_reacher_easy_seed0'
+    """dmc: the run folder; re-running with the same folder resumes the run there."""
+    dmc_eval_every: int = 10_000
+    """dmc: env steps between evaluations (and saves of agent + replay)."""
+    dmc_episodes: int = 10
+    """dmc: episodes per evaluation (fixed seeds; 10 as the papers)."""
     out_root: str = 'runs/bench_slac'
     """learn: folder of the training runs."""
     output: str = 'benchmarks/results/rl_slac.json'
@@ -104,11 +132,16 @@ def rate(function: Callable[[], Any], count: int) -> float:
     return count / (time.perf_counter() - start)
 
 
-def cost(args: Args) -> dict[str, Any]:
-    """Updates and frames per second of the SLAC agent, one torch thread."""
-    config = named_config('slac')
-    env = make_pixel_env(config)
-    agent = SlacAgent(replace(args.slac, initial_collection_steps=args.cost_frames,
+def cost(args: Args, dmc: bool = False) -> dict[str, Any]:
+    """Updates and frames per second of the SLAC agent, one torch thread (on the reacher's
+    pixel env, or with ``dmc`` on DMC reacher_easy, a frame per agent step)."""
+    if dmc:
+        from reacher_policy.training.dmc import DmcPixelEnv
+        env: Any = DmcPixelEnv()
+    else:
+        env = make_pixel_env(named_config('slac'))
+    agent = SlacAgent(replace(args.dmc if dmc else args.slac,
+                              initial_collection_steps=args.cost_frames,
                               initial_latent_steps=0), env, seed=0)
     start = time.perf_counter()
     agent.learn(args.cost_frames)  # random policy only: no update yet
@@ -187,7 +220,7 @@ def sac_pixels(args: Args, config: TrainConfig, seed: int) -> dict[str, Any]:
                 replay_buffer_kwargs=dict(handle_timeout_termination=False),
                 seed=seed, device='cpu', verbose=0)
     evaluations, steps_to_90, wall_to_90, train_time = [], None, None, 0.0
-    while model.num_timesteps < args.total_steps:
+    while model.num_timesteps < (args.total_steps or 50_000):
         start = time.perf_counter()
         model.learn(args.eval_freq, reset_num_timesteps=False)
         train_time += time.perf_counter() - start
@@ -212,7 +245,8 @@ def learn(args: Args) -> list[dict[str, Any]]:
     rows = []
     for name in args.rows:
         for seed in args.seeds:
-            config = replace(named_config('slac'), seed=seed, total_steps=args.total_steps,
+            config = replace(named_config('slac'), seed=seed,
+                             total_steps=args.total_steps or 50_000,
                              eval_freq=args.eval_freq, eval_episodes=args.eval_episodes,
                              final_eval_episodes=args.final_episodes, progress=False,
                              out_dir=f'{args.out_root}/{name}_seed{seed}')
@@ -230,18 +264,42 @@ def learn(args: Args) -> list[dict[str, Any]]:
     return rows
 
 
+def dmc(args: Args) -> dict[str, Any]:
+    """One seed of SLAC on DMC reacher_easy (resumable, see ``train_dmc``)."""
+    from reacher_policy.training.slac.dmc_train import train_dmc
+    return train_dmc(args.dmc, args.dmc_run, total_env_steps=args.total_steps or 100_000,
+                     eval_every_env_steps=args.dmc_eval_every, episodes=args.dmc_episodes,
+                     seed=args.seeds[0], command=' '.join(sys.argv))
+
+
+def dmc_baselines(args: Args) -> dict[str, Any]:
+    """A uniform random policy and a still arm on the dmc job's evaluation episodes."""
+    from reacher_policy.training.slac.dmc_train import ConstantOrRandomPolicy, evaluate_dmc
+    rows = {}
+    for name, policy in (('random', ConstantOrRandomPolicy(args.seeds[0])),
+                         ('still', ConstantOrRandomPolicy(still=True))):
+        returns = evaluate_dmc(policy, args.dmc_episodes)
+        rows[name] = {'mean_return': float(np.mean(returns)), 'returns': returns}
+    return rows
+
+
 def main() -> None:
     """Run the job and write its JSON."""
     args = tyro.cli(Args)
     torch.set_num_threads(1)
-    results = cost(args) if args.job == 'cost' else learn(args)
+    jobs = {'cost': cost, 'learn': learn, 'dmc': dmc,
+            'dmc-cost': lambda args: cost(args, dmc=True), 'dmc-baselines': dmc_baselines}
+    results = jobs[args.job](args)
     document = {'job': args.job, 'args': asdict(args), 'command': ' '.join(sys.argv),
                 'machine': platform.platform(), 'torch_threads': 1, 'results': results}
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(document, indent=2) + '\n')
-    print(json.dumps(results if args.job == 'cost' else
-                     [{k: r[k] for k in ('row', 'seed', 'steps_to_90', 'final')}
-                      for r in results], indent=2))
+    if args.job == 'learn':
+        results = [{k: r[k] for k in ('row', 'seed', 'steps_to_90', 'final')}
+                   for r in results]
+    elif args.job == 'dmc':
+        results = results['evaluations']
+    print(json.dumps(results, indent=2))
 
 
 if __name__ == '__main__':

@@ -184,6 +184,26 @@ def test_replay_drops_sequences_whose_episode_start_was_overwritten() -> None:
         buffer.sample(2, np.random.default_rng(0))
 
 
+def test_replay_save_load_round_trip_and_refusal(tmp_path: Path) -> None:
+    buffer = SlacReplayBuffer(4, (1, 2, 2), 2, sequence_length=2)
+    for step in range(5):  # two episodes, 7 frames: wraps the ring of 4
+        if step in (0, 2):
+            buffer.start_episode(np.full((1, 2, 2), 100 + step, np.uint8))
+        buffer.add(np.full(2, step / 10, np.float32), float(step), step == 4,
+                   np.full((1, 2, 2), step + 1, np.uint8))
+    path = buffer.save(tmp_path / 'replay.npz')
+    loaded = SlacReplayBuffer(4, (1, 2, 2), 2, sequence_length=2)
+    loaded.load(path)
+    assert (loaded.written, loaded.transitions, len(loaded)) == (7, 5, 4)
+    for name in SlacReplayBuffer._ARRAYS:
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(buffer, name))
+    first = buffer.sample(8, np.random.default_rng(1))
+    again = loaded.sample(8, np.random.default_rng(1))
+    assert all(torch.equal(first[key], again[key]) for key in first)
+    with pytest.raises(ValueError, match='does not fit this buffer'):
+        SlacReplayBuffer(8, (1, 2, 2), 2, sequence_length=2).load(path)
+
+
 def test_frame_history_pads_as_the_replay_does() -> None:
     history = FrameHistory(1, 3, (1,), 2, np.float32)
     history.reset(0, np.array([1.0], np.float32))

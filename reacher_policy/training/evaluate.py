@@ -250,8 +250,8 @@ def evaluate_checkpoint(checkpoint: str, sim: SimConfig, episodes: int = 500,
     from reacher_policy.training.slac.agent import is_agent_checkpoint
     if is_agent_checkpoint(checkpoint):
         from reacher_policy.training.slac.acting import SlacEvalPolicy
-        from reacher_policy.training.slac.agent import SlacAgent
-        agent = SlacAgent.load(checkpoint)
+        from reacher_policy.training.slac.agent import REACHER_ENV_NAME, SlacAgent
+        agent = SlacAgent.load(checkpoint, expected_env=REACHER_ENV_NAME)
         sim = replace(sim, geometry=agent.geometry, timing=agent.timing)
         result = evaluate_policy(SlacEvalPolicy(agent, agent.config.sequence_length), sim,
                                  episodes, seed, robustness, observation_mode='pixels')

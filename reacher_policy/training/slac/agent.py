@@ -3,8 +3,8 @@
 Algorithm 1, as run by :meth:`SlacAgent.learn`: collect ``initial_collection_steps``
 env steps with a uniform random policy; pretrain the latent model on them for
 ``initial_latent_steps`` updates; then at every env step act with the actor, store the
-transition and make ``latent_updates_per_step`` latent-model updates and
-``sac_updates_per_step`` actor-critic updates, each on its own batch of sequences.
+transition and (every ``update_interval`` steps) make ``latent_updates_per_step``
+latent-model and ``sac_updates_per_step`` actor-critic updates, each on its own batch.
 
 - Latent model (:meth:`update_latent`): minus the ELBO with the reward factor
   (:func:`reacher_policy.training.slac.networks.model_losses`), plus the state heads'
@@ -54,6 +54,18 @@ from reacher_policy.training.slac.networks import (
 
 SLAC_AGENT_FORMAT = 'reacher-slac-agent-1'
 """``metadata['format']`` of a SLAC agent checkpoint."""
+REACHER_ENV_NAME = 'reacher'
+"""``metadata['env']['name']`` of an agent trained on the reacher's pixel env (checkpoints
+without ``env`` are of this kind; their geometry and ``dt`` are in ``geometry``)."""
+
+
+def describe_env(env: Any) -> dict[str, Any]:
+    """What a checkpoint records of its env (e.g. ``DmcPixelEnv.description()``).
+
+    An unwrapped env's ``description()`` if it has one, else ``{'name': 'reacher'}``.
+    """
+    describe = getattr(env.unwrapped, 'description', None)
+    return dict(describe()) if callable(describe) else {'name': REACHER_ENV_NAME}
 
 
 def is_agent_checkpoint(path: str | Path) -> bool:
@@ -83,29 +95,41 @@ class SlacCallback:
 
 
 class SlacAgent:
-    """Stochastic Latent Actor-Critic on the reacher's pixel env.
+    """Stochastic Latent Actor-Critic on the reacher's pixel env or DeepMind Control's.
 
     :param config: the hyperparameters.
     :param env: a gymnasium env with ``observation_mode='pixels'`` over a
-        :class:`reacher_sim.env.ReacherEnv` (None: build only, e.g. to load or to test the
-        update steps on batches); its geometry and ``dt`` are recorded in checkpoints.
+        :class:`reacher_sim.env.ReacherEnv` (its geometry and ``dt`` are recorded in
+        checkpoints), or a :class:`reacher_policy.training.dmc.DmcPixelEnv` (its
+        ``description()`` is); None: build only, e.g. to load or to test the update steps
+        on batches. Its (H, W, 3) uint8 frames must be ``config.model.image_size`` wide.
     :param seed: seeds torch, the replay sampling, the random actions and the env's first
         reset.
     :param geometry: the arm and camera, when there is no env (default: ``ArmGeometry()``).
     :param timing: the frame period, when there is no env (default: ``Timing()``).
     :param tensorboard_log: a folder for TensorBoard scalars (None: none).
+    :param env_description: the env, when there is no env (default: the reacher's).
+    :raises ValueError: for the privileged variant on an env other than the reacher's
+        (only it gives the true state).
     """
 
     def __init__(self, config: SlacAgentConfig, env: Any = None, seed: int = 0,
                  geometry: ArmGeometry | None = None, timing: Timing | None = None,
-                 tensorboard_log: str | None = None) -> None:
+                 tensorboard_log: str | None = None,
+                 env_description: dict[str, Any] | None = None) -> None:
         self.config = config
         self.env = env
         self.seed = seed
-        if env is not None:
+        self.env_description = (describe_env(env) if env is not None
+                                else dict(env_description or {'name': REACHER_ENV_NAME}))
+        reacher = self.env_description['name'] == REACHER_ENV_NAME
+        if env is not None and reacher:
             sim = env.unwrapped.config
             geometry, timing = sim.geometry, sim.timing
-        self.geometry = geometry or ArmGeometry()
+        if config.privileged and not reacher:
+            raise ValueError(f'the privileged variant needs the reacher env, not '
+                             f'{self.env_description["name"]!r}')
+        self.geometry = geometry or ArmGeometry()  # the reacher's (unused on other envs)
         self.timing = timing or Timing()
         torch.manual_seed(seed)
         self.rng = np.random.default_rng(seed)
@@ -127,7 +151,7 @@ class SlacAgent:
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(),
                                                  lr=config.sac_learning_rate)
         self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=config.sac_learning_rate)
-        size = self.geometry.image_size
+        size = self.geometry.image_size if reacher else config.model.image_size
         self.buffer = SlacReplayBuffer(
             capacity=config.buffer_size, frame_shape=(3, size, size), action_dim=action_dim,
             sequence_length=steps, state_dim=model.state_dim if config.privileged else 0)
@@ -287,9 +311,12 @@ class SlacAgent:
               reset_num_timesteps: bool = True) -> SlacAgent:
         """Run algorithm 1 for ``total_timesteps`` env steps (see the module docstring).
 
-        A resumed agent (``reset_num_timesteps=False`` after :meth:`load`) starts with an
-        empty replay: it acts with its actor and waits ``initial_collection_steps`` env
-        steps before updating again; the pretraining is not repeated.
+        Updates start once the replay holds ``initial_collection_steps`` transitions. A
+        resumed agent (``reset_num_timesteps=False`` after :meth:`load`) with an empty
+        replay acts with its actor and waits that long before updating again (with a
+        restored replay, :meth:`SlacReplayBuffer.load`, it goes on at once); the
+        pretraining is not repeated. The env's first reset is seeded with ``seed`` plus
+        the steps done so far (so a resumed run does not replay its first episodes).
 
         :param total_timesteps: env steps to run (counted on from ``num_timesteps`` when
             ``reset_num_timesteps`` is False).
@@ -305,8 +332,7 @@ class SlacAgent:
             self.num_timesteps = 0
         end = self.num_timesteps + total_timesteps
         random_until = config.initial_collection_steps if self.latent_updates == 0 else 0
-        collected = 0
-        observation, info = env.reset(seed=self.seed)
+        observation, info = env.reset(seed=self.seed + self.num_timesteps)
         frame = frame_of(observation)
         history = FrameHistory(1, steps, frame.shape, config.model.action_dim)
         history.reset(0, frame)
@@ -323,7 +349,6 @@ class SlacAgent:
             frame = frame_of(observation)
             self.buffer.add(action, float(reward), bool(terminated), frame, self._state(info))
             self.num_timesteps += 1
-            collected += 1
             if terminated or truncated:
                 observation, info = env.reset()
                 frame = frame_of(observation)
@@ -331,7 +356,8 @@ class SlacAgent:
                 self.buffer.start_episode(frame, self._state(info))
             else:
                 history.push(0, action, frame)
-            if collected >= config.initial_collection_steps:
+            if (self.buffer.transitions >= config.initial_collection_steps
+                    and self.num_timesteps % config.update_interval == 0):
                 if self.latent_updates == 0:
                     for _ in range(config.initial_latent_steps):
                         self.update_latent()
@@ -361,8 +387,9 @@ class SlacAgent:
         The file is ``torch.save`` of plain types and tensors, read back with
         ``torch.load(weights_only=True)``: ``metadata`` holds ``format``
         (``SLAC_AGENT_FORMAT``), ``variant``, ``agent_config``, ``model_config`` (the
-        latent model's, as the perception's checkpoints store it), ``geometry`` (the flat
-        geometry and ``dt``), the step and update counts and ``extra``.
+        latent model's, as the perception's checkpoints store it), ``env``
+        (:func:`describe_env`), ``geometry`` (the reacher's: the flat geometry and
+        ``dt``; absent for other envs), the step and update counts and ``extra``.
 
         :param path: the .pt file.
         :param extra: more metadata (plain types), e.g. the command line.
@@ -372,10 +399,12 @@ class SlacAgent:
         metadata = {'format': SLAC_AGENT_FORMAT, 'variant': self.config.variant,
                     'agent_config': asdict(self.config),
                     'model_config': self.config.model.to_dict(),
-                    'geometry': geometry_to_dict(self.geometry, self.timing),
+                    'env': self.env_description,
                     'num_timesteps': self.num_timesteps,
                     'latent_updates': self.latent_updates, 'sac_updates': self.sac_updates,
                     **(extra or {})}
+        if self.env_description['name'] == REACHER_ENV_NAME:
+            metadata['geometry'] = geometry_to_dict(self.geometry, self.timing)
         payload: dict[str, Any] = {name: module.state_dict()
                                    for name, module in self._modules().items()}
         payload['log_alpha'] = self.log_alpha.detach().clone()
@@ -392,12 +421,13 @@ class SlacAgent:
     def load(cls, path: str | Path, env: Any = None, config: SlacAgentConfig | None = None,
              expected_geometry: ArmGeometry | None = None,
              expected_timing: Timing | None = None, seed: int = 0,
-             tensorboard_log: str | None = None) -> SlacAgent:
+             tensorboard_log: str | None = None,
+             expected_env: str | dict[str, Any] | None = None) -> SlacAgent:
         """Read an agent with ``weights_only=True``, refusing one that does not fit.
 
         :param path: the .pt file from :meth:`save`.
-        :param env: the env to go on training in; its geometry and ``dt`` must be the
-            checkpoint's.
+        :param env: the env to go on training in; its :func:`describe_env` (and for the
+            reacher its geometry and ``dt``) must be the checkpoint's.
         :param config: the hyperparameters to go on with; its ``model``,
             ``sequence_length`` and ``hidden_units`` must be the checkpoint's (the rest,
             learning rates and schedule, may change). None: the checkpoint's.
@@ -405,17 +435,22 @@ class SlacAgent:
         :param expected_timing: without an env, the ``dt`` it must have been trained at.
         :param seed: as for the constructor.
         :param tensorboard_log: as for the constructor.
+        :param expected_env: without an env, the env name (or whole description) it must
+            have been trained on, e.g. ``'reacher'`` or ``'dmc/reacher_easy'``.
         :return: the agent, with its counts, optimiser states and weights.
         :raises FileNotFoundError: naming a missing file.
         :raises ValueError: naming the file and the differing fields, for a file that is
-            not a SLAC agent checkpoint or was trained with another latent model, sequence
-            length, network width, geometry or ``dt``.
+            not a SLAC agent checkpoint or was trained on another env (by name) or with
+            another latent model, sequence length, network width, geometry or ``dt``.
         """
         payload, metadata = load_checkpoint_payload(path, 'SLAC agent checkpoint',
                                                     (SLAC_AGENT_FORMAT,))
         try:
             saved = config_from_dict(SlacAgentConfig, metadata['agent_config'])
-            geometry, timing = geometry_from_dict(metadata['geometry'])
+            saved_env = dict(metadata.get('env') or {'name': REACHER_ENV_NAME})
+            reacher = saved_env['name'] == REACHER_ENV_NAME
+            geometry, timing = (geometry_from_dict(metadata['geometry']) if reacher
+                                else (ArmGeometry(), Timing()))
         except (KeyError, TypeError) as error:
             raise ValueError(f'SLAC agent checkpoint {path} is damaged: metadata lacks '
                              f'{error}') from None
@@ -428,6 +463,18 @@ class SlacAgent:
             raise ValueError(f'checkpoint {path} was trained with another agent '
                              f'(differs in {", ".join(differ)})')
         if env is not None:
+            expected_env = describe_env(env)
+        if expected_env is not None:
+            wanted = {'name': expected_env} if isinstance(expected_env, str) else expected_env
+            if wanted['name'] != saved_env['name']:
+                raise ValueError(f'checkpoint {path} was trained on env '
+                                 f'{saved_env["name"]!r}, not {wanted["name"]!r}')
+            differ = [f'{key}: checkpoint {saved_env.get(key)}, env {value}'
+                      for key, value in wanted.items() if saved_env.get(key) != value]
+            if differ:
+                raise ValueError(f'checkpoint {path} was trained on another '
+                                 f'{wanted["name"]} env ({"; ".join(differ)})')
+        if env is not None and reacher:
             expected_geometry = env.unwrapped.config.geometry
             expected_timing = env.unwrapped.config.timing
         wrong = mismatches(geometry, expected_geometry) if expected_geometry else []
@@ -436,7 +483,7 @@ class SlacAgent:
             raise ValueError(f'checkpoint {path} was trained on another geometry '
                              f'({"; ".join(wrong)})')
         agent = cls(config, env, seed=seed, geometry=geometry, timing=timing,
-                    tensorboard_log=tensorboard_log)
+                    tensorboard_log=tensorboard_log, env_description=saved_env)
         try:
             for name, module in agent._modules().items():
                 module.load_state_dict(payload[name])

@@ -63,6 +63,9 @@ class SlacAgentConfig:
     """Latent-model updates per env step in the interleaved phase (paper: 1)."""
     sac_updates_per_step: int = 1
     """Actor-critic updates per env step in the interleaved phase (paper: 1)."""
+    update_interval: int = 1
+    """Env steps between two rounds of those updates (paper: 1, every step); k > 1 divides
+    the update-to-data ratio by k, for a CPU budget."""
     target_entropy: float = -2.0
     """Target entropy of the automatic entropy coefficient (-action_dim, as SAC)."""
     initial_log_alpha: float = -2.3
@@ -86,6 +89,7 @@ class SlacAgentConfig:
             'hidden_units': self.hidden_units >= 1,
             'latent_updates_per_step': self.latent_updates_per_step >= 0,
             'sac_updates_per_step': self.sac_updates_per_step >= 0,
+            'update_interval': self.update_interval >= 1,
         })
 
     @property
