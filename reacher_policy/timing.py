@@ -33,9 +33,10 @@ give the timer's jitter (0.6 ms p99 here) but its offset must cover the pipeline
 (15-22 ms above) to find the bundle there, so its latency would be that p99 every frame;
 with both bars in view (latency p99 <= 5 ms, jitter p99 <= 1 ms on an idle machine), the
 event-triggered command, whose latency is the pipeline's own, was kept. On the idle
-machine, with ONNX Runtime and the EventsExecutor (``python benchmarks/latency.py
---done-when``): phase-locked p50 / p99 4.0-4.3 / 6.1-10.4 ms and command-period jitter p99
-2.4-5.4 ms with either estimator; free-running 32-52 ms p50.
+machine, with ONNX Runtime, the EventsExecutor, SCHED_FIFO and polling idle cores
+(``python benchmarks/latency.py --done-when``): phase-locked p50 / p99 3.35-3.68 /
+4.1-5.2 ms and command-period jitter p99 1.0-2.7 ms with either estimator; free-running
+17-50 ms p50.
 
 **Stage timing.** :class:`StageTimes` keeps, for the first command of each frame, the
 stage durations (ms) that /diagnostics reports as ``latency.<stage>_ms.p50`` / ``.p99``
