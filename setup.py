@@ -53,6 +53,7 @@ setup(
             'sim_node = reacher_sim.node:main',
             'perception_node = reacher_perception.node:main',
             'policy_node = reacher_policy.node:main',
+            'perception_policy = reacher.composed:main',
         ],
     },
 )

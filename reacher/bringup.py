@@ -25,12 +25,19 @@ NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
 """Several loops run in the namespaces <namespace>/arm1, <namespace>/arm2, ..."""
 
 
+COMPOSED = {'perception_policy': ('perception_node', 'policy_node')}
+"""A process that runs several nodes (reacher/composed.py) -> the nodes it runs."""
+
+
 def parameter_files(node: str) -> list[Path]:
     """The shipped parameter files of ``node``, in the order to give them.
 
+    A composed process (:data:`COMPOSED`) gets the files of each node it runs.
+
     :raises FileNotFoundError: naming a missing file.
     """
-    return [config_file(PARAMETER_FILES[node]), config_file(GEOMETRY_FILE)]
+    own = [config_file(PARAMETER_FILES[name]) for name in COMPOSED.get(node, (node,))]
+    return [*own, config_file(GEOMETRY_FILE)]
 
 
 def robot_namespaces(namespace: str = '', robots: int = 1) -> list[str]:

@@ -26,7 +26,14 @@ import tempfile
 import time
 from typing import Any
 
-from reacher.bringup import NODES, parameter_files, qualified, robot_namespaces, rviz_remappings
+from reacher.bringup import (
+    COMPOSED,
+    NODES,
+    parameter_files,
+    qualified,
+    robot_namespaces,
+    rviz_remappings,
+)
 from reacher.dds import dds_environment, describe
 from reacher_common.paths import config_file, share_dir
 
@@ -76,6 +83,10 @@ class DemoArgs:
     """Where the nodes' logs go (default: a new temporary directory)."""
     startup_timeout: float = 60.0
     """Seconds to wait for the loop to close before giving up."""
+    composed: bool = False
+    """Run perception and policy composed in one process (``perception_policy``,
+    reacher/composed.py): the estimate bundle reaches the policy in-process, without its
+    DDS hop."""
     require_success: float = 0.0
     """Exit with status 1 when the success rate (of every loop) ends below this (for CI),
     in [0, 1]."""
@@ -290,6 +301,11 @@ def check_rates(args: DemoArgs) -> float:
     return camera_rate
 
 
+def process_names(args: DemoArgs) -> tuple[str, ...]:
+    """The node processes of one loop: three, or the sim and ``perception_policy``."""
+    return ('sim_node', *COMPOSED) if args.composed else NODES
+
+
 def start_nodes(args: DemoArgs, log_dir: Path, env: dict[str, str],
                 namespaces: list[str] | None = None) -> dict[str, subprocess.Popen[bytes]]:
     """Start the three node processes of each loop, each logging to :func:`log_path`.
@@ -298,10 +314,11 @@ def start_nodes(args: DemoArgs, log_dir: Path, env: dict[str, str],
     :return: the processes by :func:`qualified` name ('sim_node', '/arm1/sim_node').
     """
     namespaces = namespaces or robot_namespaces(args.namespace, args.robots)
+    names = process_names(args)
     # Resolve every executable and parameter file before starting any process.
-    executables = {name: find_executable(name) for name in NODES}
+    executables = {name: find_executable(name) for name in names}
     files = {name: [arg for path in parameter_files(name) for arg in ('--params-file', str(path))]
-             for name in NODES}
+             for name in names}
     commands = {}
     for index, namespace in enumerate(namespaces):
         overrides = {
@@ -312,8 +329,10 @@ def start_nodes(args: DemoArgs, log_dir: Path, env: dict[str, str],
                             *(['-p', f'control_rate_hz:={float(args.control_rate)!r}']
                               if args.control_rate else [])],
         }
+        overrides['perception_policy'] = [*overrides['perception_node'],
+                                          *overrides['policy_node']]
         remap = ['-r', f'__ns:={namespace}'] if namespace != '/' else []
-        for name in NODES:
+        for name in names:
             commands[qualified(namespace, name)] = [
                 executables[name], '--ros-args', *remap, *files[name], *overrides[name],
                 *args.ros_args]
@@ -389,8 +408,8 @@ def run(args: DemoArgs) -> tuple[Summary, int]:
             stop_nodes({'window': window})
         raise
     where = '' if namespaces == ['/'] else f' in {", ".join(namespaces)}'
-    print(f'[demo] starting {", ".join(NODES)}{where} (logs in {log_dir}); {describe(env)}',
-          flush=True)
+    print(f'[demo] starting {", ".join(process_names(args))}{where} (logs in {log_dir}); '
+          f'{describe(env)}', flush=True)
     rviz = rviz_hint(env, namespaces[0])
     if rviz:
         print(f'[demo] {rviz}', flush=True)

@@ -169,8 +169,12 @@ def make_executor(name: str | None = None) -> Executor:
     raise ValueError(f'{EXECUTOR_ENV}={name!r} is unknown; use one of {list(EXECUTORS)}')
 
 
-def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
+def run_node(factory: Callable[[], Node | list[Node]], args: list[str] | None = None) -> int:
     """``main()`` of every node: init, build, spin, shut down cleanly.
+
+    ``factory`` may build several nodes, which then share the process and its executor
+    (composition, as ``reacher.composed`` does); each is checked and scheduled as a node
+    of its own would be.
 
     The node spins in :func:`make_executor`'s executor. Once it is built, the objects
     that exist then (modules, the model, the node) are moved out of the garbage
@@ -194,25 +198,28 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
         rclpy.init(args=args)
     except Exception as error:  # noqa: BLE001 -- rcl's own argument errors, one line
         return _fatal(first_line(str(error)))
-    node: Node | None = None
+    nodes: list[Node] = []
     try:
         try:
             executor = make_executor()
-            node = factory()
+            built = factory()
+            nodes = built if isinstance(built, list) else [built]
         except (ValueError, OSError) as error:
             return _fatal(first_line(str(error)))
-        unknown = unknown_parameters(node, sys.argv if args is None else args)
-        if unknown:
-            return _fatal(unknown)
-        _schedule(node)
+        for node in nodes:
+            unknown = unknown_parameters(node, sys.argv if args is None else args)
+            if unknown:
+                return _fatal(unknown)
+        for node in nodes:
+            _schedule(node)
         gc.collect()
         gc.freeze()
-        _spin(node, executor)
+        _spin(nodes, executor)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not break the clean-up
-        if node is not None:
+        for node in nodes:
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
@@ -250,14 +257,15 @@ def _schedule(node: Node) -> None:
         node.get_logger().info(f'SCHED_FIFO priority {priority} on {threads} threads')
 
 
-def _spin(node: Node, executor: Executor) -> None:
+def _spin(nodes: list[Node], executor: Executor) -> None:
     """Spin until shutdown; ``spin_once`` with a timeout, not ``spin()``.
 
     The EventsExecutor's ``spin()`` did not return on Ctrl-C (SIGINT) here, and
     ``rclpy.spin``'s ``spin_once()`` without a timeout never ran its timers: both were
     tried; the loop below stops within a second of shutdown with either executor.
     """
-    executor.add_node(node)
+    for node in nodes:
+        executor.add_node(node)
     failures = 0
     try:
         while executor.context.ok():
@@ -271,11 +279,12 @@ def _spin(node: Node, executor: Executor) -> None:
                 # lost (a tick or a message, which the loop's stale stop covers); the
                 # node lives on and says so.
                 failures += 1
-                node.get_logger().error(
+                nodes[0].get_logger().error(
                     f'executor error #{failures}, event dropped: {first_line(str(error))}',
                     throttle_duration_sec=5.0)
     finally:
-        executor.remove_node(node)
+        for node in nodes:
+            executor.remove_node(node)
 
 
 def _fatal(message: str) -> int:

@@ -22,8 +22,10 @@ at run time; the other parameters are read-only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import math
 import time
+from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PointStamped, PoseWithCovarianceStamped
@@ -116,6 +118,7 @@ class PerceptionNode(Node):
         self.frame_bytes = size * size * 3
 
         # Relative names: they resolve under the node's namespace (docs/architecture.md).
+        self.intra_process: dict[str, Callable[[Any], None]] = {}
         self.joint_pub = self.create_publisher(JointState, JOINTS_TOPIC, 10)
         self.goal_pub = self.create_publisher(PointStamped, GOAL_TOPIC, 10)
         self.status_pub = self.create_publisher(DiagnosticArray, STATUS_TOPIC, 10)
@@ -196,17 +199,17 @@ class PerceptionNode(Node):
         self.goal_lost += not estimate.goal_visible
         self.count_confidence(estimate.confidence)
         header = Header(stamp=msg.header.stamp, frame_id=WORLD_FRAME)
-        self.joint_pub.publish(JointState(header=header, name=list(JOINT_NAMES),
-                                          position=estimate.joint_positions.tolist()))
-        self.goal_pub.publish(point_stamped(estimate.goal, header))
-        self.status_pub.publish(estimate_status(header, {
+        self.publish_part(self.joint_pub, JOINTS_TOPIC, JointState(
+            header=header, name=list(JOINT_NAMES), position=estimate.joint_positions.tolist()))
+        self.publish_part(self.goal_pub, GOAL_TOPIC, point_stamped(estimate.goal, header))
+        self.publish_part(self.status_pub, STATUS_TOPIC, estimate_status(header, {
             'confidence': estimate.confidence, 'joint_std_rad': estimate.joint_std_rad,
             'fingertip_std_m': estimate.fingertip_std_m, 'goal_std_m': estimate.goal_std_m,
             'arm_visible': estimate.arm_visible, 'goal_visible': estimate.goal_visible,
             'frame_to_perception_ms': (received_s - stamp_to_seconds(msg.header.stamp)) * 1e3,
             'inference_ms': inference_ms}))
         if estimate.latent is not None:
-            self.latent_pub.publish(latent_image(header, estimate.latent))
+            self.publish_part(self.latent_pub, LATENT_TOPIC, latent_image(header, estimate.latent))
         self.goal_pose_pub.publish(pose_with_covariance(estimate.goal, estimate.goal_std_m,
                                                         header))
         self.fingertip_pose_pub.publish(pose_with_covariance(
@@ -218,6 +221,18 @@ class PerceptionNode(Node):
             goal_marker('perception/goal', estimate.goal, self.config.geometry.goal_size_m,
                         msg.header.stamp, (1.0, 1.0, 1.0, 0.8), wireframe=True),
         ]))
+
+    def publish_part(self, publisher: Any, topic: str, msg: Any) -> None:
+        """Publish one part of the frame's bundle, and hand it to a same-process subscriber.
+
+        :attr:`intra_process` maps a part's topic to a callback of a node in this process
+        (``reacher.composed``: the policy's part callbacks); it gets the message object
+        itself, after DDS has it, as rclcpp's intra-process delivery does.
+        """
+        publisher.publish(msg)
+        callback = self.intra_process.get(topic)
+        if callback is not None:
+            callback(msg)
 
     def count_confidence(self, confidence: float) -> None:
         """Keep the confidence for /diagnostics: a window of the last 1000, and counts."""

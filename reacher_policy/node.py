@@ -39,6 +39,7 @@ import numpy as np
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.subscription import Subscription
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray
 
@@ -146,9 +147,11 @@ class PolicyNode(Node):
             ('status', DiagnosticArray, STATUS_TOPIC, read_estimate_status, 'estimate status')]
         if self.loop.needs_latent:
             parts.append(('latent', Image, LATENT_TOPIC, read_latent, 'latent'))
+        self.part_subscriptions: dict[str, tuple[Subscription, Callable[[Any], None]]] = {}
         for part, msg_type, topic, read, label in parts:
-            self.create_subscription(msg_type, topic,
-                                     guard(self.part_callback(part, topic, read), label), 10)
+            callback = guard(self.part_callback(part, topic, read), label)
+            self.part_subscriptions[topic] = (
+                self.create_subscription(msg_type, topic, callback, 10), callback)
         self.timer = self.create_timer(self.period, guard(self.timer_callback, 'control timer'))
         self.create_timer(1.0, guard(self.publish_diagnostics, 'diagnostics'))
         self.add_on_set_parameters_callback(guard(
@@ -165,6 +168,20 @@ class PolicyNode(Node):
         if now - self._drop_logged.get(topic, -math.inf) >= self.config.warn_throttle_s:
             self._drop_logged[topic] = now
             self.get_logger().warning(f'dropped {topic}: {reason}')
+
+    def take_parts_in_process(self) -> dict[str, Callable[[Any], None]]:
+        """Stop reading the bundle's parts from DDS; return their callbacks by topic.
+
+        For a perception node in this same process (``reacher.composed``), which hands
+        each part over itself (``PerceptionNode.intra_process``): rclpy has no
+        intra-process delivery, and a part read twice would count as late.
+        """
+        callbacks = {}
+        for topic, (subscription, callback) in self.part_subscriptions.items():
+            self.destroy_subscription(subscription)
+            callbacks[topic] = callback
+        self.part_subscriptions.clear()
+        return callbacks
 
     def part_callback(self, part: str, topic: str, read: Callable[[Any], Any]
                       ) -> Callable[[Any], None]:

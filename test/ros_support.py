@@ -36,7 +36,8 @@ class NodeProcess:
 
     :param name: the executable (and node) name.
     :param log_dir: where ``<name>.log`` goes (``<namespace>.<name>.log`` in a namespace).
-    :param params_file: the node's own parameter file, a name in config/ or a path.
+    :param params_file: the node's own parameter file, a name in config/ or a path (a
+        composed process: several).
     :param params: ``-p`` overrides, after the files.
     :param program: runs something else than the node's console script (a wrapper that
         registers a test backend first); its ROS arguments are the same.
@@ -45,15 +46,17 @@ class NodeProcess:
     :param prefix: a command that runs the node, e.g. ``['ip', 'netns', 'exec', 'a']``.
     """
 
-    def __init__(self, name: str, log_dir: Path, params_file: str | Path | None = None,
+    def __init__(self, name: str, log_dir: Path,
+                 params_file: str | Path | Sequence[str | Path] | None = None,
                  params: dict[str, Any] | None = None, program: list[str] | None = None,
                  namespace: str | None = None, env: dict[str, str] | None = None,
                  prefix: Sequence[str] = ()) -> None:
         command = [*prefix, *(program or [executable(name)]), '--ros-args']
         if namespace:
             command += ['-r', f'__ns:={namespace}']
-        if params_file:
-            command += ['--params-file', str(CONFIG / params_file)]
+        for file in ([params_file] if isinstance(params_file, (str, Path)) else
+                     params_file or []):
+            command += ['--params-file', str(CONFIG / file)]
         # The shared geometry after the node's own file, as the launch file and `reacher
         # demo` give it (docs/architecture.md says why the order matters).
         command += ['--params-file', str(CONFIG / 'geometry.yaml')]

@@ -1,0 +1,53 @@
+"""``perception_policy``: perception_node and policy_node composed in one process.
+
+ROS 2 composition puts several nodes in one process, and rclcpp then hands a message from
+a publisher to a subscription of the same process directly (intra-process delivery),
+without DDS. rclpy has no such delivery, so this container does it for the one exchange
+on the camera-to-command path: perception publishes each part of a frame's estimate
+bundle (joints, goal, status, latent) on its topic as always, for rviz, bags and other
+nodes, and hands the same message object to the policy's part callback
+(``PerceptionNode.intra_process``), whose DDS subscriptions for those parts are removed
+(``PolicyNode.take_parts_in_process``). The two nodes keep their names, parameters
+(``config/perception.yaml`` and ``config/policy.yaml`` by node name; a ``-p`` on the
+command line reaches both), services and /diagnostics; they share one executor, so the
+policy's command follows in the perception's own callback.
+
+Measured on the idle 2-core machine (``reacher demo --headless --duration 30 --json
+--composed``; benchmarks/README.md, "Composition"): see the README's latency figures.
+
+    perception_policy --ros-args --params-file config/perception.yaml
+        --params-file config/policy.yaml --params-file config/geometry.yaml   (one line)
+"""
+
+from __future__ import annotations
+
+from rclpy.node import Node
+
+from reacher_common.ros_utils import run_node
+from reacher_perception.node import PerceptionNode
+from reacher_policy.node import PolicyNode
+
+
+def build() -> list[Node]:
+    """The two nodes, the bundle's parts wired in-process (after ``rclpy.init``).
+
+    :raises ValueError: a bad parameter or checkpoint of either node (``run_node`` turns
+        it into one line and exit code 2).
+    """
+    perception = PerceptionNode()
+    try:
+        policy = PolicyNode()
+    except BaseException:
+        perception.destroy_node()
+        raise
+    perception.intra_process.update(policy.take_parts_in_process())
+    return [perception, policy]
+
+
+def main(args: list[str] | None = None) -> int:
+    """Console entry point ``perception_policy``."""
+    return run_node(build, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
