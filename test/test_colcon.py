@@ -36,7 +36,8 @@ def test_colcon_build_installs_executables_launch_config_and_marker(tmp_path):
     assert build.returncode == 0, build.stdout + build.stderr
 
     install = tmp_path / 'install' / 'reacher'
-    for executable in ('sim_node', 'perception_node', 'policy_node', 'reacher'):
+    for executable in ('sim_node', 'perception_node', 'policy_node', 'perception_policy',
+                       'reacher'):
         assert (install / 'lib' / 'reacher' / executable).exists(), executable
     share = install / 'share'
     assert (share / 'reacher' / 'launch' / 'bringup.launch.py').exists()
