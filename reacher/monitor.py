@@ -145,7 +145,7 @@ class RobotMonitor:
         return self.reset_done
 
     def fill(self, summary: Any) -> None:
-        """Write this loop's measured figures into a :class:`reacher.demo.Summary`."""
+        """Write this loop's measured figures into a :class:`reacher.summary.Summary`."""
         sim, policy = self.status('sim_node'), self.status('policy_node')
         perception = self.status('perception_node')
         inside = [index for index, t in enumerate(self.command_times)

@@ -7,8 +7,8 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import pytest
 from rclpy.executors import SingleThreadedExecutor
 
-from reacher.demo import combine, Summary
 from reacher.monitor import period_jitter_ms, RobotMonitor, stage_latencies
+from reacher.summary import combine, Summary
 
 pytestmark = pytest.mark.ros
 
