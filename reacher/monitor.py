@@ -27,8 +27,7 @@ from std_srvs.srv import Trigger
 from tqdm import tqdm
 
 from reacher_common.ros_utils import make_executor
-from reacher_common.scheduling import use_fifo_scheduling
-from reacher_policy.config import PolicyConfig
+from reacher_common.scheduling import NodeScheduling, use_fifo_scheduling
 
 Processes = dict[str, subprocess.Popen[bytes]]
 CONTROL_MODE_KEYS = ('timing.mode', 'control_mode')
@@ -211,7 +210,7 @@ class LoopMonitor:
 
         :return: '' or why it was refused (reacher_common.scheduling).
         """
-        return use_fifo_scheduling(PolicyConfig().thread_priority)[1]
+        return use_fifo_scheduling(NodeScheduling().thread_priority)[1]
 
     def _spin(self, seconds: float) -> None:
         end = time.monotonic() + seconds

@@ -173,8 +173,9 @@ def run_node(factory: Callable[[], Node | list[Node]], args: list[str] | None = 
     """``main()`` of every node: init, build, spin, shut down cleanly.
 
     ``factory`` may build several nodes, which then share the process and its executor
-    (composition, as ``reacher.composed`` does); each is checked and scheduled as a node
-    of its own would be.
+    (composition, as ``reacher.composed`` does); each is checked as a node of its own
+    would be, and the process is scheduled once (``thread_priority`` and
+    ``cpu_dma_latency_us`` are the process's: the nodes must agree on them).
 
     The node spins in :func:`make_executor`'s executor. Once it is built, the objects
     that exist then (modules, the model, the node) are moved out of the garbage
@@ -210,8 +211,10 @@ def run_node(factory: Callable[[], Node | list[Node]], args: list[str] | None = 
             unknown = unknown_parameters(node, sys.argv if args is None else args)
             if unknown:
                 return _fatal(unknown)
-        for node in nodes:
-            _schedule(node)
+        mismatch = _scheduling_mismatch(nodes)
+        if mismatch:
+            return _fatal(mismatch)
+        _schedule(nodes[0])  # process-wide: once, whatever the number of nodes
         gc.collect()
         gc.freeze()
         _spin(nodes, executor)
@@ -226,6 +229,18 @@ def run_node(factory: Callable[[], Node | list[Node]], args: list[str] | None = 
 
 
 _REQUESTS: list[CpuLatencyRequest] = []
+_PROCESS_PARAMETERS = ('thread_priority', 'cpu_dma_latency_us')
+
+
+def _scheduling_mismatch(nodes: list[Node]) -> str:
+    """'' when the nodes of one process agree on its scheduling, else the line that says not."""
+    for name in _PROCESS_PARAMETERS:
+        values = {node.get_name(): node.get_parameter(name).value for node in nodes
+                  if node.has_parameter(name)}
+        if len(set(values.values())) > 1:
+            return (f'parameter {name} differs between the nodes of one process ({values}): '
+                    'it applies to the whole process, give them the same value')
+    return ''
 
 
 def _schedule(node: Node) -> None:

@@ -58,3 +58,14 @@ def test_the_demo_runs_composed(tmp_path):
     assert all(code == 0 for code in summary['nodes'].values()), summary['nodes']
     assert summary['goals_reached'] >= 2 and summary['control_mode'] == 'phase-locked'
     assert summary['estimator'] == 'classical' and summary['controller'] == 'ik'
+
+
+def test_the_nodes_of_one_process_must_agree_on_its_scheduling(tmp_path, tmp_path_factory):
+    # thread_priority is the process's: a value for one node only is refused by name.
+    override = tmp_path_factory.mktemp('params') / 'policy_priority.yaml'
+    override.write_text('/**/policy_node:\n  ros__parameters:\n    thread_priority: 10\n')
+    process = NodeProcess('perception_policy', tmp_path, [*FILES, override])
+    with running(process):
+        assert process.wait(timeout=60) == 2, process.output()
+    fatal = [line for line in process.output().splitlines() if '[FATAL]' in line]
+    assert len(fatal) == 1 and 'thread_priority' in fatal[0], process.output()
