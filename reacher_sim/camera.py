@@ -55,6 +55,16 @@ class CameraModel:
         v = self.principal_point - p[..., 1] * self.pixels_per_metre
         return np.stack([u, v], axis=-1)
 
+    def point_to_pixel(self, x: float, y: float) -> tuple[float, float]:
+        """:meth:`world_to_pixel` of one point in Python floats (no numpy per-call cost).
+
+        :param x: metres in ``world``.
+        :param y: metres in ``world``.
+        :return: (u, v) pixels, the same values as :meth:`world_to_pixel`.
+        """
+        return (self.principal_point + x * self.pixels_per_metre,
+                self.principal_point - y * self.pixels_per_metre)
+
     def pixel_to_world(self, pixels: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """Back-project pixel coordinates onto the arena plane.
 

@@ -61,9 +61,7 @@ class ArmRenderer:
         # Copying a prepared background is ~20x faster than broadcasting a colour tuple.
         self._background = np.empty_like(self._canvas)
         self._shift = 4  # cv2 fixed-point bits: 1/16 pixel at the drawing resolution
-        self._principal_point = self.camera.principal_point
-        self._pixels_per_metre = self.camera.pixels_per_metre
-        self._line_width = max(1, int(round(geometry.link_width_m * self._pixels_per_metre
+        self._line_width = max(1, int(round(geometry.link_width_m * self.camera.pixels_per_metre
                                             * supersample)))
         self.scene = Scene()
         self._light: npt.NDArray[np.float32] | None = None
@@ -133,15 +131,11 @@ class ArmRenderer:
                                                          interpolation=cv2.INTER_AREA))
 
     def _to_canvas(self, x: float, y: float) -> tuple[int, int]:
-        """A world point -> fixed-point canvas coordinates for cv2 (shift bits).
-
-        In Python floats: the same operations as ``CameraModel.world_to_pixel`` on an
-        array, without numpy's per-call cost on a single point.
-        """
-        centre, scale, step = self._principal_point, self._pixels_per_metre, self.supersample
-        u = ((centre + x * scale) + 0.5) * step - 0.5
-        v = ((centre - y * scale) + 0.5) * step - 0.5
-        return round(u * (1 << self._shift)), round(v * (1 << self._shift))
+        """A world point -> fixed-point canvas coordinates for cv2 (shift bits)."""
+        u, v = self.camera.point_to_pixel(x, y)
+        step = self.supersample
+        return (round(((u + 0.5) * step - 0.5) * (1 << self._shift)),
+                round(((v + 0.5) * step - 0.5) * (1 << self._shift)))
 
     def render(self, joint_positions: npt.ArrayLike, goal: npt.ArrayLike) -> npt.NDArray[np.uint8]:
         """Draw one frame.
