@@ -199,17 +199,23 @@ class PerceptionNode(Node):
         self.goal_lost += not estimate.goal_visible
         self.count_confidence(estimate.confidence)
         header = Header(stamp=msg.header.stamp, frame_id=WORLD_FRAME)
-        self.publish_part(self.joint_pub, JOINTS_TOPIC, JointState(
-            header=header, name=list(JOINT_NAMES), position=estimate.joint_positions.tolist()))
-        self.publish_part(self.goal_pub, GOAL_TOPIC, point_stamped(estimate.goal, header))
-        self.publish_part(self.status_pub, STATUS_TOPIC, estimate_status(header, {
-            'confidence': estimate.confidence, 'joint_std_rad': estimate.joint_std_rad,
-            'fingertip_std_m': estimate.fingertip_std_m, 'goal_std_m': estimate.goal_std_m,
-            'arm_visible': estimate.arm_visible, 'goal_visible': estimate.goal_visible,
-            'frame_to_perception_ms': (received_s - stamp_to_seconds(msg.header.stamp)) * 1e3,
-            'inference_ms': inference_ms}))
+        parts = [(self.joint_pub, JOINTS_TOPIC, JointState(
+                     header=header, name=list(JOINT_NAMES),
+                     position=estimate.joint_positions.tolist())),
+                 (self.goal_pub, GOAL_TOPIC, point_stamped(estimate.goal, header)),
+                 (self.status_pub, STATUS_TOPIC, estimate_status(header, {
+                     'confidence': estimate.confidence,
+                     'joint_std_rad': estimate.joint_std_rad,
+                     'fingertip_std_m': estimate.fingertip_std_m,
+                     'goal_std_m': estimate.goal_std_m,
+                     'arm_visible': estimate.arm_visible,
+                     'goal_visible': estimate.goal_visible,
+                     'frame_to_perception_ms':
+                         (received_s - stamp_to_seconds(msg.header.stamp)) * 1e3,
+                     'inference_ms': inference_ms}))]
         if estimate.latent is not None:
-            self.publish_part(self.latent_pub, LATENT_TOPIC, latent_image(header, estimate.latent))
+            parts.append((self.latent_pub, LATENT_TOPIC, latent_image(header, estimate.latent)))
+        self.publish_parts(parts)
         self.goal_pose_pub.publish(pose_with_covariance(estimate.goal, estimate.goal_std_m,
                                                         header))
         self.fingertip_pose_pub.publish(pose_with_covariance(
@@ -222,17 +228,24 @@ class PerceptionNode(Node):
                         msg.header.stamp, (1.0, 1.0, 1.0, 0.8), wireframe=True),
         ]))
 
-    def publish_part(self, publisher: Any, topic: str, msg: Any) -> None:
-        """Publish one part of the frame's bundle, and hand it to a same-process subscriber.
+    def publish_parts(self, parts: list[tuple[Any, str, Any]]) -> None:
+        """Publish the parts of a frame's bundle, handing them to same-process subscribers first.
+
+        :param parts: (publisher, topic, message) of each part.
 
         :attr:`intra_process` maps a part's topic to a callback of a node in this process
-        (``reacher.composed``: the policy's part callbacks); it gets the message object
-        itself, after DDS has it, as rclcpp's intra-process delivery does.
+        (``reacher.composed``: the policy's part callbacks). Each gets the message object
+        itself before any part goes to DDS, as rclcpp delivers intra-process before it
+        publishes inter-process; so a composed policy's command for the frame leaves
+        before the bundle's DDS copies are written (the estimate's stage: 0.33-0.40 ms
+        p50 when each part was handed over after its DDS publication).
         """
-        publisher.publish(msg)
-        callback = self.intra_process.get(topic)
-        if callback is not None:
-            callback(msg)
+        for _, topic, msg in parts:
+            callback = self.intra_process.get(topic)
+            if callback is not None:
+                callback(msg)
+        for publisher, _, msg in parts:
+            publisher.publish(msg)
 
     def count_confidence(self, confidence: float) -> None:
         """Keep the confidence for /diagnostics: a window of the last 1000, and counts."""
