@@ -28,14 +28,20 @@ lasts while the file stays open, so the node holds it for its life
 power, which a robot's control computer spends, a laptop running the demo may not want:
 ``cpu_dma_latency_us: -1``).
 
-Plain Python (``os``), Linux only; no rclpy.
+**Exact instants.** A timer's callback starts when the executor wakes, a little late
+and by a varying amount; :func:`hold_until` waits for an exact instant instead (sleep,
+then spin the last 0.2 ms), for the sim's steps and the policy's command release.
+
+Plain Python (``os``, ``time``), Linux only; no rclpy.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 import os
 import struct
+import time
 
 from reacher_common.config_tools import bounded
 
@@ -150,3 +156,22 @@ class CpuLatencyRequest:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def hold_until(deadline_s: float, clock: Callable[[], float] = time.perf_counter,
+               spin_s: float = 2e-4) -> None:
+    """Return when ``clock()`` reaches ``deadline_s``: sleep, then spin the last ``spin_s``.
+
+    A sleep ends tens of microseconds late on this VM even under SCHED_FIFO; spinning the
+    last 0.2 ms makes the release exact to a few microseconds at a cost of at most 0.2 ms
+    of CPU per command.
+
+    :param deadline_s: the instant, seconds on ``clock``'s scale.
+    :param clock: a monotonic clock, seconds.
+    :param spin_s: how long before the deadline to stop sleeping and spin, seconds, >= 0.
+    """
+    remaining = deadline_s - clock()
+    if remaining > spin_s:
+        time.sleep(remaining - spin_s)
+    while clock() < deadline_s:
+        pass

@@ -1,9 +1,10 @@
 """The nodes' ``thread_priority``: SCHED_FIFO on every thread, off at 0, refused by name when
-out of range, and a warning (not a failure) where the user may not use it."""
+out of range, and a warning (not a failure) where the user may not use it; ``hold_until``."""
 
 import os
 from pathlib import Path
 import shutil
+import time
 
 from diagnostic_msgs.msg import DiagnosticArray
 import pytest
@@ -12,6 +13,7 @@ from sensor_msgs.msg import Image
 from reacher_common.scheduling import (
     CPU_DMA_LATENCY,
     CpuLatencyRequest,
+    hold_until,
     scheduling_of,
     use_fifo_scheduling,
 )
@@ -142,3 +144,13 @@ def test_a_node_holds_the_cpu_latency_it_is_given(tmp_path, collector):
     with running(quiet):
         scheduling_reported(collector, quiet, 'other 0')
         assert 'CPU wake-up latency' not in quiet.output()
+
+
+def test_hold_until_returns_at_the_instant_and_not_before():
+    for wait_s in (0.0, 1e-4, 3e-3):
+        deadline = time.perf_counter() + wait_s
+        hold_until(deadline)
+        assert time.perf_counter() >= deadline
+    ticks = iter([0.0, 0.0, 0.5, 0.9, 1.0, 1.1])  # a fake clock: spins until it reads 1.0
+    hold_until(1.0, clock=lambda: next(ticks), spin_s=10.0)
+    assert next(ticks) == 1.1
