@@ -77,6 +77,12 @@ class PolicyConfig(NodeScheduling):
     phase_lock: bool = True
     """Command as soon as a frame's complete estimate arrives and re-align the control
     timer to it (reacher_policy.timing); false: the timer alone commands, free-running."""
+    fixed_latency_ms: float = bounded(2.5, 0.0, 1000.0)
+    """Phase-locked: hold each frame's command until this long after the frame's stamp, ms,
+    in [0, 1000] and below the control period, then publish it, so that the
+    camera-to-command latency is the same every frame (a logical execution time); a command
+    computed later leaves at once and counts as a late release. 0: publish as soon as it is
+    computed. Not applied with ``use_sim_time`` (the stamps are then simulated time)."""
     geometry: ArmGeometry = field(default_factory=ArmGeometry)
     """The arm being steered (config/geometry.yaml): IK solves for its links, a learned
     controller must have been trained for it."""
@@ -99,4 +105,5 @@ class PolicyConfig(NodeScheduling):
             'checkpoint': isinstance(self.checkpoint, str),
             'latent_checkpoint': isinstance(self.latent_checkpoint, str),
             'phase_lock': isinstance(self.phase_lock, bool),
+            'fixed_latency_ms': self.fixed_latency_ms * self.control_rate_hz < 1000.0,
         })

@@ -70,6 +70,7 @@ from reacher_common.ros_utils import (
     run_node,
     stamp_to_seconds,
 )
+from reacher_common.scheduling import hold_until
 from reacher_policy.bundle import FrameBundler
 from reacher_policy.config import PidConfig, PolicyConfig
 from reacher_policy.loop import ControlOutput, PerceivedState, PolicyLoop
@@ -128,6 +129,13 @@ class PolicyNode(Node):
         self.arrival: _FrameArrival | None = None
         self.rate = RateMeter()
         self.deadline_misses = 0
+        self.late_releases = 0
+        self.fixed_latency_s = self.config.fixed_latency_ms * 1e-3
+        if self.fixed_latency_s > 0.0 and self.get_parameter('use_sim_time').value:
+            self.get_logger().warning(
+                f'fixed_latency_ms {self.config.fixed_latency_ms:g} is not applied with '
+                'use_sim_time: the frames are stamped in simulated time')
+            self.fixed_latency_s = 0.0
         self.stale_stops = 0
         self.confidence_stops = 0
         self.dropped_estimates = 0
@@ -242,11 +250,19 @@ class PolicyNode(Node):
         """
         start = time.perf_counter()
         now = self.now_s()
+        output = self.loop.step(now)
+        computed = time.perf_counter()
+        if bundle and self.fixed_latency_s > 0.0 and self.arrival is not None:
+            wait_s = self.arrival.stamp_s + self.fixed_latency_s - self.now_s()
+            if wait_s > 0.0:
+                hold_until(computed + min(wait_s, self.fixed_latency_s))
+            else:
+                self.late_releases += 1
+        released = time.perf_counter()
+        # The control period is the commands': measured where each one leaves.
         period = self.rate.tick()
         if period is not None and period > 1.5 * self.period:
             self.deadline_misses += 1
-        output = self.loop.step(now)
-        computed = time.perf_counter()
         self.publish_command(output)
         published = time.perf_counter()
         self.lock.commanded(bundle)
@@ -262,7 +278,8 @@ class PolicyNode(Node):
                                       - status.inference_ms),
                 policy_wait=(now - arrival.received_s) * 1e3,
                 policy_compute=(computed - start) * 1e3,
-                command_publish=(published - computed) * 1e3,
+                release_hold=(released - computed) * 1e3,
+                command_publish=(published - released) * 1e3,
                 total=(now - arrival.stamp_s) * 1e3 + (published - start) * 1e3)
 
     def report_stops(self, output: ControlOutput) -> None:
@@ -308,6 +325,7 @@ class PolicyNode(Node):
             'configured_rate_hz': self.config.control_rate_hz,
             'commands': self.rate.count,
             'deadline_misses': self.deadline_misses,
+            'late_releases': self.late_releases,
             'latency_ms_p50': self.stages.percentile('total', 50.0),
             'latency_ms_p99': self.stages.percentile('total', 99.0),
             'latency_samples': self.stages.count('total'),

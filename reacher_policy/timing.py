@@ -20,23 +20,37 @@ and publishes a command now. Two events exist: a frame's bundle is complete
   latency is then the pipeline alone and the command period the camera's, its jitter
   the pipeline's. With a control rate that is no multiple of the camera rate the node
   runs free (nothing to lock to) and says so.
+- ``fixed_latency_ms`` (default 2.5; phase-locked, a frame's command only): the command,
+  computed as soon as the bundle is complete, is held until that long after the frame's
+  stamp and then published (``reacher_common.scheduling.hold_until``); one computed later
+  leaves at once and counts as a late release. Commands then leave one camera period
+  apart to microseconds whatever each frame's pipeline took, at a latency that is the
+  same every frame: the Logical Execution Time of time-triggered control (Kirsch and
+  Sokolova, "The Logical Execution Time Paradigm", 2012), where an output is released at
+  a fixed time after its input, not when it happens to be ready. The hold is the part of
+  the period the pipeline did not use, 0.1-0.5 ms at the median here.
 
 Measured with ``python benchmarks/control_timing.py --duration 30`` (both modes in one
 run, classical and SLAC; the shared 2-core machine with a training run and another loop
 beside it, so every figure is pessimistic): phase-locked, total latency p50 / p99 9.1 /
 15.4 ms (classical) and 10.6 / 21.8 ms (SLAC), of which the policy's wait is 0.08 ms;
 free-running, 55.9 / 61.8 and 56.3 / 62.1 ms, of which the wait is 45 ms in that run's
-phase. Both held 20.00 Hz. The period jitter p99 as a subscriber sees it was 10-12 ms
-locked and 7.5-8 ms free: locked, the command period inherits the pipeline's spread, which
-this loaded machine makes large. A timer at a fixed offset after each frame's stamp would
-give the timer's jitter (0.6 ms p99 here) but its offset must cover the pipeline's p99
-(15-22 ms above) to find the bundle there, so its latency would be that p99 every frame;
-with both bars in view (latency p99 <= 5 ms, jitter p99 <= 1 ms on an idle machine), the
-event-triggered command, whose latency is the pipeline's own, was kept. On the idle
-machine, with ONNX Runtime, the EventsExecutor, SCHED_FIFO and polling idle cores
-(``python benchmarks/latency.py --done-when``): phase-locked p50 / p99 3.35-3.68 /
-4.1-5.2 ms and command-period jitter p99 1.0-2.7 ms with either estimator; free-running
-17-50 ms p50.
+phase. Both held 20.00 Hz. Locked, the command period inherits the spread of the
+pipeline (and of the camera's own frame times). A timer at a fixed offset after each
+frame's stamp alone would have to wait for the pipeline's p99 every frame, so the
+command stays event-triggered, and the fixed latency only holds the commands that are
+early.
+
+On the idle machine (``python benchmarks/latency.py --done-when``, SCHED_FIFO, idle cores
+polling): with three node processes and each command published when computed, p50 / p99
+3.35-3.68 / 4.1-5.2 ms and command-period jitter p99 1.0-2.7 ms; the jitter was the
+camera's as much as the pipeline's, as the sim stamped each frame when its late-woken
+step ran (stamp periods p99 1.07 ms off 50 ms). With the sim's steps on their instants
+(``step_wake_early_ms``, stamps p99 0.03 ms off), perception and policy composed, and
+30 s demos, classical: each command published when computed, p50 2.40-2.84 ms and
+jitter p99 0.96-1.48 ms; held to a fixed 2.5 ms, p50 2.65-2.70 ms and jitter p99 0.55
+ms (a run whose receiving monitor stalled read 2.73 ms; the policy's own 0.32-0.71 ms);
+SLAC, 2.64-2.70 ms and 0.16-0.39 ms. Free-running: 17-50 ms p50.
 
 **Stage timing.** :class:`StageTimes` keeps, for the first command of each frame, the
 stage durations (ms) that /diagnostics reports as ``latency.<stage>_ms.p50`` / ``.p99``
@@ -50,7 +64,7 @@ import math
 import statistics
 
 STAGES = ('frame_to_perception', 'inference', 'perception_to_policy', 'policy_wait',
-          'policy_compute', 'command_publish', 'total')
+          'policy_compute', 'release_hold', 'command_publish', 'total')
 """The stages of one frame, in order; they add up to ``total``:
 
 - ``frame_to_perception``: the frame's stamp to perception's image callback (the render,
@@ -62,6 +76,9 @@ STAGES = ('frame_to_perception', 'inference', 'perception_to_policy', 'policy_wa
 - ``policy_wait``: the complete bundle to the control instant (0 when phase-locked; up to
   a control period when free-running);
 - ``policy_compute``: the controller and the PID smoother;
+- ``release_hold``: the command held until ``fixed_latency_ms`` after the frame's stamp
+  (0 when that is off or the command was computed later;
+  ``reacher_common.scheduling.hold_until``);
 - ``command_publish``: publishing /joint_commands;
 - ``total``: the frame's stamp to the command's publication, the camera-to-command latency.
 """

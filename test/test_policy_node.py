@@ -112,6 +112,8 @@ def test_pid_gains_change_at_run_time_and_bad_values_are_rejected(policy, collec
     ({'min_confidence': -0.1}, 'min_confidence'),
     ({'pid.kp': -1.0}, 'pid.kp'),
     ({'controller': 'telepathy'}, 'ik'),
+    ({'fixed_latency_ms': 50.0}, 'fixed_latency_ms'),  # not below the 50 ms period
+    ({'fixed_latency_ms': -1.0}, 'fixed_latency_ms'),
 ])
 def test_bad_parameters_stop_the_start(tmp_path, params, named):
     process = NodeProcess('policy_node', tmp_path, 'policy.yaml', params)
@@ -446,6 +448,31 @@ def test_phase_lock_commands_on_each_frame_and_ticks_between(tmp_path, collector
             assert values[f'latency.{stage}_ms.p50'] == 'nan'
         assert float(values['latency.total_ms.p50']) > 0.0
     assert f'control {mode}' in policy.output() or not phase_lock
+
+
+@pytest.mark.parametrize('fixed_latency_ms', [0.0, 20.0])
+def test_each_frames_command_leaves_the_fixed_latency_after_its_stamp(tmp_path, collector,
+                                                                     fixed_latency_ms):
+    policy = NodeProcess('policy_node', tmp_path, 'policy.yaml',
+                         {'fixed_latency_ms': fixed_latency_ms})
+    collector.listen('/joint_commands', Float64MultiArray)
+    collector.listen('/diagnostics', DiagnosticArray)
+    estimates = Estimates(collector)
+    with running(policy):
+        assert collector.spin_until(lambda: collector.messages['/joint_commands'], 20), \
+            policy.output()
+        send_frames(estimates, 2.0)
+        assert collector.spin_until(
+            lambda: int(diagnostics_value(collector, 'latency_samples') or 0) > 20, 3)
+        values = latest_diagnostics(collector, 'policy_node')
+    hold_p50 = float(values['latency.release_hold_ms.p50'])
+    total_p50 = float(values['latency.total_ms.p50'])
+    if fixed_latency_ms:
+        # Held until the stamp + 20 ms, never earlier; the bundles came a few ms after it.
+        assert total_p50 >= fixed_latency_ms and hold_p50 > 5.0, values
+        assert float(values['latency.total_ms.p99']) < fixed_latency_ms + 25.0, values
+    else:
+        assert hold_p50 < 0.5 and values['late_releases'] == '0', values
 
 
 @pytest.mark.slow
