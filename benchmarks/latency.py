@@ -21,7 +21,7 @@ the JSON says so under ``not_run``.
     python benchmarks/latency.py                       # default: a few minutes
     python benchmarks/latency.py --full --duration 60  # every combination
     python benchmarks/latency.py --done-when           # issue 14's bars: ~20 minutes
-    python benchmarks/latency.py --done-when --composed   # perception and policy in one process
+    python benchmarks/latency.py --done-when --no-composed   # three node processes
     python benchmarks/latency.py --params thread_priority:=0 cpu_dma_latency_us:=-1
                                                        # the OS's default scheduling
 
@@ -82,9 +82,9 @@ class Args:
     and slac."""
     repeats: int = 3
     """With ``--done-when``: phase-locked headless runs per estimator checked on the bars."""
-    composed: bool = False
-    """Run every demo with ``--composed``: perception and policy in one process, the
-    estimate handed over in-process (reacher/composed.py)."""
+    composed: bool = True
+    """Run every demo as the demo runs by default, perception and policy composed in one
+    process (reacher/composed.py); --no-composed: three node processes."""
     params: tuple[str, ...] = ()
     """Extra ``NAME:=VALUE`` parameters for every node of every run, e.g.
     ``thread_priority:=0 cpu_dma_latency_us:=-1`` (the OS's default scheduling)."""
@@ -161,8 +161,7 @@ def run_case(case: Case, args: Args, value: str) -> dict[str, Any]:
                '--camera-rate', f'{case.camera_hz:g}',
                '--physics-rate', f'{case.camera_hz * args.physics_multiple:g}',
                '--control-rate', f'{case.control_hz:g}']
-    if args.composed:
-        command.append('--composed')
+    command.append('--composed' if args.composed else '--no-composed')
     if case.window:
         xvfb = shutil.which('xvfb-run')
         if xvfb is None:

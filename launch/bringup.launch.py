@@ -1,8 +1,8 @@
 """Bring up the camera-in-the-loop reacher: sim, perception and policy nodes.
 
     ros2 launch reacher bringup.launch.py [namespace:=NS] [robots:=N]
-        [estimator:=classical|slac] [controller:=ik|learned] [seed:=N] [scene:=NAME]
-        [use_sim_time:=true]
+        [estimator:=classical|slac] [controller:=ik|learned|slac] [seed:=N] [scene:=NAME]
+        [composed:=true|false] [use_sim_time:=true]
         [params_file:=FILE] [log_level:=debug|info|warn|error] [multi_host:=true] [rviz:=true]
 
 The parameter files are the package's config/*.yaml, the same ones ``reacher demo`` uses
@@ -11,6 +11,10 @@ namespace), then config/geometry.yaml (the arm, once, for every node, under ``/*
 ``params_file``, then the launch arguments. The order matters: rcl applies a node's parameter
 sections in the order they first appear, so in ``params_file`` put node keys under
 ``/**/<node>:`` and geometry keys under ``/**:`` as the shipped files do.
+
+``composed:=true`` (the default, as ``reacher demo``) runs perception_node and policy_node in
+one process, ``perception_policy`` (reacher/composed.py), the estimate handed over
+in-process; ``composed:=false`` runs each node in its own process.
 
 ``robots:=N`` starts N loops in <namespace>/arm1 ... /armN (seeds ``seed`` + index). Any core
 node that exits ends the whole launch. DDS stays on loopback (config/fastdds_loopback.xml)
@@ -24,7 +28,14 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironment
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from reacher.bringup import NODES, parameter_files, qualified, robot_namespaces, rviz_remappings
+from reacher.bringup import (
+    COMPOSED,
+    NODES,
+    parameter_files,
+    qualified,
+    robot_namespaces,
+    rviz_remappings,
+)
 from reacher.dds import dds_environment
 from reacher_common.paths import config_file
 
@@ -33,10 +44,12 @@ ARGUMENTS = (
                       "'' = the root namespace"),
     ('robots', '1', 'how many complete loops to run, in <namespace>/arm1, /arm2, ...'),
     ('estimator', 'classical', 'perception backend: classical or slac'),
-    ('controller', 'ik', 'policy controller: ik or learned'),
+    ('controller', 'ik', 'policy controller: ik, learned or slac'),
     ('seed', '0', 'goal sampling seed (robot i, from 0, gets seed + i)'),
     ('scene', 'clean', 'what the camera sees: clean, background, texture, lighting, '
                        'distractors, camera, blur, noise, jpeg or randomized'),
+    ('composed', 'true', 'perception and policy in one process (perception_policy), the '
+                         'estimate handed over in-process; false: a process per node'),
     ('use_sim_time', 'false', 'sim_node publishes /clock (per namespace with robots > 1) '
                               'and every node runs on it'),
     ('params_file', '', 'a parameter file given to every node after the shipped ones '
@@ -74,6 +87,7 @@ def launch_setup(context):
         raise ValueError(f'robots and seed must be integers ({error})') from None
     namespaces = robot_namespaces(argument('namespace'), robots)
     use_sim_time, multi_host, rviz = flag('use_sim_time'), flag('multi_host'), flag('rviz')
+    processes = ('sim_node', *COMPOSED) if flag('composed') else NODES
     log_level = argument('log_level')
     if log_level.lower() not in LOG_LEVELS:
         raise ValueError(f'log_level:={log_level} must be one of {", ".join(LOG_LEVELS)}')
@@ -92,17 +106,20 @@ def launch_setup(context):
                               'scene.name': argument('scene')},
                  'perception_node': {'estimator': argument('estimator')},
                  'policy_node': {'controller': argument('controller')}}
+    overrides['perception_policy'] = {**overrides['perception_node'],
+                                      **overrides['policy_node']}
     # Several sims publishing /clock would fight over it: each loop gets its own.
     clock = [('/clock', 'clock')] if use_sim_time and robots > 1 else []
     extra = [params_file] if params_file else []
     for index, namespace in enumerate(namespaces):
-        for name in NODES:
+        for name in processes:
             parameters = [*map(str, parameter_files(name)), *extra]
             values = {**overrides[name], 'use_sim_time': use_sim_time}
             if name == 'sim_node':
                 values['seed'] = seed + index
             actions.append(Node(
-                package='reacher', executable=name, name=name,
+                # A name would rename every node of a composed process: it keeps its own.
+                package='reacher', executable=name, name=None if name in COMPOSED else name,
                 namespace=None if namespace == '/' else namespace, output='screen',
                 parameters=[*parameters, values], remappings=clock,
                 ros_arguments=['--log-level', log_level.lower()],

@@ -185,8 +185,9 @@ def test_two_loops_side_by_side_without_cross_talk(tmp_path, collector):
     for robot in summary['robots']:
         assert robot['goals_reached'] >= 2 and robot['goals_timed_out'] == 0, robot
         assert robot['stale_stops'] == 0, robot
+        # The demo's default: the sim, and perception and policy composed in one process.
         assert set(robot['nodes']) == {f'{robot["namespace"]}/{name}' for name in
-                                       ('sim_node', 'perception_node', 'policy_node')}
+                                       ('sim_node', 'perception_policy')}
         assert all(code == 0 for code in robot['nodes'].values()), robot
     assert summary['goals_reached'] == sum(r['goals_reached'] for r in summary['robots'])
 

@@ -35,7 +35,7 @@ from std_msgs.msg import Float64MultiArray  # noqa: E402
 from ros_support import Collector, get_parameters  # noqa: E402
 
 LAUNCH_FILE = Path(__file__).resolve().parent.parent / 'launch' / 'bringup.launch.py'
-EXECUTABLES = ('sim_node', 'perception_node', 'policy_node')
+EXECUTABLES = ('sim_node', 'perception_node', 'policy_node', 'perception_policy')
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 
@@ -187,7 +187,7 @@ def alive(pid: int) -> bool:
 
 @needs_ros2
 def test_a_core_node_that_dies_ends_the_launch(tmp_path):
-    run = Launch(tmp_path / 'launch.log', 'namespace:=dying')
+    run = Launch(tmp_path / 'launch.log', 'namespace:=dying', 'composed:=false')
     try:
         started = run.wait_for(lambda: len(run.pids()) == 3 and 'goal reached' in run.output(),
                                timeout=90)
@@ -215,7 +215,9 @@ def test_ctrl_c_twice_ends_the_launch_cleanly(tmp_path):
         assert not [name for name, pid in pids.items() if alive(pid)], run.output()
         output = run.output()
         assert 'Traceback' not in output, output
-        assert output.count('process has finished cleanly') == 3, output
+        # composed (the default): sim_node and perception_policy
+        assert set(pids) == {'sim_node', 'perception_policy'}, output
+        assert output.count('process has finished cleanly') == 2, output
     finally:
         run.close()
 
