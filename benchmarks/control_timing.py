@@ -26,7 +26,7 @@ import numpy as np
 import tyro
 
 STAGES = ('frame_to_perception', 'inference', 'perception_to_policy', 'policy_wait',
-          'policy_compute', 'command_publish', 'total')
+          'policy_compute', 'release_hold', 'command_publish', 'total')
 
 
 @dataclass
