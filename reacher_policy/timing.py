@@ -46,11 +46,11 @@ polling): with three node processes and each command published when computed, p5
 3.35-3.68 / 4.1-5.2 ms and command-period jitter p99 1.0-2.7 ms; the jitter was the
 camera's as much as the pipeline's, as the sim stamped each frame when its late-woken
 step ran (stamp periods p99 1.07 ms off 50 ms). With the sim's steps on their instants
-(``step_wake_early_ms``, stamps p99 0.03 ms off), perception and policy composed, and
-30 s demos, classical: each command published when computed, p50 2.40-2.84 ms and
-jitter p99 0.96-1.48 ms; held to a fixed 2.5 ms, p50 2.65-2.70 ms and jitter p99 0.55
-ms (a run whose receiving monitor stalled read 2.73 ms; the policy's own 0.32-0.71 ms);
-SLAC, 2.64-2.70 ms and 0.16-0.39 ms. Free-running: 17-50 ms p50.
+(``step_wake_early_ms``: 0.03 ms), perception and policy composed, and 30 s demos,
+classical: each command published when computed, p50 2.40-2.42 ms and jitter p99
+0.96-1.04 ms; held to a fixed 2.5 ms, p50 2.65-2.71 ms and jitter p99 0.55-0.67 ms. The
+issue's check with all of it (60 s, three runs per estimator): p50 2.68-2.72 ms, p99
+3.41-3.59 ms, jitter p99 0.77-0.95 ms. Free-running: 19-48 ms p50.
 
 **Stage timing.** :class:`StageTimes` keeps, for the first command of each frame, the
 stage durations (ms) that /diagnostics reports as ``latency.<stage>_ms.p50`` / ``.p99``
