@@ -17,6 +17,9 @@ from reacher_perception.slac.checkpoint import (
 from reacher_perception.slac.config import SlacModelConfig
 from reacher_perception.slac.latent import LatentModel
 from reacher_perception.slac.network import normalize_frames, STANDARDIZE_EPS
+from reacher_perception.training.collect import collect
+from reacher_perception.training.config import CollectConfig, SlacTrainConfig
+from reacher_perception.training.train import train
 from reacher_perception.training.warm_start import absorb_normalization, load_warm_start
 
 TINY = SlacModelConfig(image_size=16, base_depth=4, feature_dim=8, z1_dim=3, z2_dim=5,
@@ -128,3 +131,24 @@ def test_warm_start_keeps_what_the_first_conv_sees(tmp_path: Path) -> None:
         load_warm_start(path, replace(config, z2_dim=6), GEOMETRY_16, Timing(), clean)
     with pytest.raises(ValueError, match='standardize'):
         absorb_normalization(old, clean)
+
+
+def test_fine_tuning_starts_a_standardizing_model_from_a_plain_one(tmp_path: Path) -> None:
+    # reacher perception train --init-from OLD --model.input-normalization standardize
+    data = tmp_path / 'data'
+    collect(CollectConfig(sequences=2, steps=4, shard_size=2, seed=3), GEOMETRY_16,
+            Timing(), data, progress=False)
+    torch.manual_seed(0)
+    old = save_checkpoint(tmp_path / 'old.pt', LatentModel(TINY), GEOMETRY_16, Timing())
+    config = SlacTrainConfig(data=data, out=tmp_path / 'run', updates=2, batch_size=2,
+                             sequence_length=2, log_every=1, checkpoint_every=2,
+                             warmup_updates=1, init_from=old,
+                             model=replace(TINY, input_normalization='standardize'))
+    train(config, progress=False)
+    tuned = load_checkpoint(tmp_path / 'run' / 'final.pt').model
+    assert tuned.config.input_normalization == 'standardize'
+    # the same config fine-tunes as before; another size is still refused by name
+    train(replace(config, out=tmp_path / 'again', model=TINY), progress=False)
+    with pytest.raises(ValueError, match='z1_dim'):
+        train(replace(config, out=tmp_path / 'bad', model=replace(TINY, z1_dim=4)),
+              progress=False)
