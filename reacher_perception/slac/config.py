@@ -76,7 +76,10 @@ class SlacModelConfig:
     """What the encoder does to each frame before its first conv: 'none' (the checkpoints
     made before the option) or 'standardize' (per-frame photometric normalisation: each
     channel's mean subtracted, divided by the frame's std; ``network.normalize_frames``),
-    which takes the background colour and a global light gain out of the input."""
+    which takes a global light gain out of the input. Measured (docs/slac.md, "Second
+    pass"): fine-tuned from the shipped latent it read `randomized`'s joints better but
+    lost the goal (a frame's mean is mostly table, so subtracting it shifts the arm's and
+    goal's colours with the table); no shipped checkpoint uses it."""
     z1_dim: int = 16
     """Size of the stochastic latent z1, the one the KL term shapes (paper: 32)."""
     z2_dim: int = 64

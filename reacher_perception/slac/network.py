@@ -27,11 +27,11 @@ def normalize_frames(images: torch.Tensor, mode: str) -> torch.Tensor:
     """A frame's photometric normalisation, each frame on its own.
 
     ``'standardize'``: subtract each channel's mean over the frame (mostly the
-    background, whose colour is what a new table changes), then divide by the frame's
-    standard deviation over all channels and pixels plus :data:`STANDARDIZE_EPS` (a global
-    light gain g scales every pixel's offset from the mean and that std alike, so it
-    cancels). A per-channel gain (colour balance) is only undone where it shifts the
-    mean; an uneven light (gradient) is not undone. ``'none'``: the frame unchanged.
+    background's colour, so the arm's and goal's pixels shift with a new table), then
+    divide by the frame's standard deviation over all channels and pixels plus
+    :data:`STANDARDIZE_EPS` (a global light gain g scales every pixel's offset from the
+    mean and that std alike, so it cancels). A per-channel gain (colour balance) and an
+    uneven light (gradient) are not undone. ``'none'``: the frame unchanged.
 
     :param images: (N, 3, H, W) float32 on the [0, 1] scale.
     :param mode: one of :data:`INPUT_NORMALIZATIONS`.
