@@ -90,14 +90,17 @@ TINY = SlacModelConfig(image_size=16, base_depth=4, feature_dim=8, z1_dim=3, z2_
                        hidden_units=16)
 
 
-@pytest.mark.parametrize('keypoints, with_confidence', [(0, False), (2, True)])
+@pytest.mark.parametrize('keypoints, with_confidence, normalization',
+                         [(0, False, 'none'), (2, True, 'none'), (2, True, 'standardize')])
 def test_onnx_equals_torch_on_other_models(tmp_path: Path, keypoints: int,
-                                           with_confidence: bool) -> None:
+                                           with_confidence: bool, normalization: str) -> None:
     # Nothing in the export depends on the shipped sizes or weights: a small model with
-    # and without keypoints and a confidence (random weights, calibration included).
+    # and without keypoints, a confidence and the input normalisation (random weights,
+    # calibration included).
     torch.manual_seed(0)
     geometry = ArmGeometry(image_size=16)
-    config = SlacModelConfig(**{**TINY.to_dict(), 'keypoints': keypoints})
+    config = SlacModelConfig(**{**TINY.to_dict(), 'keypoints': keypoints,
+                                'input_normalization': normalization})
     model = LatentModel(config)
     confidence = None
     if with_confidence:

@@ -29,6 +29,10 @@ STATE_NAMES: tuple[str, ...] = (
 """What the state heads predict, in this order: sin/cos of the joint angles, then the
 fingertip and the goal in ``world`` divided by the arm's reach (so all are O(1))."""
 
+INPUT_NORMALIZATIONS: tuple[str, ...] = ('none', 'standardize')
+"""What the encoder may do to a frame before its first conv
+(``SlacModelConfig.input_normalization``, ``network.normalize_frames``)."""
+
 
 def states_from_truth(joint_positions: npt.NDArray[Any], fingertip: npt.NDArray[Any],
                       goal: npt.NDArray[Any], reach_m: float) -> npt.NDArray[np.float32]:
@@ -68,6 +72,14 @@ class SlacModelConfig:
     """K spatial-softmax keypoints appended to the feature (Levine et al., JMLR 2016,
     sec. 4.2; see ``network.Encoder``): 2K more numbers, sub-pixel positions read at half
     the frame's resolution; 0 turns the branch off (the checkpoints made before it)."""
+    input_normalization: str = 'none'
+    """What the encoder does to each frame before its first conv: 'none' (the checkpoints
+    made before the option) or 'standardize' (per-frame photometric normalisation: each
+    channel's mean subtracted, divided by the frame's std; ``network.normalize_frames``),
+    which takes a global light gain out of the input. Measured (docs/slac.md, "Second
+    pass"): fine-tuned from the shipped latent it read `randomized`'s joints better but
+    lost the goal (a frame's mean is mostly table, so subtracting it shifts the arm's and
+    goal's colours with the table); no shipped checkpoint uses it."""
     z1_dim: int = 16
     """Size of the stochastic latent z1, the one the KL term shapes (paper: 32)."""
     z2_dim: int = 64
@@ -91,6 +103,7 @@ class SlacModelConfig:
             'base_depth': self.base_depth >= 1,
             'feature_dim': self.feature_dim >= 1,
             'keypoints': self.keypoints >= 0,
+            'input_normalization': self.input_normalization in INPUT_NORMALIZATIONS,
             'z1_dim': self.z1_dim >= 1,
             'z2_dim': self.z2_dim >= 1,
             'hidden_units': self.hidden_units >= 1,

@@ -111,7 +111,7 @@ class LatentModel(nn.Module):
         self.z1_posterior = Gaussian(feature + z2 + action, z1, hidden)
         # feature of x_t
         self.encoder = Encoder(config.image_size, config.base_depth, config.feature_dim,
-                               config.keypoints)
+                               config.keypoints, config.input_normalization)
         # p(x_t | z1_t, z2_t), mean only: the std is fixed
         self.decoder = Decoder(config.image_size, config.base_depth, z1 + z2)
         # state heads on (z1_t, z2_t)

@@ -14,7 +14,39 @@ import torch
 from torch import nn
 from torch.distributions import Normal
 
+from reacher_perception.slac.config import INPUT_NORMALIZATIONS
+
 _LEAK = 0.2  # negative slope of the leaky ReLUs, as in the paper's reference code
+
+STANDARDIZE_EPS = 0.02
+"""Added to a frame's std before dividing by it, [0, 1] pixel units (~5/255): a blank
+or flat frame comes out ~0, not amplified noise."""
+
+
+def normalize_frames(images: torch.Tensor, mode: str) -> torch.Tensor:
+    """A frame's photometric normalisation, each frame on its own.
+
+    ``'standardize'``: subtract each channel's mean over the frame (mostly the
+    background's colour, so the arm's and goal's pixels shift with a new table), then
+    divide by the frame's standard deviation over all channels and pixels plus
+    :data:`STANDARDIZE_EPS` (a global light gain g scales every pixel's offset from the
+    mean and that std alike, so it cancels). A per-channel gain (colour balance) and an
+    uneven light (gradient) are not undone. ``'none'``: the frame unchanged.
+
+    :param images: (N, 3, H, W) float32 on the [0, 1] scale.
+    :param mode: one of :data:`INPUT_NORMALIZATIONS`.
+    :return: (N, 3, H, W) float32; with 'standardize' zero mean per channel and std
+        ~1 over the frame (exactly ``std / (std + eps)``).
+    :raises ValueError: for an unknown ``mode``.
+    """
+    if mode == 'none':
+        return images
+    if mode != 'standardize':
+        raise ValueError(f'unknown input normalisation {mode!r}; one of '
+                         f'{", ".join(INPUT_NORMALIZATIONS)}')
+    centred = images - images.mean(dim=(2, 3), keepdim=True)
+    std = centred.square().mean(dim=(1, 2, 3), keepdim=True).sqrt()
+    return centred / (std + STANDARDIZE_EPS)
 
 
 def _halvings(image_size: int) -> int:
@@ -71,10 +103,12 @@ class Encoder(nn.Module):
     At 64x64 and depth d: (3 + 2, 64, 64) -> (d, 32, 32) [5x5 s2] -> (2d, 16, 16) ->
     (4d, 8, 8) -> (8d, 4, 4) [3x3 s2 each] -> (feature_dim, 1, 1) [4x4 valid].
 
-    One deviation: two constant channels holding each pixel's x and y in [-1, 1] are
-    appended to the frame (CoordConv, Liu et al. 2018, arXiv 1807.03247). Our state is
-    positions, which plain convolutions learn to regress slowly: in a trial without them
-    the goal's RMS error had not left chance level (~90 mm) after 650 updates.
+    Frames are normalised first when ``input_normalization`` says so
+    (:func:`normalize_frames`). One deviation: two constant channels holding each pixel's
+    x and y in [-1, 1] are appended to the frame (CoordConv, Liu et al. 2018, arXiv
+    1807.03247). Our state is positions, which plain convolutions learn to regress
+    slowly: in a trial without them the goal's RMS error had not left chance level
+    (~90 mm) after 650 updates.
 
     With ``keypoints`` K > 0, a second branch reads the first layer's (d, H/2, W/2) map:
     two 3x3 stride-1 convs (d -> 2d -> K, the first with a leaky ReLU) keep the half
@@ -87,13 +121,19 @@ class Encoder(nn.Module):
     :param base_depth: channels of the first layer.
     :param feature_dim: size of the global feature.
     :param keypoints: K, spatial-softmax keypoints (0: none).
+    :param input_normalization: applied to each frame before the first conv
+        (:func:`normalize_frames`; 'none' is the original encoder); it has no weights, so
+        the state_dict is the same either way.
     """
 
     coordinates: torch.Tensor
 
     def __init__(self, image_size: int, base_depth: int, feature_dim: int,
-                 keypoints: int = 0) -> None:
+                 keypoints: int = 0, input_normalization: str = 'none') -> None:
         super().__init__()
+        if input_normalization not in INPUT_NORMALIZATIONS:
+            raise ValueError(f'unknown input normalisation {input_normalization!r}')
+        self.input_normalization = input_normalization
         ramp = torch.linspace(-1.0, 1.0, image_size)
         # (2, H, W): x grows to the right, y downwards, as pixel columns and rows
         self.register_buffer('coordinates', torch.stack(torch.meshgrid(ramp, ramp,
@@ -134,7 +174,8 @@ class Encoder(nn.Module):
             the keypoints' x and y in [-1, 1] when there are any.
         """
         batch_shape = images.shape[:-3]
-        flat = images.reshape(-1, *images.shape[-3:])
+        flat = normalize_frames(images.reshape(-1, *images.shape[-3:]),
+                                self.input_normalization)
         coordinates = self.coordinates.expand(flat.shape[0], -1, -1, -1)
         inputs = torch.cat([flat, coordinates], dim=1)
         if self.keypoint_net is None or self.spatial_softmax is None:

@@ -154,9 +154,10 @@ class SlacTrainConfig:
     """Probe mode: load this checkpoint, freeze everything but the state heads, re-fit
     them (the 'frozen latent' alternative of LatentModel's docstring)."""
     init_from: Path | None = None
-    """Fine-tuning: start from this checkpoint's weights (same model config and geometry)
-    with a fresh optimizer and schedule; the shipped scene model is the clean-trained
-    checkpoint fine-tuned this way (docs/slac.md)."""
+    """Fine-tuning: start from this checkpoint's weights (same model config and geometry,
+    except that a model without input normalisation may start one with 'standardize':
+    ``training/warm_start.py``) with a fresh optimizer and schedule; the shipped scene
+    model is the clean-trained checkpoint fine-tuned this way (docs/slac.md)."""
     model: SlacModelConfig = field(default_factory=SlacModelConfig)
     """Model sizes and loss weights."""
     augment: AugmentConfig = field(default_factory=AugmentConfig)

@@ -45,6 +45,7 @@ from reacher_perception.slac.latent import LatentModel
 from reacher_perception.training.augment import augment
 from reacher_perception.training.config import AugmentConfig, SlacTrainConfig
 from reacher_perception.training.dataset import SequenceDataset
+from reacher_perception.training.warm_start import load_warm_start
 
 
 def load_probe_base(path: Path, expected_model: SlacModelConfig,
@@ -147,9 +148,9 @@ def train(config: SlacTrainConfig, progress: bool = True) -> dict[str, Any]:
     start, wall_offset = 0, 0.0
     resume_path = config.out / 'checkpoint.pt'
     if config.init_from is not None:
-        model = load_checkpoint(config.init_from, config.model, dataset.geometry,
-                                dataset.timing).model
-        model.train()
+        clean = dataset.clean_images
+        model = load_warm_start(config.init_from, config.model, dataset.geometry,
+                                dataset.timing, clean[:64, ::8].reshape(-1, *clean.shape[2:]))
     if config.heads_only_from is not None:
         model = load_probe_base(config.heads_only_from, config.model, dataset.geometry,
                                 dataset.timing)
