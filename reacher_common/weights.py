@@ -104,11 +104,15 @@ def weights_fingerprint(state: Any) -> str:
 def latent_model_fingerprint(path: str | Path) -> str:
     """The fingerprint of the latent model in a SLAC perception checkpoint.
 
-    Only the latent model's weights count (the checkpoint's ``model`` state dict, format
-    of ``reacher_perception.slac.checkpoint``): refitting the checkpoint's confidence or
-    changing its metadata leaves the fingerprint as it was, retraining the model changes
-    it. The SLAC controller (``reacher_policy.slac``) records the fingerprint of the model
-    it was trained on and refuses a perception checkpoint with another.
+    The latent model's weights count (the checkpoint's ``model`` state dict, format of
+    ``reacher_perception.slac.checkpoint``), and the one part of its config that changes
+    what the weights compute without weights of its own: an ``input_normalization`` other
+    than 'none' (``metadata.model_config``). Refitting the checkpoint's confidence or
+    changing the rest of its metadata leaves the fingerprint as it was (and a model
+    without the normalisation keeps the fingerprint it had before that option existed);
+    retraining the model changes it. The SLAC controller (``reacher_policy.slac``) records
+    the fingerprint of the model it was trained on and refuses a perception checkpoint
+    with another.
 
     :param path: the SLAC checkpoint (.pt), read with ``weights_only=True``.
     :return: :func:`weights_fingerprint` of its ``model``.
@@ -118,7 +122,16 @@ def latent_model_fingerprint(path: str | Path) -> str:
     payload = load_weights(path, 'SLAC checkpoint')
     model = payload.get('model') if isinstance(payload, dict) else None
     try:
-        return weights_fingerprint(model)
+        fingerprint = weights_fingerprint(model)
     except ValueError:
         raise ValueError(f'SLAC checkpoint {str(path)!r} holds no latent model '
                          "('model' state dict)") from None
+    metadata = payload.get('metadata')
+    config = metadata.get('model_config') if isinstance(metadata, dict) else None
+    normalization = config.get('input_normalization') if isinstance(config, dict) else None
+    if normalization in (None, 'none'):
+        return fingerprint
+    import hashlib
+
+    return hashlib.sha256(f'{fingerprint}|input_normalization={normalization}'.encode()
+                          ).hexdigest()[:16]

@@ -94,6 +94,17 @@ def test_the_fingerprint_counts_the_latent_model_and_not_the_confidence(tmp_path
         {'a': torch.zeros(3)})
 
 
+@pytest.mark.parametrize('normalization, same', [('none', True), ('standardize', False)])
+def test_the_fingerprint_counts_an_input_normalization(tmp_path, normalization, same):
+    """The same weights behind another input normalisation compute something else."""
+    payload = torch.load(SHIPPED_SLAC, weights_only=True)
+    payload['metadata']['model_config']['input_normalization'] = normalization
+    torch.save(payload, tmp_path / 'normalized.pt')
+    fingerprint = latent_model_fingerprint(tmp_path / 'normalized.pt')
+    assert (fingerprint == latent_model_fingerprint(SHIPPED_SLAC)) is same
+    assert len(fingerprint) == 16
+
+
 def test_the_loop_runs_the_slac_controller_on_the_latent(tmp_path):
     path = tmp_path / 'actor.pt'
     actor = make_actor(path)
