@@ -426,45 +426,41 @@ def send_frames(estimates, seconds, period=0.05):
     (20.0, False, 'free', '0')])
 def test_phase_lock_commands_on_each_frame_and_ticks_between(tmp_path, collector, rate_hz,
                                                              phase_lock, mode, ticks):
-    policy = NodeProcess('policy_node', tmp_path, 'policy.yaml',
-                         {'control_rate_hz': rate_hz, 'phase_lock': phase_lock})
+    policy, values = diagnostics_after_frames(
+        tmp_path, collector, {'control_rate_hz': rate_hz, 'phase_lock': phase_lock}, 3.0, 30)
+    assert values['timing.mode'] == mode and values['timing.ticks_per_frame'] == ticks
+    assert float(values['rate_hz']) == pytest.approx(rate_hz, rel=0.1)
+    # Locked, the frame's command is computed in the callback that completed its
+    # bundle; free-running, it waits for the next tick (up to a period).
+    wait_p50 = float(values['latency.policy_wait_ms.p50'])
+    assert (wait_p50 < 2.0) if phase_lock else (wait_p50 > 2.0), values
+    for stage in ('frame_to_perception', 'inference'):  # the test sends no timing
+        assert values[f'latency.{stage}_ms.p50'] == 'nan'
+    assert float(values['latency.total_ms.p50']) > 0.0
+    assert f'control {mode}' in policy.output() or not phase_lock
+
+
+def diagnostics_after_frames(tmp_path, collector, params, seconds, samples):
+    """A policy_node with ``params`` fed bundles on an exact camera clock for ``seconds``;
+    returns it (stopped) and its /diagnostics once it counts more than ``samples`` frames."""
+    policy = NodeProcess('policy_node', tmp_path, 'policy.yaml', params)
     collector.listen('/joint_commands', Float64MultiArray)
     collector.listen('/diagnostics', DiagnosticArray)
     estimates = Estimates(collector)
     with running(policy):
         assert collector.spin_until(lambda: collector.messages['/joint_commands'], 20), \
             policy.output()
-        send_frames(estimates, 3.0)
+        send_frames(estimates, seconds)
         assert collector.spin_until(
-            lambda: int(diagnostics_value(collector, 'latency_samples') or 0) > 30, 3)
-        values = latest_diagnostics(collector, 'policy_node')
-        assert values['timing.mode'] == mode and values['timing.ticks_per_frame'] == ticks
-        assert float(values['rate_hz']) == pytest.approx(rate_hz, rel=0.1)
-        # Locked, the frame's command is computed in the callback that completed its
-        # bundle; free-running, it waits for the next tick (up to a period).
-        wait_p50 = float(values['latency.policy_wait_ms.p50'])
-        assert (wait_p50 < 2.0) if phase_lock else (wait_p50 > 2.0), values
-        for stage in ('frame_to_perception', 'inference'):  # the test sends no timing
-            assert values[f'latency.{stage}_ms.p50'] == 'nan'
-        assert float(values['latency.total_ms.p50']) > 0.0
-    assert f'control {mode}' in policy.output() or not phase_lock
+            lambda: int(diagnostics_value(collector, 'latency_samples') or 0) > samples, 3)
+        return policy, latest_diagnostics(collector, 'policy_node')
 
 
 @pytest.mark.parametrize('fixed_latency_ms', [0.0, 20.0])
 def test_each_frames_command_leaves_the_fixed_latency_after_its_stamp(tmp_path, collector,
                                                                      fixed_latency_ms):
-    policy = NodeProcess('policy_node', tmp_path, 'policy.yaml',
-                         {'fixed_latency_ms': fixed_latency_ms})
-    collector.listen('/joint_commands', Float64MultiArray)
-    collector.listen('/diagnostics', DiagnosticArray)
-    estimates = Estimates(collector)
-    with running(policy):
-        assert collector.spin_until(lambda: collector.messages['/joint_commands'], 20), \
-            policy.output()
-        send_frames(estimates, 2.0)
-        assert collector.spin_until(
-            lambda: int(diagnostics_value(collector, 'latency_samples') or 0) > 20, 3)
-        values = latest_diagnostics(collector, 'policy_node')
+    _, values = diagnostics_after_frames(
+        tmp_path, collector, {'fixed_latency_ms': fixed_latency_ms}, 2.0, 20)
     hold_p50 = float(values['latency.release_hold_ms.p50'])
     total_p50 = float(values['latency.total_ms.p50'])
     if fixed_latency_ms:
