@@ -8,8 +8,6 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PointStamped, PoseWithCovarianceStamped
 import numpy as np
 import pytest
-import rclpy
-from rclpy.context import Context
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Header
 
@@ -145,22 +143,8 @@ def test_parameters_are_read_only_or_applied(perception, collector):
 
 @pytest.mark.slow
 def test_oversize_images_are_counted_and_memory_stays_bounded(perception, collector):
-    # The frames go out through a DDS participant of their own, with a fresh shared-memory
-    # segment: in the module's participant, buffers that earlier tests' nodes had not
-    # released can leave no room for a 3 MB frame, which is then dropped (2 of 4 full runs).
-    context = Context()
-    rclpy.init(context=context)
-    sender = rclpy.create_node('oversize_sender', context=context)
-    try:
-        send_oversize_frames(perception, collector, sender)
-    finally:
-        sender.destroy_node()
-        rclpy.try_shutdown(context=context)
-
-
-def send_oversize_frames(perception, collector, sender):
     collector.listen('/diagnostics', DiagnosticArray)
-    publisher = sender.create_publisher(Image, '/camera/image_raw', 1)
+    publisher = collector.node.create_publisher(Image, '/camera/image_raw', 1)
     assert collector.spin_until(lambda: publisher.get_subscription_count() > 0, 20)
     # 3 MB: within the loopback profile's shared-memory segment, so it arrives whole and
     # the size check refuses it. The camera subscription is best effort (REP-2003): a 12 MB
