@@ -224,7 +224,8 @@ class SimNode(Node):
         little after that (the executor's wake-up: p50 0.15 ms, p99 0.2 ms, at times
         several ms, on the 2-vCPU VM this project runs on). The step is computed and its
         frame rendered at once, from the command of the period that ends at the instant;
-        then the node waits for the instant (``hold_until``) and publishes the frame
+        then the node waits for the instant (``hold_until``; steps without a frame do not
+        wait) and publishes the frame
         stamped with it, as a hardware-triggered camera stamps its trigger. The frames
         thus fall one period apart (stamps p99 0.03 ms off the period, against 1.1 ms when
         each was stamped when computed), and their latency counts from the instant the
@@ -254,7 +255,9 @@ class SimNode(Node):
             self.steps = 0
             arm = self.task.arm
             frame = self.renderer.render(arm.joint_positions, arm.goal)
-        if late_ns < lead_ns:
+        # Only a step with a frame waits: between frames (physics faster than the camera)
+        # nothing reads a step's wall-clock instant, and each wait blocks the executor.
+        if frame is not None and late_ns < lead_ns:
             hold_until(entry_s + (lead_ns - late_ns) * 1e-9)
         self.tick_time_ns = now_ns - late_ns + lead_ns
         if self.clock_pub is not None:  # first: a node on it must not see a frame from its future
