@@ -155,6 +155,69 @@ def transform_point(point: npt.ArrayLike, element: int) -> npt.NDArray[np.float6
     return matrices(element)[0] @ np.asarray(point, dtype=np.float64)
 
 
+def transform_images(images: torch.Tensor, elements: npt.ArrayLike) -> torch.Tensor:
+    """Map top-down camera frames by group elements: ``F`` flips rows, ``R`` is ``rot90``.
+
+    The reacher's camera looks straight down at the shoulder, which is drawn at the image
+    centre, so a frame of the mapped state is the mapped frame, exact up to the
+    renderer's anti-aliasing (``test/test_slac_symmetry.py`` checks every element against
+    :class:`reacher_sim.render.ArmRenderer`).
+
+    :param images: (B, ..., H, W) tensor with H == W, e.g. (B, S+1, C, H, W) sequences;
+        every image of row ``b`` gets ``elements[b]``.
+    :param elements: (B,) ints in [0, 8).
+    :return: a new tensor of the same shape, dtype and device.
+    :raises ValueError: on an element out of range or non-square images.
+    """
+    if images.shape[-1] != images.shape[-2]:
+        raise ValueError(f'images must be square, got {tuple(images.shape[-2:])}')
+    elems = _check_elements(elements, images.shape[0])
+    out = images.clone()
+    for element in np.unique(elems):
+        rows = torch.from_numpy(np.flatnonzero(elems == element))
+        part = images[rows]
+        if element // 4:
+            part = part.flip(-2)  # F: y -> -y, world y is image up
+        out[rows] = torch.rot90(part, int(element % 4), dims=(-2, -1))
+    return out
+
+
+def augment_sequences(batch: dict[str, torch.Tensor],
+                      elements: npt.ArrayLike) -> dict[str, torch.Tensor]:
+    """Map a batch of SLAC replay sequences, each by its own group element.
+
+    Every frame and action of a sequence gets the same element; rewards, ``terminated``
+    and the padding mask are invariant. The privileged variant's true states
+    (``reacher_perception.slac.config.STATE_NAMES``: sin q1, cos q1, sin q2, cos q2,
+    fingertip xy / reach, goal xy / reach) are mapped as the joint angles and points.
+
+    :param batch: :meth:`reacher_policy.training.slac.buffer.SlacReplayBuffer.sample`'s
+        dict: ``images`` (B, S+1, C, H, W), ``actions`` (B, S, 2), ``states`` (B, S+1, 8
+        or 0), the rest (B, S).
+    :param elements: (B,) ints in [0, 8).
+    :return: a new dict; the input is not changed.
+    :raises ValueError: on an element out of range.
+    """
+    elems = _check_elements(elements, batch['images'].shape[0])
+    out = dict(batch)
+    out['images'] = transform_images(batch['images'], elems)
+    signs = torch.from_numpy(action_signs(elems)).float()
+    out['actions'] = batch['actions'] * signs[:, None, None]
+    states = batch['states']
+    if states.shape[-1]:
+        rotation = torch.from_numpy(matrices(elems)).float()[:, None]  # (B, 1, 2, 2)
+
+        def mapped(xy: torch.Tensor) -> torch.Tensor:
+            return (rotation @ xy[..., None])[..., 0]
+
+        upper_arm = mapped(states[..., [1, 0]])  # (cos q1, sin q1), a world direction
+        out['states'] = torch.cat([
+            upper_arm[..., 1:], upper_arm[..., :1],
+            states[..., 2:3] * signs[:, None, None], states[..., 3:4],
+            mapped(states[..., 4:6]), mapped(states[..., 6:8]), states[..., 8:]], dim=-1)
+    return out
+
+
 def augment_samples(samples: ReplayBufferSamples,
                     elements: npt.NDArray[np.int64]) -> ReplayBufferSamples:
     """Map a batch of transitions, each by its own group element.

@@ -43,6 +43,7 @@ from reacher_perception.slac.config import states_from_truth
 from reacher_perception.slac.latent import LatentModel
 from reacher_policy.training.slac.acting import frame_of, FrameHistory
 from reacher_policy.training.slac.buffer import SlacReplayBuffer
+from reacher_policy.training.slac.callback import SlacCallback
 from reacher_policy.training.slac.config import SlacAgentConfig
 from reacher_policy.training.slac.networks import (
     actor_inputs,
@@ -51,6 +52,7 @@ from reacher_policy.training.slac.networks import (
     SlacCritic,
     SlacRewardModel,
 )
+from reacher_policy.training.symmetry import augment_sequences, GROUP_ORDER
 
 SLAC_AGENT_FORMAT = 'reacher-slac-agent-1'
 """``metadata['format']`` of a SLAC agent checkpoint."""
@@ -80,20 +82,6 @@ def is_agent_checkpoint(path: str | Path) -> bool:
     return isinstance(metadata, dict) and metadata.get('format') == SLAC_AGENT_FORMAT
 
 
-class SlacCallback:
-    """Hooks :meth:`SlacAgent.learn` calls (SB3's ``BaseCallback`` in miniature)."""
-
-    def on_training_start(self, agent: SlacAgent) -> None:
-        """Before the first env step."""
-
-    def on_step(self, agent: SlacAgent) -> bool:
-        """After every env step and its updates; False stops training."""
-        return True
-
-    def on_training_end(self, agent: SlacAgent) -> None:
-        """After the last env step."""
-
-
 class SlacAgent:
     """Stochastic Latent Actor-Critic on the reacher's pixel env or DeepMind Control's.
 
@@ -109,8 +97,8 @@ class SlacAgent:
     :param timing: the frame period, when there is no env (default: ``Timing()``).
     :param tensorboard_log: a folder for TensorBoard scalars (None: none).
     :param env_description: the env, when there is no env (default: the reacher's).
-    :raises ValueError: for the privileged variant on an env other than the reacher's
-        (only it gives the true state).
+    :raises ValueError: for the privileged variant (only the reacher's env gives the true
+        state) or ``symmetry_augmentation`` on an env other than the reacher's.
     """
 
     def __init__(self, config: SlacAgentConfig, env: Any = None, seed: int = 0,
@@ -126,9 +114,11 @@ class SlacAgent:
         if env is not None and reacher:
             sim = env.unwrapped.config
             geometry, timing = sim.geometry, sim.timing
-        if config.privileged and not reacher:
-            raise ValueError(f'the privileged variant needs the reacher env, not '
-                             f'{self.env_description["name"]!r}')
+        for name, on in (('the privileged variant', config.privileged),
+                         ('symmetry_augmentation', config.symmetry_augmentation)):
+            if on and not reacher:
+                raise ValueError(f'{name} needs the reacher env, not '
+                                 f'{self.env_description["name"]!r}')
         self.geometry = geometry or ArmGeometry()  # the reacher's (unused on other envs)
         self.timing = timing or Timing()
         torch.manual_seed(seed)
@@ -166,8 +156,14 @@ class SlacAgent:
     # The two update steps (callable alone, on a given batch or a sampled one).
 
     def sample(self, batch_size: int) -> dict[str, torch.Tensor]:
-        """A batch of sequences from the replay (see :meth:`SlacReplayBuffer.sample`)."""
-        return self.buffer.sample(batch_size, self.rng)
+        """A batch of sequences from the replay (:meth:`SlacReplayBuffer.sample`).
+
+        With ``config.symmetry_augmentation`` each is mapped by a random D4 element.
+        """
+        batch = self.buffer.sample(batch_size, self.rng)
+        if not self.config.symmetry_augmentation:
+            return batch
+        return augment_sequences(batch, self.rng.integers(0, GROUP_ORDER, batch_size))
 
     def update_latent(self, batch: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
         """One Adam step of the latent model and reward factor on minus the ELBO.

@@ -29,7 +29,8 @@ import torch
 from reacher_policy.training.dmc import DmcPixelEnv
 from reacher_policy.training.evaluate import EpisodicPolicy
 from reacher_policy.training.slac.acting import SlacEvalPolicy
-from reacher_policy.training.slac.agent import SlacAgent, SlacCallback
+from reacher_policy.training.slac.agent import SlacAgent
+from reacher_policy.training.slac.callback import SlacCallback
 from reacher_policy.training.slac.config import SlacAgentConfig
 
 EVAL_SEED = 10_000

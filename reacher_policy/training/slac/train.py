@@ -22,7 +22,8 @@ from reacher_policy.training.callbacks import TrainResult
 from reacher_policy.training.config import TrainConfig
 from reacher_policy.training.evaluate import evaluate_policy
 from reacher_policy.training.slac.acting import SlacEvalPolicy
-from reacher_policy.training.slac.agent import SlacAgent, SlacCallback
+from reacher_policy.training.slac.agent import SlacAgent
+from reacher_policy.training.slac.callback import SlacCallback
 from reacher_sim.wrappers import make_env
 
 
