@@ -136,7 +136,7 @@ def test_checkpoints_are_refused_across_env_kinds_by_name(tmp_path: Path) -> Non
         SlacAgent.load(dmc_path, DmcPixelEnv(image_size=16, action_repeat=2))
     assert SlacAgent.load(dmc_path, dmc_env).env_description['name'] == DMC_ENV_NAME
     assert SlacAgent.load(reacher_path, reacher_env).env_description == {'name': 'reacher'}
-    with pytest.raises(ValueError, match='privileged variant needs the reacher env'):
+    with pytest.raises(ValueError, match='privileged variant and symmetry_augmentation need'):
         SlacAgent(SlacAgentConfig(model=SlacModelConfig(image_size=16)), dmc_env)
     dmc_env.close()
 

@@ -6,7 +6,6 @@ the augmentation adds true sequences of the task, never made-up ones.
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
@@ -91,9 +90,8 @@ def test_sequences_map_actions_and_true_states_with_their_frames() -> None:
 def test_the_agent_samples_mapped_sequences_and_refuses_other_envs() -> None:
     model = SlacModelConfig(image_size=16, base_depth=2, feature_dim=8, z1_dim=4, z2_dim=8,
                             hidden_units=16, state_weight=0.0)
-    config = SlacAgentConfig(model=model, sequence_length=2, hidden_units=16,
-                             buffer_size=50, symmetry_augmentation=True)
-    agent = SlacAgent(config, geometry=ArmGeometry(image_size=16))
+    config = SlacAgentConfig(model=model, sequence_length=2, hidden_units=16, buffer_size=50)
+    agent = SlacAgent(config, geometry=ArmGeometry(image_size=16), symmetry_augmentation=True)
     rng = np.random.default_rng(0)
     agent.buffer.start_episode(rng.integers(0, 256, (3, 16, 16), dtype=np.uint8))
     for _ in range(4):
@@ -109,4 +107,5 @@ def test_the_agent_samples_mapped_sequences_and_refuses_other_envs() -> None:
     assert not bool(matches[:, 0].any(dim=1).all())
     assert set(batch['actions'][..., 0].unique().tolist()) <= {0.5, -0.5, 0.0}
     with pytest.raises(ValueError, match='symmetry_augmentation'):
-        SlacAgent(config, env_description={'name': 'dmc-reacher-easy'})
+        SlacAgent(config, env_description={'name': 'dmc-reacher-easy'},
+                  symmetry_augmentation=True)

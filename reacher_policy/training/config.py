@@ -91,7 +91,9 @@ class TrainConfig:
     symmetry_augmentation: bool = False
     """Map each replayed transition by a random one of the task's 8 symmetries (rotations
     by multiples of 90 degrees and reflections about the shoulder; see
-    reacher_policy/training/symmetry.py). Training only; needs the state observation."""
+    reacher_policy/training/symmetry.py). Training only; the state observation, or
+    ``algo='slac'``, whose replayed frames, actions and true states are mapped together
+    (``PRESET+d4`` turns it on, e.g. ``slac+d4``)."""
     net_arch: tuple[int, ...] = (256, 256)
     """Hidden layer widths of actor and critics."""
     action_noise_std: float = 0.1

@@ -97,6 +97,8 @@ class SlacAgent:
     :param timing: the frame period, when there is no env (default: ``Timing()``).
     :param tensorboard_log: a folder for TensorBoard scalars (None: none).
     :param env_description: the env, when there is no env (default: the reacher's).
+    :param symmetry_augmentation: map each sampled sequence by a random element of the
+        task's D4 symmetry (:func:`reacher_policy.training.symmetry.augment_sequences`).
     :raises ValueError: for the privileged variant (only the reacher's env gives the true
         state) or ``symmetry_augmentation`` on an env other than the reacher's.
     """
@@ -104,8 +106,10 @@ class SlacAgent:
     def __init__(self, config: SlacAgentConfig, env: Any = None, seed: int = 0,
                  geometry: ArmGeometry | None = None, timing: Timing | None = None,
                  tensorboard_log: str | None = None,
-                 env_description: dict[str, Any] | None = None) -> None:
+                 env_description: dict[str, Any] | None = None,
+                 symmetry_augmentation: bool = False) -> None:
         self.config = config
+        self.symmetry_augmentation = symmetry_augmentation
         self.env = env
         self.seed = seed
         self.env_description = (describe_env(env) if env is not None
@@ -114,11 +118,9 @@ class SlacAgent:
         if env is not None and reacher:
             sim = env.unwrapped.config
             geometry, timing = sim.geometry, sim.timing
-        for name, on in (('the privileged variant', config.privileged),
-                         ('symmetry_augmentation', config.symmetry_augmentation)):
-            if on and not reacher:
-                raise ValueError(f'{name} needs the reacher env, not '
-                                 f'{self.env_description["name"]!r}')
+        if not reacher and (config.privileged or symmetry_augmentation):
+            raise ValueError(f'the privileged variant and symmetry_augmentation need the '
+                             f'reacher env, not {self.env_description["name"]!r}')
         self.geometry = geometry or ArmGeometry()  # the reacher's (unused on other envs)
         self.timing = timing or Timing()
         torch.manual_seed(seed)
@@ -156,12 +158,9 @@ class SlacAgent:
     # The two update steps (callable alone, on a given batch or a sampled one).
 
     def sample(self, batch_size: int) -> dict[str, torch.Tensor]:
-        """A batch of sequences from the replay (:meth:`SlacReplayBuffer.sample`).
-
-        With ``config.symmetry_augmentation`` each is mapped by a random D4 element.
-        """
+        """Sequences from the replay (:meth:`SlacReplayBuffer.sample`), D4-mapped if on."""
         batch = self.buffer.sample(batch_size, self.rng)
-        if not self.config.symmetry_augmentation:
+        if not self.symmetry_augmentation:
             return batch
         return augment_sequences(batch, self.rng.integers(0, GROUP_ORDER, batch_size))
 
@@ -418,7 +417,8 @@ class SlacAgent:
              expected_geometry: ArmGeometry | None = None,
              expected_timing: Timing | None = None, seed: int = 0,
              tensorboard_log: str | None = None,
-             expected_env: str | dict[str, Any] | None = None) -> SlacAgent:
+             expected_env: str | dict[str, Any] | None = None,
+             symmetry_augmentation: bool = False) -> SlacAgent:
         """Read an agent with ``weights_only=True``, refusing one that does not fit.
 
         :param path: the .pt file from :meth:`save`.
@@ -431,6 +431,7 @@ class SlacAgent:
         :param expected_timing: without an env, the ``dt`` it must have been trained at.
         :param seed: as for the constructor.
         :param tensorboard_log: as for the constructor.
+        :param symmetry_augmentation: as for the constructor (training only, not saved).
         :param expected_env: without an env, the env name (or whole description) it must
             have been trained on, e.g. ``'reacher'`` or ``'dmc/reacher_easy'``.
         :return: the agent, with its counts, optimiser states and weights.
@@ -479,7 +480,8 @@ class SlacAgent:
             raise ValueError(f'checkpoint {path} was trained on another geometry '
                              f'({"; ".join(wrong)})')
         agent = cls(config, env, seed=seed, geometry=geometry, timing=timing,
-                    tensorboard_log=tensorboard_log, env_description=saved_env)
+                    tensorboard_log=tensorboard_log, env_description=saved_env,
+                    symmetry_augmentation=symmetry_augmentation)
         try:
             for name, module in agent._modules().items():
                 module.load_state_dict(payload[name])

@@ -66,11 +66,6 @@ class SlacAgentConfig:
     update_interval: int = 1
     """Env steps between two rounds of those updates (paper: 1, every step); k > 1 divides
     the update-to-data ratio by k, for a CPU budget."""
-    symmetry_augmentation: bool = False
-    """Map each sampled sequence (frames, actions, true states) by a random element of the
-    reacher task's D4 symmetry (``reacher_policy.training.symmetry``: 8x the data, as the
-    state presets' ``--symmetry-augmentation``). Reacher env only: DeepMind Control's
-    reacher has no such symmetry in its frames."""
     target_entropy: float = -2.0
     """Target entropy of the automatic entropy coefficient (-action_dim, as SAC)."""
     initial_log_alpha: float = -2.3

@@ -129,9 +129,11 @@ def train_slac(config: TrainConfig, command: str = '') -> TrainResult:
     log = str(out / 'tb') if config.tensorboard else None
     if config.resume:
         agent = SlacAgent.load(config.resume, env, config.slac, seed=config.seed,
-                               tensorboard_log=log)
+                               tensorboard_log=log,
+                               symmetry_augmentation=config.symmetry_augmentation)
     else:
-        agent = SlacAgent(config.slac, env, seed=config.seed, tensorboard_log=log)
+        agent = SlacAgent(config.slac, env, seed=config.seed, tensorboard_log=log,
+                          symmetry_augmentation=config.symmetry_augmentation)
     result = TrainResult([], None, None, None, 0.0, 0)
     agent_path = out / 'agent.pt'
     agent.learn(config.total_steps, EvalProgress(config, result, agent_path, command),
