@@ -25,7 +25,6 @@ import os
 from pathlib import Path
 import platform
 import tempfile
-import time
 from typing import Any
 
 import numpy as np
@@ -33,16 +32,14 @@ import torch
 import tyro
 
 from reacher_common.geometry import ArmGeometry, Timing
-from reacher_common.kinematics import wrap_angle
 from reacher_perception.config import PerceptionConfig
 from reacher_perception.estimator import make_estimator
 from reacher_perception.training.collect import collect
+from reacher_perception.training.confidence import LOST_GOAL_MM, LOST_JOINT_DEG
 from reacher_perception.training.config import CollectConfig
 from reacher_perception.training.dataset import SequenceDataset
+from reacher_perception.training.evaluate import read_sequences
 from reacher_sim.scene import SceneConfig, SCENES
-
-LOST_JOINT_DEG = 10.0
-LOST_GOAL_MM = 20.0
 
 
 @dataclass(frozen=True)
@@ -88,36 +85,20 @@ def measure(args: Args) -> dict[str, Any]:
         for name, backend, checkpoint in runs:
             estimator = make_estimator(PerceptionConfig(
                 estimator=backend, geometry=dataset.geometry, checkpoint=checkpoint))
-            joint, tip, goal, confidence, seconds = [], [], [], [], []
-            for index in range(len(dataset)):
-                estimator.reset()
-                commands = dataset.actions[index] * dataset.geometry.max_joint_velocity
-                for step, image in enumerate(dataset.images[index]):
-                    began = time.perf_counter()
-                    estimate = estimator.estimate(image, None if step == 0
-                                                  else commands[step - 1])
-                    seconds.append(time.perf_counter() - began)
-                    joint.append(np.degrees(np.abs(wrap_angle(
-                        estimate.joint_positions - dataset.joint_positions[index, step]))))
-                    tip.append(1e3 * np.linalg.norm(
-                        estimate.fingertip - dataset.fingertip[index, step]))
-                    goal.append(1e3 * np.linalg.norm(estimate.goal - dataset.goal[index, step]))
-                    confidence.append(estimate.confidence)
-            joint_error, tip_error, goal_error = np.array(joint), np.array(tip), np.array(goal)
-            scores = np.array(confidence)
-            lost = (joint_error.max(axis=1) > LOST_JOINT_DEG) | (goal_error > LOST_GOAL_MM)
-            confident = np.isnan(scores) | (scores >= args.threshold)
+            readout = read_sequences(estimator, dataset)
+            joint_error = readout.joint_error_deg
+            lost, confident = readout.lost, readout.confident(args.threshold)
             rows.append({'scene': scene, 'estimator': name,
                          'joint_mae_deg': float(joint_error.mean()),
-                         'fingertip_mm': float(tip_error.mean()),
-                         'goal_mm': float(goal_error.mean()),
+                         'fingertip_mm': float(readout.fingertip_error_mm.mean()),
+                         'goal_mm': float(readout.goal_error_mm.mean()),
                          'lost_rate': float(lost.mean()),
                          'confident_rate': float(confident.mean()),
                          'silent_failure_rate': float((lost & confident).mean()),
-                         'has_confidence': bool(not np.isnan(scores).all()),
+                         'has_confidence': bool(not np.isnan(readout.confidence).all()),
                          'confident_right_rate': float((confident & ~lost).sum()
                                                        / max(int((~lost).sum()), 1)),
-                         'inference_median_ms': float(1e3 * np.median(seconds)),
+                         'inference_median_ms': float(1e3 * np.median(readout.seconds)),
                          'held_out': bool(set(SCENES[scene]) & set(args.held_out)),
                          'frames': int(lost.size)})
             row = rows[-1]

@@ -24,21 +24,18 @@ from pathlib import Path
 import tempfile
 from typing import Any
 
-import numpy as np
 import torch
 import tyro
 
 from reacher_common.geometry import ArmGeometry, Timing
-from reacher_common.kinematics import wrap_angle
 from reacher_perception.config import PerceptionConfig
 from reacher_perception.estimator import make_estimator
 from reacher_perception.training.collect import collect
+from reacher_perception.training.confidence import LOST_GOAL_MM, LOST_JOINT_DEG
 from reacher_perception.training.config import CollectConfig
 from reacher_perception.training.dataset import SequenceDataset
+from reacher_perception.training.evaluate import read_sequences
 from reacher_sim.scene import SCENE_FAMILIES, SceneConfig, SCENES
-
-LOST_JOINT_DEG = 10.0
-LOST_GOAL_MM = 20.0
 
 VARIANTS: dict[str, tuple[SceneConfig, tuple[str, ...]]] = {
     **{name: (SceneConfig(name=name), ()) for name in SCENES},
@@ -87,22 +84,11 @@ def measure(args: Args) -> dict[str, Any]:
         for checkpoint in args.checkpoints:
             estimator = make_estimator(PerceptionConfig(
                 estimator='slac', geometry=data.geometry, checkpoint=checkpoint))
-            joint, goal, confidence = [], [], []
-            for index in range(len(data)):
-                estimator.reset()
-                commands = data.actions[index] * data.geometry.max_joint_velocity
-                for step, image in enumerate(data.images[index]):
-                    estimate = estimator.estimate(image, None if step == 0
-                                                  else commands[step - 1])
-                    joint.append(np.degrees(np.abs(wrap_angle(
-                        estimate.joint_positions - data.joint_positions[index, step]))))
-                    goal.append(1e3 * np.linalg.norm(estimate.goal - data.goal[index, step]))
-                    confidence.append(estimate.confidence)
-            joints, goals, scores = np.array(joint), np.array(goal), np.array(confidence)
+            readout = read_sequences(estimator, data)
+            joints, goals = readout.joint_error_deg, readout.goal_error_mm
             shoulder, elbow = joints[:, 0] > LOST_JOINT_DEG, joints[:, 1] > LOST_JOINT_DEG
             goal_lost = goals > LOST_GOAL_MM
-            lost = shoulder | elbow | goal_lost
-            confident = np.isnan(scores) | (scores >= args.threshold)
+            lost, confident = readout.lost, readout.confident(args.threshold)
             row: dict[str, Any] = {'variant': variant, 'checkpoint': checkpoint or 'shipped',
                    'joint_mae_deg': float(joints.mean()), 'goal_mm': float(goals.mean()),
                    'lost_rate': float(lost.mean()),
