@@ -172,7 +172,7 @@ def transform_images(images: torch.Tensor, elements: npt.ArrayLike) -> torch.Ten
     if images.shape[-1] != images.shape[-2]:
         raise ValueError(f'images must be square, got {tuple(images.shape[-2:])}')
     elems = _check_elements(elements, images.shape[0])
-    out = images.clone()
+    out = torch.empty_like(images)  # every row is written below
     for element in np.unique(elems):
         rows = torch.from_numpy(np.flatnonzero(elems == element))
         part = images[rows]
