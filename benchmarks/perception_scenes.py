@@ -24,7 +24,6 @@ import json
 import os
 from pathlib import Path
 import platform
-import tempfile
 from typing import Any
 
 import numpy as np
@@ -34,10 +33,9 @@ import tyro
 from reacher_common.geometry import ArmGeometry, Timing
 from reacher_perception.config import PerceptionConfig
 from reacher_perception.estimator import make_estimator
-from reacher_perception.training.collect import collect
+from reacher_perception.training.collect import collect_dataset
 from reacher_perception.training.confidence import LOST_GOAL_MM, LOST_JOINT_DEG
 from reacher_perception.training.config import CollectConfig
-from reacher_perception.training.dataset import SequenceDataset
 from reacher_perception.training.evaluate import read_sequences
 from reacher_sim.scene import SceneConfig, SCENES
 
@@ -73,11 +71,9 @@ def measure(args: Args) -> dict[str, Any]:
     torch.set_num_threads(1)
     rows = []
     for scene in args.scenes:
-        folder = Path(tempfile.mkdtemp(prefix=f'scene-{scene}-'))
-        collect(CollectConfig(sequences=args.sequences, steps=args.steps, seed=args.seed,
-                              scene=SceneConfig(name=scene)),
-                ArmGeometry(), Timing(), folder, progress=False)
-        dataset = SequenceDataset(folder)
+        dataset = collect_dataset(CollectConfig(sequences=args.sequences, steps=args.steps,
+                                                seed=args.seed, scene=SceneConfig(name=scene)),
+                                  ArmGeometry(), Timing())
         runs = [(name, name, args.checkpoint if name == 'slac' else '')
                 for name in args.estimators]
         if args.previous:

@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass
 import json
 from pathlib import Path
 import platform
-import tempfile
 import time
 from typing import Any
 
@@ -34,7 +33,7 @@ from reacher_common.geometry import ArmGeometry
 from reacher_common.kinematics import wrap_angle
 from reacher_perception.slac.config import SlacModelConfig
 from reacher_perception.slac.network import Encoder, mlp
-from reacher_perception.training.collect import collect
+from reacher_perception.training.collect import collect_dataset
 from reacher_perception.training.config import CollectConfig
 from reacher_perception.training.dataset import SequenceDataset
 
@@ -95,10 +94,9 @@ def run(args: Args) -> dict[str, Any]:
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     train = SequenceDataset(args.data)
-    folder = Path(tempfile.mkdtemp(prefix='slac-probe-'))
-    collect(CollectConfig(sequences=args.held_out_sequences, steps=64, seed=args.seed),
-            train.geometry, train.timing, folder, progress=False)
-    held_out = SequenceDataset(folder)
+    held_out = collect_dataset(CollectConfig(sequences=args.held_out_sequences, steps=64,
+                                             seed=args.seed),
+                               train.geometry, train.timing)
     geometry: ArmGeometry = train.geometry
     reach_m = geometry.upper_arm_length_m + geometry.forearm_length_m
     sizes = SlacModelConfig(keypoints=16)

@@ -21,7 +21,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 import json
 from pathlib import Path
-import tempfile
 from typing import Any
 
 import torch
@@ -30,10 +29,9 @@ import tyro
 from reacher_common.geometry import ArmGeometry, Timing
 from reacher_perception.config import PerceptionConfig
 from reacher_perception.estimator import make_estimator
-from reacher_perception.training.collect import collect
+from reacher_perception.training.collect import collect_dataset
 from reacher_perception.training.confidence import LOST_GOAL_MM, LOST_JOINT_DEG
 from reacher_perception.training.config import CollectConfig
-from reacher_perception.training.dataset import SequenceDataset
 from reacher_perception.training.evaluate import read_sequences
 from reacher_sim.scene import SCENE_FAMILIES, SceneConfig, SCENES
 
@@ -76,11 +74,9 @@ def measure(args: Args) -> dict[str, Any]:
     rows = []
     for variant in args.variants:
         scene, held_out = VARIANTS[variant]
-        folder = Path(tempfile.mkdtemp(prefix=f'variant-{variant}-'))
-        collect(CollectConfig(sequences=args.sequences, steps=args.steps, seed=args.seed,
-                              scene=scene, held_out=held_out),
-                ArmGeometry(), Timing(), folder, progress=False)
-        data = SequenceDataset(folder)
+        data = collect_dataset(CollectConfig(sequences=args.sequences, steps=args.steps,
+                                             seed=args.seed, scene=scene, held_out=held_out),
+                               ArmGeometry(), Timing())
         for checkpoint in args.checkpoints:
             estimator = make_estimator(PerceptionConfig(
                 estimator='slac', geometry=data.geometry, checkpoint=checkpoint))

@@ -30,7 +30,6 @@ from dataclasses import asdict, dataclass
 import json
 from pathlib import Path
 import platform
-import tempfile
 import time
 from typing import Any
 
@@ -45,7 +44,7 @@ from reacher_perception.classical import ClassicalEstimator
 from reacher_perception.config import PerceptionConfig
 from reacher_perception.estimator import Estimator
 from reacher_perception.slac.estimator import SlacEstimator
-from reacher_perception.training.collect import collect
+from reacher_perception.training.collect import collect_dataset
 from reacher_perception.training.config import CollectConfig
 from reacher_perception.training.dataset import SequenceDataset
 
@@ -143,10 +142,9 @@ def run_benchmark(args: Args) -> dict[str, Any]:
     """Collect or load held-out data, corrupt it, run both estimators, measure."""
     torch.set_num_threads(args.threads)
     if args.data is None:
-        folder = Path(tempfile.mkdtemp(prefix='slac-bench-'))
-        collect(CollectConfig(sequences=args.sequences, steps=args.steps, seed=args.seed),
-                ArmGeometry(), Timing(dt=0.05), folder, progress=False)
-        dataset = SequenceDataset(folder)
+        dataset = collect_dataset(CollectConfig(sequences=args.sequences, steps=args.steps,
+                                                seed=args.seed),
+                                  ArmGeometry(), Timing(dt=0.05))
     else:
         dataset = SequenceDataset(args.data)
     geometry = dataset.geometry

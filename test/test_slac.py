@@ -5,6 +5,7 @@ from dataclasses import replace
 import json
 from pathlib import Path
 import subprocess
+import tempfile
 import sys
 
 import numpy as np
@@ -21,7 +22,7 @@ from reacher_perception.slac.config import SlacModelConfig, STATE_NAMES, states_
 from reacher_perception.slac.latent import LatentLosses, LatentModel
 from reacher_perception.slac.network import SpatialSoftmax
 from reacher_perception.training.augment import augment
-from reacher_perception.training.collect import collect
+from reacher_perception.training.collect import collect, collect_dataset
 from reacher_perception.training.commands import COMMANDS
 from reacher_perception.training.config import AugmentConfig, CollectConfig, SlacTrainConfig
 from reacher_perception.training.dataset import SequenceDataset, write_shard
@@ -196,6 +197,18 @@ def test_collect_writes_the_documented_format(tmp_path: Path) -> None:
     images, actions, states = dataset.sample(np.random.default_rng(0), 3, 4)
     assert images.shape == (3, 4, 3, 16, 16) and actions.shape == (3, 3, 2)
     assert states.shape == (3, 4, 8) and float(images.max()) <= 1.0
+
+
+def test_collect_dataset_loads_the_sequences_and_leaves_nothing_on_disk(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))
+    config = CollectConfig(sequences=3, steps=5, shard_size=2, seed=4)
+    dataset = collect_dataset(config, GEOMETRY_16, TIMING)
+    assert dataset.images.shape == (3, 5, 16, 16, 3)
+    assert list(tmp_path.iterdir()) == []
+    on_disk = SequenceDataset(tmp_path / 'kept') if collect(
+        config, GEOMETRY_16, TIMING, tmp_path / 'kept', progress=False) else None
+    assert on_disk is not None and np.array_equal(on_disk.images, dataset.images)
 
 
 def test_write_shard_rejects_bad_arrays(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+import tempfile
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,7 @@ from reacher_common.geometry import ArmGeometry, Timing
 from reacher_perception.config import PerceptionConfig
 from reacher_perception.estimator import Estimator, make_estimator
 from reacher_perception.training.config import CollectConfig
-from reacher_perception.training.dataset import POLICIES, write_shard
+from reacher_perception.training.dataset import POLICIES, SequenceDataset, write_shard
 from reacher_policy.config import PidConfig, PolicyConfig
 from reacher_policy.loop import PerceivedState, PolicyLoop
 from reacher_sim.config import SimConfig
@@ -226,3 +227,20 @@ def collect(config: CollectConfig, geometry: ArmGeometry, timing: Timing, out_di
                                  seed=config.seed, extras=extras, **arrays))
     bar.close()
     return paths
+
+
+def collect_dataset(config: CollectConfig, geometry: ArmGeometry, timing: Timing
+                    ) -> SequenceDataset:
+    """:func:`collect` into a temporary folder, loaded and the folder removed.
+
+    For held-out frames that a benchmark or test reads once: the dataset is in memory
+    (``SequenceDataset`` reads its shards eagerly), nothing is left on disk.
+
+    :param config: how many sequences and which policies.
+    :param geometry: arm and camera.
+    :param timing: the frame period.
+    :return: the loaded sequences.
+    """
+    with tempfile.TemporaryDirectory(prefix='reacher-collect-') as folder:
+        collect(config, geometry, timing, Path(folder), progress=False)
+        return SequenceDataset(Path(folder))
