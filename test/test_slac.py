@@ -19,7 +19,7 @@ from reacher_perception.config import PerceptionConfig
 from reacher_perception.estimator import Estimate, ESTIMATORS, make_estimator
 from reacher_perception.slac.checkpoint import load_checkpoint, save_checkpoint
 from reacher_perception.slac.config import SlacModelConfig, STATE_NAMES, states_from_truth
-from reacher_perception.slac.latent import LatentLosses, LatentModel
+from reacher_perception.slac.latent import foreground_mask, LatentLosses, LatentModel
 from reacher_perception.slac.network import SpatialSoftmax
 from reacher_perception.training.augment import augment
 from reacher_perception.training.collect import collect, collect_dataset
@@ -105,6 +105,40 @@ def test_zero_state_weight_leaves_the_elbo() -> None:
     model = LatentModel(replace(TINY, state_weight=0.0))
     losses, _ = model.losses(*tiny_batch())
     assert losses.loss_state.item() == 0.0
+
+
+def test_foreground_mask_picks_the_arm_and_goal_of_a_rendered_frame() -> None:
+    renderer = ArmRenderer(ArmGeometry())
+    frame = renderer.render(np.array([0.4, -1.1]), np.array([0.12, -0.08]))
+    mask = foreground_mask(torch.from_numpy(frame).permute(2, 0, 1).float() / 255.0)[0]
+    table = (frame == frame[0, 0]).all(-1)
+    assert mask.shape == (64, 64)
+    assert not mask[torch.from_numpy(table)].any()  # the table's own colour is never in
+    assert 0.01 < mask.float().mean() < 0.1  # the arm and goal: a few percent of pixels
+    green = (frame[..., 1] > 150) & (frame[..., 0] < 120)  # the goal square
+    assert green.sum() >= 16 and mask[torch.from_numpy(green)].all()
+
+
+def test_foreground_weight_weighs_the_foreground_pixels_only() -> None:
+    images, actions, states = tiny_batch()
+    images[:, :, :, 4:7, 4:7] += 0.5  # a bright square on every frame
+    images = images.clamp(0, 1)
+    plain, weighted = (LatentModel(replace(TINY, foreground_weight=weight))
+                       for weight in (0.0, 9.0))
+    weighted.load_state_dict(plain.state_dict())
+    outputs = []
+    for model in (plain, weighted):
+        torch.manual_seed(3)  # the same posterior sample
+        outputs.append(model.losses(images, actions, states))
+    (plain_losses, reconstruction), (weighted_losses, _) = outputs
+    std = TINY.decoder_std
+    nll = 0.5 * ((images - reconstruction) / std) ** 2 + np.log(std) + 0.5 * np.log(2 * np.pi)
+    mask = foreground_mask(images)
+    assert mask.any() and not mask.all()
+    extra = 9.0 * (nll * mask).sum() / images.shape[0]
+    assert weighted_losses.loss_image.item() == pytest.approx(
+        (plain_losses.loss_image + extra).item(), rel=1e-4)
+    assert weighted_losses.loss_kld.item() == pytest.approx(plain_losses.loss_kld.item())
 
 
 def test_bad_model_config_is_named() -> None:

@@ -89,6 +89,15 @@ class SlacModelConfig:
     decoder_std: float = 0.1
     """Fixed standard deviation of p(x_t | z1_t, z2_t) on [0, 1] pixels (paper: sqrt(0.1)
     on its scale); smaller weighs reconstruction more against the KL; in (0, 1]."""
+    foreground_weight: float = 0.0
+    """Extra weight of the frame's foreground pixels (``latent.foreground_mask``: the arm
+    and the goal, told from the table by colour) in the reconstruction log-likelihood:
+    they count ``1 + foreground_weight`` times, the table once; >= 0. 0 is the paper's
+    likelihood. Without it an ELBO-only latent (``state_weight`` 0, the faithful SLAC
+    agent) leaves the goal out: ~30 of 4096 pixels, which the decoder can afford to miss.
+    Measured on 2000 updates of random-policy frames (docs/slac_agent.md, "What the
+    faithful latent knows"): a linear probe reads the goal to 133.5 mm at 0 (chance: 135)
+    and to 18.8 mm at 30."""
     state_weight: float = 10000.0
     """Weight of the state heads' squared error in the loss (joint training; see
     ``LatentModel``); 0 trains the latent on the ELBO alone, >= 0. Measured with 16
@@ -109,6 +118,7 @@ class SlacModelConfig:
             'hidden_units': self.hidden_units >= 1,
             'decoder_std': 0.0 < self.decoder_std <= 1.0,
             'state_weight': self.state_weight >= 0.0,
+            'foreground_weight': self.foreground_weight >= 0.0,
         })
 
     @property
