@@ -5,8 +5,8 @@ from dataclasses import replace
 import json
 from pathlib import Path
 import subprocess
-import tempfile
 import sys
+import tempfile
 
 import numpy as np
 import pytest
