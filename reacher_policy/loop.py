@@ -268,8 +268,8 @@ class PolicyLoop:
         restarts from rest when fresh estimates return. A fresh estimate whose confidence
         is below ``min_confidence`` stops the arm the same way (``unsure``; nan never
         does), until a confident one comes, unless dead reckoning from the last confident
-        estimate corroborates it (``corroborated``; :meth:`_corroborated`). Otherwise the controller's
-        setpoint goes through the PID (a velocity controller's velocity through its
+        estimate corroborates it (``corroborated``; :meth:`_corroborated`). Otherwise the
+        controller's setpoint goes through the PID (a velocity controller's velocity through its
         velocity path) with ``dt`` = time since the previous fresh tick
         (``1 / control_rate_hz`` on the first one). If the clock went backwards (a
         replayed bag restarting ``/clock``), control restarts as on a first tick; a
