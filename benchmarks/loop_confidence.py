@@ -48,6 +48,9 @@ class Args:
     """The estimator's weights ('' = the shipped ones)."""
     thresholds: tuple[float, ...] = (0.5, 0.2, 0.0)
     """Values of policy_node's ``min_confidence`` to run."""
+    budgets: tuple[float, ...] = (PolicyConfig().unsure_motion_budget_rad,)
+    """Values of policy_node's ``unsure_motion_budget_rad`` to run with each threshold
+    (how far the arm may move on unsure estimates that dead reckoning corroborates)."""
     seconds: float = 60.0
     """Simulated seconds per threshold and seed."""
     seeds: tuple[int, ...] = (0,)
@@ -57,11 +60,13 @@ class Args:
     goal."""
     goal_timeout: float = 10.0
     """Seconds before an unreached goal is replaced (sim_node's ``goal_timeout_s``)."""
+    min_corroborated_confidence: float = PolicyConfig().min_corroborated_confidence
+    """policy_node's ``min_corroborated_confidence``."""
     out: Path = Path('benchmarks/results/loop_confidence.json')
     """Where to write the JSON results."""
 
 
-def run(args: Args, scene: str, threshold: float, seed: int) -> dict:
+def run(args: Args, scene: str, threshold: float, budget: float, seed: int) -> dict:
     """One closed-loop run; returns its figures."""
     import torch
     torch.set_num_threads(1)
@@ -75,6 +80,8 @@ def run(args: Args, scene: str, threshold: float, seed: int) -> dict:
     estimator = make_estimator(PerceptionConfig(estimator=args.estimator,
                                                  checkpoint=args.checkpoint))
     loop = PolicyLoop(PolicyConfig(controller=args.controller, min_confidence=threshold,
+                                   unsure_motion_budget_rad=budget,
+                                   min_corroborated_confidence=args.min_corroborated_confidence,
                                    latent_checkpoint=args.checkpoint), PidConfig())
     half = config.geometry.arena_size_m / 2.0
     command = np.zeros(2)
@@ -89,17 +96,20 @@ def run(args: Args, scene: str, threshold: float, seed: int) -> dict:
         loop.update_estimate(PerceivedState(now, estimate.joint_positions,
                                             np.clip(estimate.goal, -half, half),
                                             estimate.confidence, estimate.latent))
-        command = loop.step(now).command
-        rows.append((joint_error, goal_error, float(loop.unsure)))
+        output = loop.step(now)
+        command = output.command
+        rows.append((joint_error, goal_error, float(loop.unsure), float(output.corroborated)))
         _, event = task.step(command)
         if event is not None and scene_config.families:
             renderer.set_scene(scene_config.sample(scene_rng, renderer.avoid_colours))
     table = np.array(rows)
     wrong = (table[:, 0] > 10.0) | (table[:, 1] > 20.0)
     halted = table[:, 2] > 0.0
+    corroborated = table[:, 3] > 0.0
     stats = task.stats()
     return {
-        'scene': scene, 'controller': args.controller, 'threshold': threshold, 'seed': seed,
+        'scene': scene, 'controller': args.controller, 'threshold': threshold,
+        'unsure_motion_budget_rad': budget, 'seed': seed,
         'frames': len(rows),
         'goals_reached': stats.goals_reached, 'goals_timed_out': stats.goals_timed_out,
         'halted_share': float(halted.mean()),
@@ -109,6 +119,9 @@ def run(args: Args, scene: str, threshold: float, seed: int) -> dict:
         'halted_goal_error_mm_median': (float(np.median(table[halted, 1]))
                                         if halted.any() else None),
         'acted_wrong_share': float(wrong[~halted].mean()) if (~halted).any() else None,
+        'corroborated_share': float(corroborated.mean()),
+        'corroborated_wrong_share': (float(wrong[corroborated].mean())
+                                     if corroborated.any() else None),
     }
 
 
@@ -125,28 +138,36 @@ def main() -> None:
     runs = []
     for scene in args.scenes:
         for threshold in args.thresholds:
-            for seed in args.seeds:
-                runs.append(run(args, scene, threshold, seed))
-                print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
+            for budget in args.budgets:
+                for seed in args.seeds:
+                    runs.append(run(args, scene, threshold, budget, seed))
+                    print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({'benchmark': 'loop_confidence',
                                     'args': {k: str(v) if isinstance(v, Path) else v
                                              for k, v in vars(args).items()},
                                     'runs': runs}, indent=2) + '\n')
     print(f'| {args.estimator} + {args.controller}: scene | min_confidence '
-          '| goals reached / timed out | frames halted | halted frames wrong '
-          '| acted-on frames wrong |')
-    print('|---|---|---|---|---|---|')
+          '| unsure_motion_budget_rad | goals reached / timed out | frames halted '
+          '| halted frames wrong | acted-on frames wrong | frames acted on unsure, wrong |')
+    print('|---|---|---|---|---|---|---|---|')
     for scene in args.scenes:
         for threshold in args.thresholds:
-            mine = [r for r in runs if r['threshold'] == threshold and r['scene'] == scene]
-            reached = sum(r['goals_reached'] for r in mine)
-            timed_out = sum(r['goals_timed_out'] for r in mine)
-            frames = sum(r['frames'] for r in mine)
-            halted = sum(r['halted_share'] * r['frames'] for r in mine)
-            print(f'| {scene} | {threshold} | {reached} / {timed_out} | {halted / frames:.1%} | '
-                  f'{share(mine, "halted_wrong_share", halted=True)} | '
-                  f'{share(mine, "acted_wrong_share", halted=False)} |')
+            for budget in args.budgets:
+                mine = [r for r in runs if r['scene'] == scene and r['threshold'] == threshold
+                        and r['unsure_motion_budget_rad'] == budget]
+                reached = sum(r['goals_reached'] for r in mine)
+                timed_out = sum(r['goals_timed_out'] for r in mine)
+                frames = sum(r['frames'] for r in mine)
+                halted = sum(r['halted_share'] * r['frames'] for r in mine)
+                vouched = sum(r['corroborated_share'] * r['frames'] for r in mine)
+                vouched_wrong = sum((r['corroborated_wrong_share'] or 0.0)
+                                    * r['corroborated_share'] * r['frames'] for r in mine)
+                print(f'| {scene} | {threshold} | {budget} | {reached} / {timed_out} '
+                      f'| {halted / frames:.1%} '
+                      f'| {share(mine, "halted_wrong_share", halted=True)} '
+                      f'| {share(mine, "acted_wrong_share", halted=False)} '
+                      f'| {vouched / frames:.1%}, {vouched_wrong / frames:.2%} |')
     print(f'\nwritten to {args.out}')
 
 

@@ -74,6 +74,18 @@ class PolicyConfig(NodeScheduling):
     estimate stops the arm (zero command until a confident one comes), in [0, 1]; 0.5 is
     the calibration's threshold between right and wrong estimates, 0 never stops. An
     estimator that gives no confidence (nan) never stops the arm."""
+    unsure_motion_budget_rad: float = bounded(0.6, 0.0, 10.0)
+    """Joint motion, rad (both joints' commanded ``|velocity| * dt``, summed), that the arm
+    may make on estimates below ``min_confidence`` that are corroborated: whose joints lie
+    within 10 deg of the last confident estimate's joints moved by the commands sent since,
+    and whose goal lies within 20 mm of its goal (the project's tolerance of a right
+    estimate). Past it, or on an estimate that disagrees, the arm stops until a confident
+    one comes. Without it a halted arm's unchanging frame keeps a right estimate scored just
+    below the threshold unsure until the goal is replaced. In [0, 10]; 0: every estimate
+    below ``min_confidence`` stops the arm."""
+    min_corroborated_confidence: float = bounded(0.3, 0.0, 1.0)
+    """The least confidence of an estimate that may be corroborated, in [0, 1]: one the
+    estimator doubts more than this stops the arm, whatever dead reckoning says."""
     phase_lock: bool = True
     """Command as soon as a frame's complete estimate arrives and re-align the control
     timer to it (reacher_policy.timing); false: the timer alone commands, free-running."""

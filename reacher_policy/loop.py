@@ -16,7 +16,16 @@ controller's (``slac``), computed from the estimate's latent state. An estimate 
 than ``estimate_timeout_s`` (by its image stamp) is stale: the arm is stopped rather than
 driven by what the camera saw long ago. An estimate whose confidence is below
 ``min_confidence`` stops the arm the same way (an estimator that gives no confidence, nan,
-never stops it). A goal outside the arena is refused.
+never stops it), unless it is corroborated: its confidence is at least
+``min_corroborated_confidence``, it agrees with the last confident estimate moved by the
+commands sent since (dead reckoning), and the arm has moved less than
+``unsure_motion_budget_rad`` since that confident estimate. A goal outside the arena is
+refused.
+
+Why corroboration: a halted arm's frame does not change, so neither does its confidence;
+one right frame scored just below the threshold would hold the arm until the goal is
+replaced. An estimate that agrees with where the commands must have put the arm is not a
+guess, and the budget bounds how far the arm goes on such estimates alone.
 """
 
 from __future__ import annotations
@@ -39,6 +48,13 @@ from reacher_policy.pid import PidSmoother
 FloatArray = npt.NDArray[np.float64]
 
 NUM_JOINTS = 2
+
+CORROBORATION_JOINT_RAD = math.radians(10.0)
+"""Largest joint error (either joint) between an unsure estimate and the dead-reckoned
+joints for the estimate to count as corroborated: the tolerance of a right estimate in the
+perception benchmarks (10 deg)."""
+CORROBORATION_GOAL_M = 0.020
+"""... and the largest goal error, metres (20 mm, the same benchmarks' tolerance)."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +94,9 @@ class ControlOutput:
         (the arm is being stopped).
     :param became_unsure: True only on the first unsure tick after a confident one (or
         one without confidence), so the node can say so once.
+    :param corroborated: whether the estimate was below ``min_confidence`` but the arm
+        acted on it, as it agreed with the dead-reckoned last confident one (within
+        ``unsure_motion_budget_rad``).
     """
 
     command: FloatArray
@@ -86,6 +105,7 @@ class ControlOutput:
     estimate_age_s: float | None
     unsure: bool = False
     became_unsure: bool = False
+    corroborated: bool = False
 
 
 class PolicyLoop:
@@ -100,7 +120,8 @@ class PolicyLoop:
     controller: Controller
     pid: PidSmoother
     RUNTIME_FIELDS: tuple[str, ...] = ('estimate_timeout_s', 'min_confidence',
-                                       'warn_throttle_s')
+                                       'unsure_motion_budget_rad',
+                                       'min_corroborated_confidence', 'warn_throttle_s')
     """The fields of :class:`PolicyConfig` that :meth:`set_config` may change."""
 
     def __init__(self, config: PolicyConfig, pid: PidConfig) -> None:
@@ -112,6 +133,12 @@ class PolicyLoop:
         self._last_output: ControlOutput | None = None
         self._stale = True
         self._unsure = False
+        # Dead reckoning from the last confident estimate: its goal, the joints moved by the
+        # commands sent since, and how far (rad) they moved; None until a confident one.
+        self._anchor_goal: FloatArray | None = None
+        self._anchor_stamp_s = math.nan
+        self._reckoned_q = np.zeros(NUM_JOINTS)
+        self._reckoned_motion_rad = 0.0
 
     @property
     def needs_latent(self) -> bool:
@@ -192,6 +219,7 @@ class PolicyLoop:
         self._restart()
         self._stale = True
         self._unsure = False
+        self._anchor_goal, self._anchor_stamp_s = None, math.nan
 
     def _restart(self) -> None:
         """Restart control cleanly from rest, keeping the estimate."""
@@ -239,8 +267,9 @@ class PolicyLoop:
         either), the command is zero and the controller and PID are reset, so control
         restarts from rest when fresh estimates return. A fresh estimate whose confidence
         is below ``min_confidence`` stops the arm the same way (``unsure``; nan never
-        does), until a confident one comes. Otherwise the controller's
-        setpoint goes through the PID (a velocity controller's velocity through its
+        does), until a confident one comes, unless dead reckoning from the last confident
+        estimate corroborates it (``corroborated``; :meth:`_corroborated`). Otherwise the
+        controller's setpoint goes through the PID (a velocity controller's velocity through its
         velocity path) with ``dt`` = time since the previous fresh tick
         (``1 / control_rate_hz`` on the first one). If the clock went backwards (a
         replayed bag restarting ``/clock``), control restarts as on a first tick; a
@@ -258,22 +287,33 @@ class PolicyLoop:
         if age is None or abs(age) > self.config.estimate_timeout_s:
             became_stale = not self._stale
             self._stale = True
+            # the world may have changed meanwhile: corroborate nothing until a confident one
+            self._anchor_goal, self._anchor_stamp_s = None, math.nan
             self._restart()
             return ControlOutput(np.zeros(NUM_JOINTS), True, became_stale, age)
         assert estimate is not None
         self._stale = False
+        corroborated = False
         if estimate.confidence < self.config.min_confidence:  # False for nan
-            became_unsure = not self._unsure
-            self._unsure = True
-            self._restart()
-            return ControlOutput(np.zeros(NUM_JOINTS), False, False, age, unsure=True,
-                                 became_unsure=became_unsure)
+            corroborated = self._corroborated(estimate)
+            if not corroborated:
+                became_unsure = not self._unsure
+                self._unsure = True
+                self._restart()
+                return ControlOutput(np.zeros(NUM_JOINTS), False, False, age, unsure=True,
+                                     became_unsure=became_unsure)
+        elif not math.isnan(estimate.confidence) and estimate.stamp_s != self._anchor_stamp_s:
+            self._anchor_stamp_s = estimate.stamp_s
+            self._anchor_goal = estimate.goal.copy()
+            self._reckoned_q = estimate.joint_positions.copy()
+            self._reckoned_motion_rad = 0.0
         self._unsure = False
 
         if self._last_step_s is not None and now_s == self._last_step_s:
             assert self._last_output is not None
             last = self._last_output
-            return ControlOutput(last.command.copy(), False, False, age)
+            return ControlOutput(last.command.copy(), False, False, age,
+                                 corroborated=corroborated)
         if self._last_step_s is not None and now_s < self._last_step_s:
             self._restart()
         if self._last_step_s is None:
@@ -292,5 +332,26 @@ class PolicyLoop:
             command = self.pid.update_velocity(self.controller.velocity(q, goal), q, dt)
         else:
             command = self.pid.update(self.controller.setpoint(q, goal), q, dt)
+        self._reckoned_q += command * dt
+        self._reckoned_motion_rad += float(np.abs(command).sum()) * dt
         self._last_output = ControlOutput(command.copy(), False, False, age)
-        return ControlOutput(command, False, False, age)
+        return ControlOutput(command, False, False, age, corroborated=corroborated)
+
+    def _corroborated(self, estimate: PerceivedState) -> bool:
+        """Whether an unsure estimate agrees with the dead-reckoned last confident one.
+
+        True when ``unsure_motion_budget_rad`` > 0, the estimate's confidence is at least
+        ``min_corroborated_confidence``, a confident estimate came since the last reset or
+        stale tick, the commands since moved the joints by less than the budget, and the
+        estimate's joints (wrapped) and goal lie within
+        ``CORROBORATION_JOINT_RAD`` and ``CORROBORATION_GOAL_M`` of the reckoned ones.
+        """
+        if (self._anchor_goal is None or self.config.unsure_motion_budget_rad <= 0.0
+                or estimate.confidence < self.config.min_corroborated_confidence
+                or self._reckoned_motion_rad >= self.config.unsure_motion_budget_rad):
+            return False
+        joint_error = np.abs(np.angle(np.exp(
+            1j * (estimate.joint_positions - self._reckoned_q)))).max()
+        goal_error = float(np.linalg.norm(estimate.goal - self._anchor_goal))
+        return bool(joint_error <= CORROBORATION_JOINT_RAD
+                    and goal_error <= CORROBORATION_GOAL_M)

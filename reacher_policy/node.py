@@ -14,13 +14,16 @@ why and what was measured). Each command runs the controller (``controller``: 'i
 ``latent_checkpoint``) and the per-joint PID smoother (``pid.*``) and is published on
 /joint_commands (std_msgs/Float64MultiArray, joint velocities in rad/s). When the newest
 estimate is older than ``estimate_timeout_s``, or its confidence is below
-``min_confidence``, it commands zero and says so once. A goal outside the arena, a status
+``min_confidence`` (and dead reckoning from the last confident one does not corroborate
+it: ``unsure_motion_budget_rad``), it commands zero and says so once. A goal outside the
+arena, a status
 that is not numbers or a confidence outside [0, 1] is dropped with a warning. A control
 step that raises commands zero, is logged (throttled) and counted, and the node carries
 on. /diagnostics reports the achieved rate, the timing mode, deadline misses, the period
 jitter, each stage's latency (``latency.<stage>_ms.p50`` / ``.p99``,
 ``reacher_policy.timing.STAGES``), the stops and the errors (docs/ros.md lists the keys).
-At run time ``pid.*``, ``estimate_timeout_s``, ``min_confidence`` and ``warn_throttle_s``
+At run time ``pid.*``, ``estimate_timeout_s``, ``min_confidence``,
+``unsure_motion_budget_rad``, ``min_corroborated_confidence`` and ``warn_throttle_s``
 change (validated as at start-up); the other parameters are read-only.
 """
 
@@ -138,6 +141,8 @@ class PolicyNode(Node):
             self.fixed_latency_s = 0.0
         self.stale_stops = 0
         self.confidence_stops = 0
+        self.corroborated_commands = 0
+        self.last_corroborated = False
         self.dropped_estimates = 0
         self.errors = CallbackErrors(self, lambda: self.config.warn_throttle_s)
         self._reported_mode = ''
@@ -283,7 +288,13 @@ class PolicyNode(Node):
                 total=(now - arrival.stamp_s) * 1e3 + (published - start) * 1e3)
 
     def report_stops(self, output: ControlOutput) -> None:
-        """Say once that the arm stops (stale or unsure estimate), and count it."""
+        """Say once that the arm stops (stale or unsure estimate), and count it.
+
+        Also counts the commands that acted on an unsure estimate that dead reckoning
+        corroborated (``corroborated_commands`` on /diagnostics).
+        """
+        self.last_corroborated = output.corroborated
+        self.corroborated_commands += int(output.corroborated)
         if output.became_stale:
             self.stale_stops += 1
             self.get_logger().warning(
@@ -344,6 +355,7 @@ class PolicyNode(Node):
             'min_confidence': self.config.min_confidence,
             'stale_stops': self.stale_stops,
             'confidence_stops': self.confidence_stops,
+            'corroborated_commands': self.corroborated_commands,
             'dropped_estimates': self.dropped_estimates,
             'control_errors': self.errors.counts.get(CONTROL_STEP, 0),
             'callback_errors': self.errors.total(),
@@ -357,6 +369,9 @@ class PolicyNode(Node):
             level, message = DiagnosticStatus.WARN, 'stale estimate: holding still'
         elif self.loop.unsure:
             level, message = DiagnosticStatus.WARN, 'unsure estimate: holding still'
+        elif self.last_corroborated:
+            level = DiagnosticStatus.WARN
+            message = 'unsure estimate, corroborated by dead reckoning: acting on it'
         else:
             level, message = DiagnosticStatus.OK, 'ok'
         self.diagnostics_pub.publish(diagnostic_array(

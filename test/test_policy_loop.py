@@ -304,6 +304,8 @@ def test_unknown_controller_lists_known_ones() -> None:
     (PolicyConfig, 'min_confidence', -0.1),
     (PolicyConfig, 'min_confidence', 1.5),
     (PolicyConfig, 'min_confidence', math.nan),
+    (PolicyConfig, 'unsure_motion_budget_rad', -0.1),
+    (PolicyConfig, 'min_corroborated_confidence', 1.5),
 ])
 def test_configs_reject_out_of_range_values(cls: type[Any], field: str, value: Any) -> None:
     with pytest.raises(ValueError, match=rf'{cls.__name__}\.{field}='):
@@ -337,10 +339,10 @@ def test_low_confidence_stops_once_and_resumes_and_nan_never_stops() -> None:
 
 
 def test_the_confidence_threshold_changes_at_run_time_and_bad_ones_are_refused() -> None:
-    loop = PolicyLoop(PolicyConfig(), PidConfig())
+    loop = PolicyLoop(PolicyConfig(unsure_motion_budget_rad=0.0), PidConfig())
     loop.update_estimate(dataclasses.replace(state(1.0), confidence=0.6))
     assert not loop.step(1.0).unsure
-    loop.set_config(PolicyConfig(min_confidence=0.7))
+    loop.set_config(PolicyConfig(min_confidence=0.7, unsure_motion_budget_rad=0.0))
     assert loop.step(1.05).unsure
     loop.set_config(PolicyConfig(min_confidence=0.0))
     assert not loop.step(1.1).unsure
@@ -355,3 +357,61 @@ def test_control_output_is_a_value() -> None:
     output = ControlOutput(np.zeros(2), True, False, None)
     with pytest.raises(dataclasses.FrozenInstanceError):
         output.stale = False  # type: ignore[misc]
+
+
+def run_arm(loop: PolicyLoop, confidences: list[float], joints_offset: npt.ArrayLike = (0.0, 0.0),
+            goal: npt.ArrayLike = GOAL) -> list[ControlOutput]:
+    """Tick a kinematic arm (q += command * dt) whose estimates are exact while confident;
+    from the first unsure tick on they are off by ``joints_offset`` and show ``goal``."""
+    q, outputs, dt = np.zeros(2), [], 0.05
+    for tick, confidence in enumerate(confidences):
+        unsure = confidence < loop.config.min_confidence
+        estimate = state(dt * tick, q + (np.asarray(joints_offset) if unsure else 0.0),
+                         goal if unsure else GOAL)
+        loop.update_estimate(dataclasses.replace(estimate, confidence=confidence))
+        outputs.append(loop.step(dt * tick))
+        q = q + outputs[-1].command * dt
+    return outputs
+
+
+def test_an_unsure_estimate_that_dead_reckoning_corroborates_moves_the_arm_within_the_budget(
+) -> None:
+    loop = PolicyLoop(PolicyConfig(unsure_motion_budget_rad=0.3), PidConfig())
+    outputs = run_arm(loop, [0.9] * 3 + [0.45] * 60)
+    corroborated = [output.corroborated for output in outputs]
+    assert not any(corroborated[:3]) and all(corroborated[3:5])
+    assert not any(output.unsure for output in outputs[:5])
+    # The arm went on until the commands since the last confident estimate spent the budget.
+    moved = sum(np.abs(output.command).sum() * 0.05 for output in outputs[2:])
+    assert 0.3 <= moved <= 0.3 + 2 * 0.05 * PidConfig().output_limit, moved
+    assert outputs[-1].unsure and not outputs[-1].corroborated
+    assert not np.any(outputs[-1].command)
+    assert [output.became_unsure for output in outputs].count(True) == 1
+
+
+@pytest.mark.parametrize('config, offset, goal', [
+    (PolicyConfig(), (0.0, math.radians(15.0)), GOAL),  # the joints disagree
+    (PolicyConfig(), (0.0, 0.0), GOAL + np.array([0.03, 0.0])),  # another goal
+    (PolicyConfig(unsure_motion_budget_rad=0.0), (0.0, 0.0), GOAL),  # no budget
+    (PolicyConfig(min_corroborated_confidence=0.5), (0.0, 0.0), GOAL),  # too doubtful
+], ids=['joints', 'goal', 'budget', 'floor'])
+def test_an_unsure_estimate_dead_reckoning_does_not_corroborate_stops_the_arm(
+        config: PolicyConfig, offset: tuple[float, float], goal: npt.ArrayLike) -> None:
+    outputs = run_arm(PolicyLoop(config, PidConfig()), [0.9] * 3 + [0.45] * 3, offset, goal)
+    assert all(output.unsure and not np.any(output.command) for output in outputs[3:])
+    assert not any(output.corroborated for output in outputs)
+
+
+def test_corroboration_needs_a_confident_estimate_since_the_last_stale_tick() -> None:
+    loop = PolicyLoop(PolicyConfig(), PidConfig())
+    loop.update_estimate(dataclasses.replace(state(0.0), confidence=0.9))
+    assert not loop.step(0.0).unsure
+    assert loop.step(1.0).stale  # the estimate aged out: the world may have changed
+    loop.update_estimate(dataclasses.replace(state(1.05), confidence=0.45))
+    assert loop.step(1.05).unsure
+    loop.update_estimate(dataclasses.replace(state(1.1), confidence=0.9))
+    assert not loop.step(1.1).unsure
+    loop.update_estimate(dataclasses.replace(state(1.15), confidence=0.45))
+    assert loop.step(1.15).corroborated
+    loop.set_config(PolicyConfig(unsure_motion_budget_rad=0.0))  # applied at run time
+    assert loop.step(1.2).unsure

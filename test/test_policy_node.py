@@ -365,6 +365,11 @@ def test_min_confidence_changes_at_run_time_and_out_of_range_is_refused_by_name(
         refused = parameters.set('min_confidence', value)
         assert not refused.successful and 'min_confidence' in refused.reason, refused.reason
     assert parameters.get('min_confidence') == 0.5
+    refused = parameters.set('unsure_motion_budget_rad', -1.0)
+    assert not refused.successful and 'unsure_motion_budget_rad' in refused.reason
+    # No corroboration by dead reckoning: the threshold alone decides.
+    assert parameters.set('unsure_motion_budget_rad', 0.0).successful
+    assert parameters.get('unsure_motion_budget_rad') == 0.0
     estimates = Estimates(collector)
     estimates.stream(0.5, confidence=0.7)
     assert moving(collector)
