@@ -99,6 +99,7 @@ def main() -> None:
             'scene': scene, 'estimator': estimator, 'controller': controller,
             'runs': len(mine),
             'confidence_stops': sum(r.get('confidence_stops') or 0 for r in mine),
+            'corroborated_commands': sum(r.get('corroborated_commands') or 0 for r in mine),
             'goals_reached': reached, 'goals_finished': finished,
             'success_rate': reached / finished if finished else None,
             'mean_time_to_goal_s': median('mean_time_to_goal_s'),

@@ -175,6 +175,7 @@ class RobotMonitor:
         summary.deadline_misses = int(policy.get('deadline_misses', 0))
         summary.stale_stops = int(policy.get('stale_stops', 0))
         summary.confidence_stops = int(policy.get('confidence_stops', 0))
+        summary.corroborated_commands = int(policy.get('corroborated_commands', 0))
         summary.perception_inference_ms_p50 = _float(perception.get('inference_ms_p50'))
         summary.scheduling = {name: status['scheduling'] for name, status in (
             ('sim_node', sim), ('perception_node', perception), ('policy_node', policy))

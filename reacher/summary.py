@@ -34,6 +34,9 @@ class Summary:
     perception and policy report they ran on /diagnostics (what was asked, if they did
     not report). ``scheduling``: each node's thread scheduling as its /diagnostics report
     it ('fifo 50', or 'other 0' where SCHED_FIFO was refused or ``thread_priority`` is 0).
+    ``stale_stops``, ``confidence_stops`` and ``corroborated_commands``: the policy's
+    counts (docs/ros.md: stops for a stale or an unsure estimate; commands that acted on an
+    unsure estimate that dead reckoning corroborated).
     """
 
     estimator: str
@@ -60,6 +63,7 @@ class Summary:
     deadline_misses: int = 0
     stale_stops: int = 0
     confidence_stops: int = 0
+    corroborated_commands: int = 0
     scheduling: dict[str, str] = field(default_factory=dict)
     nodes: dict[str, int | None] = field(default_factory=dict)
     robots: list[Summary] = field(default_factory=list)
@@ -100,6 +104,7 @@ def combine(summaries: list[Summary], namespace: str) -> Summary:
     total.deadline_misses = sum(s.deadline_misses for s in summaries)
     total.stale_stops = sum(s.stale_stops for s in summaries)
     total.confidence_stops = sum(s.confidence_stops for s in summaries)
+    total.corroborated_commands = sum(s.corroborated_commands for s in summaries)
     total.nodes = {name: code for s in summaries for name, code in s.nodes.items()}
     return total
 

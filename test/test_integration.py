@@ -91,9 +91,10 @@ def test_demo_command_prints_a_json_summary(tmp_path):
     assert summary['success_rate'] >= 0.9
     assert summary['achieved_control_rate_hz'] > 0.5 * summary['configured_control_rate_hz']
     assert 0.0 < summary['latency_ms_p50'] <= summary['latency_ms_p99']
-    # The classical estimator is sure of every clean frame: no confidence stop, and the
-    # policy's count reaches the summary.
+    # The classical estimator is sure of every clean frame: no confidence stop and nothing
+    # acted on while unsure, and the policy's counts reach the summary.
     assert summary['confidence_stops'] == 0
+    assert summary['corroborated_commands'] == 0
     assert all(code == 0 for code in summary['nodes'].values()), summary['nodes']
 
 

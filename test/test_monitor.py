@@ -42,8 +42,10 @@ def test_combined_summary_keeps_the_worst_stage_of_the_loops():
                                                                        'p50': 3.0, 'p99': 4.0}})
     two = Summary('classical', 'ik', 1.0, latency_stages_ms={'total': {'node': 'policy_node',
                                                                        'p50': 2.0, 'p99': 5.0}})
+    one.corroborated_commands, two.corroborated_commands = 3, 4
     total = combine([one, two], '/')
     assert total.latency_stages_ms['total'] == {'node': 'policy_node', 'p50': 3.0, 'p99': 5.0}
+    assert total.corroborated_commands == 7
 
 
 def test_the_monitor_fills_stages_and_jitter_from_real_diagnostics(collector):
@@ -54,7 +56,8 @@ def test_the_monitor_fills_stages_and_jitter_from_real_diagnostics(collector):
     executor.add_node(collector.node)
     values = {'configured_rate_hz': '20.0', 'latency.total_ms.p50': '2.5',
               'latency.total_ms.p99': '4.5', 'timing.mode': 'phase-locked',
-              'timing.period_jitter_ms.p99': '0.4'}
+              'timing.period_jitter_ms.p99': '0.4', 'confidence_stops': '2',
+              'corroborated_commands': '7'}
     message = DiagnosticArray(status=[DiagnosticStatus(
         name='policy_node: control',
         values=[KeyValue(key=k, value=v) for k, v in values.items()])])
@@ -74,6 +77,7 @@ def test_the_monitor_fills_stages_and_jitter_from_real_diagnostics(collector):
                                                    'p99': 4.5}}
     assert summary.control_mode == 'phase-locked'
     assert summary.policy_period_jitter_ms_p99 == 0.4
+    assert (summary.confidence_stops, summary.corroborated_commands) == (2, 7)
     assert summary.command_accel_rms == pytest.approx(math.sqrt(0.5))  # 1 rad/s^2, one joint
     assert summary.control_period_jitter_ms_p99 == pytest.approx(0.98, abs=0.03)
 
