@@ -25,6 +25,7 @@ import sys
 import numpy as np
 import tyro
 
+from reacher_common.estimate_msgs import LOST_GOAL_MM, LOST_JOINT_DEG
 from reacher_perception.config import PerceptionConfig
 from reacher_perception.estimator import make_estimator
 from reacher_policy.config import PidConfig, PolicyConfig
@@ -103,7 +104,7 @@ def run(args: Args, scene: str, threshold: float, budget: float, seed: int) -> d
         if event is not None and scene_config.families:
             renderer.set_scene(scene_config.sample(scene_rng, renderer.avoid_colours))
     table = np.array(rows)
-    wrong = (table[:, 0] > 10.0) | (table[:, 1] > 20.0)
+    wrong = (table[:, 0] > LOST_JOINT_DEG) | (table[:, 1] > LOST_GOAL_MM)
     halted = table[:, 2] > 0.0
     corroborated = table[:, 3] > 0.0
     stats = task.stats()

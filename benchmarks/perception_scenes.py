@@ -30,11 +30,11 @@ import numpy as np
 import torch
 import tyro
 
+from reacher_common.estimate_msgs import LOST_GOAL_MM, LOST_JOINT_DEG
 from reacher_common.geometry import ArmGeometry, Timing
 from reacher_perception.config import PerceptionConfig
 from reacher_perception.estimator import make_estimator
 from reacher_perception.training.collect import collect_dataset
-from reacher_perception.training.confidence import LOST_GOAL_MM, LOST_JOINT_DEG
 from reacher_perception.training.config import CollectConfig
 from reacher_perception.training.evaluate import read_sequences
 from reacher_sim.scene import SceneConfig, SCENES

@@ -56,6 +56,12 @@ STATUS_NAME = 'perception_node: estimate'
 UNSURE_BELOW = 0.5
 """The confidence below which an estimate is unsure: the calibration's threshold
 (``reacher_perception.estimator.Estimate.confidence``); the status is then WARN."""
+LOST_JOINT_DEG = 10.0
+"""An estimate is wrong (lost) when a joint is further off than this, degrees: the
+tolerance the confidence is calibrated against, the benchmarks count lost frames with and
+the policy's dead reckoning corroborates within."""
+LOST_GOAL_MM = 20.0
+"""... or when the goal is further off than this, millimetres."""
 STATUS_KEYS = ('confidence', 'joint_std_rad', 'fingertip_std_m', 'goal_std_m',
                'arm_visible', 'goal_visible', 'frame_to_perception_ms', 'inference_ms')
 """The per-frame status's keys, in this order: the confidence in [0, 1] ('nan': the

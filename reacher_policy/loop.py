@@ -36,6 +36,8 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from reacher_common.estimate_msgs import LOST_GOAL_MM, LOST_JOINT_DEG
+from reacher_common.kinematics import wrap_angle
 from reacher_policy.config import PidConfig, PolicyConfig
 from reacher_policy.controllers import (
     Controller,
@@ -49,12 +51,11 @@ FloatArray = npt.NDArray[np.float64]
 
 NUM_JOINTS = 2
 
-CORROBORATION_JOINT_RAD = math.radians(10.0)
+CORROBORATION_JOINT_RAD = math.radians(LOST_JOINT_DEG)
 """Largest joint error (either joint) between an unsure estimate and the dead-reckoned
-joints for the estimate to count as corroborated: the tolerance of a right estimate in the
-perception benchmarks (10 deg)."""
-CORROBORATION_GOAL_M = 0.020
-"""... and the largest goal error, metres (20 mm, the same benchmarks' tolerance)."""
+joints for the estimate to count as corroborated: the tolerance of a right estimate."""
+CORROBORATION_GOAL_M = LOST_GOAL_MM / 1000.0
+"""... and the largest goal error, metres."""
 
 
 @dataclass(frozen=True)
@@ -350,8 +351,7 @@ class PolicyLoop:
                 or estimate.confidence < self.config.min_corroborated_confidence
                 or self._reckoned_motion_rad >= self.config.unsure_motion_budget_rad):
             return False
-        joint_error = np.abs(np.angle(np.exp(
-            1j * (estimate.joint_positions - self._reckoned_q)))).max()
+        joint_error = np.abs(wrap_angle(estimate.joint_positions - self._reckoned_q)).max()
         goal_error = float(np.linalg.norm(estimate.goal - self._anchor_goal))
         return bool(joint_error <= CORROBORATION_JOINT_RAD
                     and goal_error <= CORROBORATION_GOAL_M)

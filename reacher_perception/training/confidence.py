@@ -26,6 +26,7 @@ import numpy.typing as npt
 import torch
 
 from reacher_common.config_tools import config_from_dict
+from reacher_common.estimate_msgs import LOST_GOAL_MM, LOST_JOINT_DEG
 from reacher_common.geometry import mismatches
 from reacher_perception.slac.checkpoint import (
     load_checkpoint,
@@ -37,11 +38,6 @@ from reacher_perception.slac.latent import LatentModel
 from reacher_perception.training.augment import augment
 from reacher_perception.training.config import AugmentConfig
 from reacher_perception.training.dataset import SequenceDataset
-
-LOST_JOINT_DEG = 10.0
-"""A frame is wrong when a joint is further off than this (the project's convention)."""
-LOST_GOAL_MM = 20.0
-"""... or the goal is further off than this."""
 
 
 @torch.no_grad()

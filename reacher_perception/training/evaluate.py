@@ -19,11 +19,11 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from reacher_common.estimate_msgs import LOST_GOAL_MM, LOST_JOINT_DEG
 from reacher_common.kinematics import wrap_angle
 from reacher_perception.config import PerceptionConfig
 from reacher_perception.estimator import Estimator
 from reacher_perception.slac.estimator import SlacEstimator
-from reacher_perception.training.confidence import LOST_GOAL_MM, LOST_JOINT_DEG
 from reacher_perception.training.dataset import SequenceDataset
 
 FloatArray = npt.NDArray[np.float64]
