@@ -1,7 +1,7 @@
 """Bring up the camera-in-the-loop reacher: sim, perception and policy nodes.
 
     ros2 launch reacher bringup.launch.py [namespace:=NS] [robots:=N]
-        [estimator:=classical|slac] [controller:=ik|learned|slac] [seed:=N] [scene:=NAME]
+        [estimator:=slac|classical] [controller:=ik|learned|slac] [seed:=N] [scene:=NAME]
         [composed:=true|false] [use_sim_time:=true]
         [params_file:=FILE] [log_level:=debug|info|warn|error] [multi_host:=true] [rviz:=true]
 
@@ -38,12 +38,14 @@ from reacher.bringup import (
 )
 from reacher.dds import dds_environment
 from reacher_common.paths import config_file
+from reacher_perception.config import PerceptionConfig
 
 ARGUMENTS = (
     ('namespace', '', 'ROS namespace of the loop (of the loops, with robots > 1); '
                       "'' = the root namespace"),
     ('robots', '1', 'how many complete loops to run, in <namespace>/arm1, /arm2, ...'),
-    ('estimator', 'classical', 'perception backend: classical or slac'),
+    ('estimator', PerceptionConfig.estimator, 'perception backend: slac (the shipped SLAC '
+                                              'model) or classical (the OpenCV baseline)'),
     ('controller', 'ik', 'policy controller: ik, learned or slac'),
     ('seed', '0', 'goal sampling seed (robot i, from 0, gets seed + i)'),
     ('scene', 'clean', 'what the camera sees: clean, background, texture, lighting, '

@@ -35,6 +35,7 @@ from reacher.bringup import (
 from reacher.dds import dds_environment, describe
 from reacher.summary import combine, print_summary, Summary
 from reacher_common.paths import config_file, share_dir
+from reacher_perception.config import PerceptionConfig
 
 
 @dataclass
@@ -47,8 +48,9 @@ class DemoArgs:
     """Seconds to measure, counted from the moment the loop is closed."""
     json: bool = False
     """Print the summary as one JSON line, last."""
-    estimator: str = 'classical'
-    """Perception backend: 'classical' (OpenCV) or a learned one, e.g. 'slac'."""
+    estimator: str = PerceptionConfig.estimator
+    """Perception backend: 'slac' (the shipped SLAC latent model, with its confidence) or
+    'classical' (the OpenCV fit, the baseline)."""
     controller: str = 'ik'
     """Policy controller: 'ik' (analytic inverse kinematics), 'learned' (the actor on the
     estimated state) or 'slac' (the actor on the SLAC latent: needs --estimator slac)."""

@@ -22,9 +22,10 @@ class PerceptionConfig(NodeScheduling):
     :raises ValueError: from ``__post_init__``, naming the field that is out of range.
     """
 
-    estimator: str = 'classical'
-    """Name of the estimator in ``reacher_perception.estimator.ESTIMATORS`` (e.g.
-    'classical'); checked when the estimator is made."""
+    estimator: str = 'slac'
+    """Name of the estimator in ``reacher_perception.estimator.ESTIMATORS``: 'slac' (the
+    shipped SLAC latent model, the default) or 'classical' (the OpenCV fit, the baseline);
+    checked when the estimator is made."""
     geometry: ArmGeometry = field(default_factory=ArmGeometry)
     """The arm and camera the frames show (config/geometry.yaml); the classical estimator
     fits a model of exactly this arm, a learned one must have been trained for it."""

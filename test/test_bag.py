@@ -34,6 +34,8 @@ from ros_support import executable, NodeProcess, running
 REACHER = executable('reacher')
 LINKS = (0.1, 0.1)
 RECORD_SECONDS = 8.0
+CLASSICAL = {'estimator': 'classical'}
+"""The bag tools' exact checks need the estimator that reads each frame alone."""
 
 
 def reacher_bag(*args, timeout=60.0, **kwargs):
@@ -51,8 +53,11 @@ def live_bag(tmp_path_factory, rclpy_context):
     collector = Collector('bag_fixture_watch')
     collector.listen('/perception/joint_states', JointState)
     collector.listen('/joint_commands', Float64MultiArray)
-    nodes = [NodeProcess(name, directory, f'{file}.yaml') for name, file in
-             [('sim_node', 'sim'), ('perception_node', 'perception'), ('policy_node', 'policy')]]
+    # The classical estimator reads each frame on its own, so a replay reproduces its
+    # estimates exactly (test_replay_on_bag_time_reproduces_the_live_estimates).
+    nodes = [NodeProcess(name, directory, f'{file}.yaml', params) for name, file, params in
+             [('sim_node', 'sim', None), ('perception_node', 'perception', CLASSICAL),
+              ('policy_node', 'policy', None)]]
     try:
         with running(*nodes):
             closed = collector.spin_until(lambda: len(collector.messages['/joint_commands']) > 5
@@ -129,7 +134,7 @@ def test_replay_on_bag_time_reproduces_the_live_estimates(live_bag, tmp_path, co
     collector.listen('/perception/goal', PointStamped, depth=500)
     collector.listen('/diagnostics', DiagnosticArray, depth=100)
     perception = NodeProcess('perception_node', tmp_path, 'perception.yaml',
-                             {'use_sim_time': 'true'})
+                             {'use_sim_time': 'true', **CLASSICAL})
     with running(perception):
         # Up and matched to us, so that no estimate is missed; the player waits for it too.
         up = collector.spin_until(lambda: all(
@@ -178,7 +183,7 @@ def test_replay_on_bag_time_reproduces_the_live_estimates(live_bag, tmp_path, co
 def test_eval_writes_table_json_and_plots(live_bag, tmp_path, capsys):
     bag, _ = live_bag
     out = tmp_path / 'eval'
-    assert bag_main(['eval', str(bag), '--out', str(out)]) == 0
+    assert bag_main(['eval', str(bag), '--estimator', 'classical', '--out', str(out)]) == 0
     table = capsys.readouterr().out
     assert 'offline classical' in table and 'recorded /perception' in table
     assert 'joint MAE' in table and 'fingertip' in table
@@ -312,7 +317,8 @@ def test_dataset_never_spans_a_goal_change(tmp_path):
 def test_eval_on_a_bag_without_recorded_estimates(tmp_path, capsys):
     bag = tmp_path / 'synthetic'
     synthetic_bag(bag, steps=40)
-    assert bag_main(['eval', str(bag), '--out', str(tmp_path / 'eval')]) == 0
+    assert bag_main(['eval', str(bag), '--estimator', 'classical',
+                     '--out', str(tmp_path / 'eval')]) == 0
     assert 'recorded /perception' not in capsys.readouterr().out
     metrics = json.loads((tmp_path / 'eval' / 'metrics.json').read_text())
     assert list(metrics['metrics']) == ['offline']
@@ -327,7 +333,7 @@ def test_eval_and_to_dataset_read_a_namespaced_loop(tmp_path, capsys):
     assert bag_main(['eval', str(bag), '--out', str(tmp_path / 'eval')]) == 2
     assert '/camera/image_raw' in (error := capsys.readouterr().err)
     assert 'try --namespace /arm2' in error
-    assert bag_main(['eval', str(bag), '--namespace', '/arm2',
+    assert bag_main(['eval', str(bag), '--namespace', '/arm2', '--estimator', 'classical',
                      '--out', str(tmp_path / 'eval')]) == 0
     metrics = json.loads((tmp_path / 'eval' / 'metrics.json').read_text())
     assert metrics['metrics']['offline']['frames'] == 40

@@ -117,7 +117,8 @@ def test_a_best_effort_camera_feeds_perception(tmp_path, collector):
                                              qos_profile_sensor_data)
     assert camera.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
     collector.listen('/cam1/perception/joint_states', JointState)
-    perception = NodeProcess('perception_node', tmp_path, 'perception.yaml', namespace='/cam1')
+    perception = NodeProcess('perception_node', tmp_path, 'perception.yaml',
+                             {'estimator': 'classical'}, namespace='/cam1')
     with running(perception):
         matched = collector.spin_until(lambda: camera.get_subscription_count() == 1, 30)
         assert matched, perception.output()

@@ -57,7 +57,7 @@ def test_the_demo_runs_composed(tmp_path):
     assert set(summary['nodes']) == {'sim_node', 'perception_policy'}, summary['nodes']
     assert all(code == 0 for code in summary['nodes'].values()), summary['nodes']
     assert summary['goals_reached'] >= 2 and summary['control_mode'] == 'phase-locked'
-    assert summary['estimator'] == 'classical' and summary['controller'] == 'ik'
+    assert summary['estimator'] == 'slac' and summary['controller'] == 'ik'
 
 
 def test_the_nodes_of_one_process_must_agree_on_its_scheduling(tmp_path, tmp_path_factory):

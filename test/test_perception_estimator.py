@@ -24,7 +24,7 @@ from reacher_sim.config import SimConfig
 
 def test_defaults_match_the_simulator() -> None:
     config, sim = PerceptionConfig(), SimConfig()
-    assert config.estimator == 'classical' and config.checkpoint == ''
+    assert config.estimator == 'slac' and config.checkpoint == ''
     # One geometry class: the defaults cannot disagree field by field any more.
     assert config.geometry == sim.geometry
 

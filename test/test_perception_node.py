@@ -48,9 +48,11 @@ def image_msg(pixels, encoding='rgb8', stamp_s=1):
 
 @pytest.fixture
 def perception(tmp_path):
-    # No throttling, so that each dropped image leaves its own line in the log.
+    # No throttling, so that each dropped image leaves its own line in the log. The node's
+    # mechanics with the estimator that reads each frame alone, exactly (the default SLAC
+    # node runs in test_integration.py and test_slac_loop.py).
     process = NodeProcess('perception_node', tmp_path, 'perception.yaml',
-                          {'warn_throttle_s': 0.0})
+                          {'warn_throttle_s': 0.0, 'estimator': 'classical'})
     with running(process):
         yield process
 

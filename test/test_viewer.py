@@ -51,7 +51,7 @@ def test_demo_with_its_window_draws_each_frame_with_its_own_estimate(tmp_path):
 
     snapshots = tmp_path / 'snapshots'
     result = subprocess.run([XVFB_RUN, '-a', executable('reacher'), 'demo', '--duration', '8',
-                             '--json', '--log-dir', str(tmp_path)],
+                             '--estimator', 'classical', '--json', '--log-dir', str(tmp_path)],
                             capture_output=True, text=True, timeout=180,
                             env=dict(os.environ, REACHER_WINDOW_SNAPSHOTS=str(snapshots)))
     assert result.returncode == 0, result.stdout + result.stderr

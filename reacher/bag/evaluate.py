@@ -29,6 +29,7 @@ from reacher.bag.io import (
     stamp_ns,
     TRUTH_JOINTS_TOPIC,
 )
+from reacher_perception.config import PerceptionConfig
 
 
 @dataclass
@@ -37,8 +38,9 @@ class BagEvalArgs:
 
     bag: Annotated[Path, tyro.conf.Positional, tyro.conf.arg(metavar='BAG')]
     """Bag with /camera/image_raw and the ground truth /joint_states and /goal."""
-    estimator: str = 'classical'
-    """Estimator name in reacher_perception.estimator.ESTIMATORS."""
+    estimator: str = PerceptionConfig.estimator
+    """Estimator name in reacher_perception.estimator.ESTIMATORS ('slac', perception_node's
+    default, or 'classical')."""
     checkpoint: str = ''
     """Weights of a learned estimator ('' for the classical one)."""
     params_file: Path | None = None
@@ -198,7 +200,7 @@ class BagEvalResult:
         return finite(data)
 
 
-def evaluate_bag(path: Path, estimator: str = 'classical', checkpoint: str = '',
+def evaluate_bag(path: Path, estimator: str = PerceptionConfig.estimator, checkpoint: str = '',
                  params_file: Path | None = None, namespace: str = '') -> BagEvalResult:
     """Run an estimator over a bag's camera frames and score it against the ground truth.
 
