@@ -46,7 +46,9 @@ class SlacAgentConfig:
     the ELBO itself). Against a 64x64x3 image's log-likelihood one scalar reward weighs
     little, and a faithful latent may leave the goal out (docs/slac_agent.md): > 1 asks
     the latent to predict the reward, which needs the goal. Pixels and reward only, so the
-    agent stays faithful; >= 0."""
+    agent stays faithful; >= 0. Measured at 1000 (2000 pretraining updates, seeds 0 and
+    1): the reward term fell and the goal stayed out (linear probe 127-132 mm, chance
+    135), so the default stays the paper's."""
     latent_batch_size: int = 32
     """Sequences per latent-model update (paper: 32)."""
     sac_batch_size: int = 128
