@@ -102,6 +102,32 @@ def test_a_critic_step_lowers_the_critic_loss_on_a_fixed_batch() -> None:
     assert loss() < 0.8 * first
 
 
+def test_the_reward_weight_scales_the_reward_term_and_its_gradient() -> None:
+    """``reward_weight`` scales the reward factor's term alone, and its pull on the encoder."""
+    agent = SlacAgent(TINY)
+    model, batch = agent.latent, tiny_batch()
+
+    def terms(weight: float):
+        model.zero_grad()
+        torch.manual_seed(5)
+        losses = model_losses(model, agent.reward_model, batch, reward_weight=weight)
+        losses.loss_reward.backward()
+        gradient = torch.cat([p.grad.flatten() for p in model.encoder.parameters()
+                              if p.grad is not None])
+        return losses, gradient
+
+    one, gradient_one = terms(1.0)
+    ten, gradient_ten = terms(10.0)
+    reward_one, reward_ten = float(one.loss_reward.detach()), float(ten.loss_reward.detach())
+    assert reward_ten == pytest.approx(10.0 * reward_one, rel=1e-5)
+    assert float(ten.loss_image.detach()) == pytest.approx(float(one.loss_image.detach()),
+                                                           rel=1e-6)
+    assert gradient_one.abs().sum() > 0  # the reward factor reaches the encoder
+    assert torch.allclose(gradient_ten, 10.0 * gradient_one, rtol=1e-4, atol=1e-8)
+    with pytest.raises(ValueError, match='reward_weight'):
+        SlacAgentConfig(reward_weight=-1.0)
+
+
 def test_the_kl_is_chained_from_posterior_samples() -> None:
     """toshikwa/slac.pytorch issue 9: p(z1_{t+1} | z2_t, a_t) at the posterior's z2_t."""
     agent = SlacAgent(TINY)

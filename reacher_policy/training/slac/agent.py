@@ -172,7 +172,8 @@ class SlacAgent:
             ``loss_state``, ``loss``), floats.
         """
         batch = batch if batch is not None else self.sample(self.config.latent_batch_size)
-        losses = model_losses(self.latent, self.reward_model, batch)
+        losses = model_losses(self.latent, self.reward_model, batch,
+                              reward_weight=self.config.reward_weight)
         self.latent_optimizer.zero_grad()
         losses.loss.backward()
         self.latent_optimizer.step()

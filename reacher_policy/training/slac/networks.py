@@ -76,7 +76,7 @@ class SlacModelLosses:
 
 
 def model_losses(model: LatentModel, reward_model: SlacRewardModel,
-                 batch: dict[str, torch.Tensor]) -> SlacModelLosses:
+                 batch: dict[str, torch.Tensor], reward_weight: float = 1.0) -> SlacModelLosses:
     """Minus the ELBO of a batch of sequences, with the reward factor.
 
     One posterior sample per sequence (reparameterised); the KL's priors are
@@ -88,14 +88,16 @@ def model_losses(model: LatentModel, reward_model: SlacRewardModel,
     :param reward_model: the reward factor.
     :param batch: from :meth:`SlacReplayBuffer.sample`: ``images`` (B, S+1, 3, H, W),
         ``actions`` (B, S, A), ``rewards`` and ``real`` (B, S), ``states`` (B, S+1, 8).
-    :return: the terms.
+    :param reward_weight: scale of the reward factor's term (1: the ELBO;
+        ``SlacAgentConfig.reward_weight``).
+    :return: the terms (``loss_reward`` scaled by ``reward_weight``).
     """
     images, actions = batch['images'], batch['actions']
     features = model.encoder(images)
     loss_kld, loss_image, latent, _ = model.elbo_terms(features, actions, images)
     reward = reward_model(latent[:, :-1], actions, latent[:, 1:])
     reward_log_likelihood = reward.log_prob(batch['rewards'][..., None]).squeeze(-1)
-    loss_reward = -(reward_log_likelihood * batch['real']).sum(dim=1).mean()
+    loss_reward = -reward_weight * (reward_log_likelihood * batch['real']).sum(dim=1).mean()
     loss_state = latent.new_zeros(())
     if model.config.state_weight > 0.0:
         # the privileged term, as LatentModel.losses computes it: heads on the mean filter
