@@ -185,8 +185,8 @@ def run_node(factory: Callable[[], Node | list[Node]], args: list[str] | None = 
 
     A bad parameter, a missing or unparsable parameter file, a key that a file gives
     this node by name but the node does not declare (:func:`unknown_parameters`), or a
-    missing or corrupt checkpoint stops the start with one line that names it and exit
-    code 2, instead of a traceback.
+    missing or corrupt checkpoint, or a backend's package missing from the install,
+    stops the start with one line that names it and exit code 2, instead of a traceback.
 
     :param factory: builds the node (after ``rclpy.init``).
     :param args: command-line arguments, default ``sys.argv``.
@@ -205,7 +205,8 @@ def run_node(factory: Callable[[], Node | list[Node]], args: list[str] | None = 
             executor = make_executor()
             built = factory()
             nodes = built if isinstance(built, list) else [built]
-        except (ValueError, OSError) as error:
+        except (ValueError, OSError, ImportError) as error:
+            # ImportError: a backend's package missing from the install (onnxruntime)
             return _fatal(first_line(str(error)))
         for node in nodes:
             unknown = unknown_parameters(node, sys.argv if args is None else args)

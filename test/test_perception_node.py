@@ -305,3 +305,19 @@ def test_each_frame_publishes_its_bundle_with_confidence_and_covariance(percepti
     every = [read_estimate_status(m).confidence
              for m in collector.messages['/perception/estimate_status']]
     assert float(values['confidence.mean']) == pytest.approx(np.mean(every), abs=1e-5)
+
+
+def test_a_missing_runtime_package_stops_the_start_by_name(tmp_path):
+    """The default SLAC node without onnxruntime: one line naming it and the way out."""
+    shadow = tmp_path / 'shadow' / 'onnxruntime'
+    shadow.mkdir(parents=True)
+    (shadow / '__init__.py').write_text("raise ImportError(\"No module named 'onnxruntime'\")\n")
+    process = NodeProcess('perception_node', tmp_path, 'perception.yaml',
+                          env={'PYTHONPATH': str(shadow.parent)})
+    with running(process):
+        assert process.wait(timeout=60) == 2, process.output()
+    lines = [line for line in process.output().splitlines() if line.strip()]
+    fatal = [line for line in lines if '[FATAL]' in line]
+    assert len(fatal) == 1 and lines[-1] == fatal[0], lines
+    assert 'onnxruntime' in fatal[0] and 'runtime: torch' in fatal[0], fatal
+    assert 'Traceback' not in process.output()

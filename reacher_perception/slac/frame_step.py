@@ -171,11 +171,16 @@ class OnnxFrameStep:
     :param confidence: the fitted confidence, or None.
     :param geometry: the checkpoint's arm.
     :raises RuntimeError: if the export fails (naming ``runtime: torch`` as the way out).
+    :raises ImportError: without the onnxruntime package (naming the way out too).
     """
 
     def __init__(self, model: LatentModel, confidence: SlacConfidence | None,
                  geometry: ArmGeometry) -> None:
-        import onnxruntime  # only this runtime needs it
+        try:
+            import onnxruntime  # only this runtime needs it
+        except ImportError as error:
+            raise ImportError(f"runtime 'onnxruntime' needs the onnxruntime package ({error}): "
+                              'pip install onnxruntime, or set runtime: torch') from error
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1
