@@ -34,8 +34,8 @@ class Args:
 
     duration: float = 60.0
     """Seconds measured per run."""
-    estimators: tuple[str, ...] = ('classical',)
-    """Perception backends to compare."""
+    estimators: tuple[str, ...] = ('slac', 'classical')
+    """Perception backends to compare: the default (SLAC) and the baseline."""
     controllers: tuple[str, ...] = ('ik',)
     """Controllers to compare."""
     seeds: tuple[int, ...] = (0,)
