@@ -205,8 +205,9 @@ def run_node(factory: Callable[[], Node | list[Node]], args: list[str] | None = 
             executor = make_executor()
             built = factory()
             nodes = built if isinstance(built, list) else [built]
-        except (ValueError, OSError, ImportError) as error:
-            # ImportError: a backend's package missing from the install (onnxruntime)
+        except (ValueError, OSError, ModuleNotFoundError) as error:
+            # ModuleNotFoundError: a package missing from the install (onnxruntime); any
+            # other ImportError is a bug in our code and keeps its traceback
             return _fatal(first_line(str(error)))
         for node in nodes:
             unknown = unknown_parameters(node, sys.argv if args is None else args)

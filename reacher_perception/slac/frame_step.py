@@ -171,7 +171,7 @@ class OnnxFrameStep:
     :param confidence: the fitted confidence, or None.
     :param geometry: the checkpoint's arm.
     :raises RuntimeError: if the export fails (naming ``runtime: torch`` as the way out).
-    :raises ImportError: without the onnxruntime package (naming the way out too).
+    :raises ModuleNotFoundError: without the onnxruntime package (naming the way out too).
     """
 
     def __init__(self, model: LatentModel, confidence: SlacConfidence | None,
@@ -179,8 +179,9 @@ class OnnxFrameStep:
         try:
             import onnxruntime  # only this runtime needs it
         except ImportError as error:
-            raise ImportError(f"runtime 'onnxruntime' needs the onnxruntime package ({error}): "
-                              'pip install onnxruntime, or set runtime: torch') from error
+            raise ModuleNotFoundError(
+                f"runtime 'onnxruntime' needs the onnxruntime package ({error}): "
+                'pip install onnxruntime, or set runtime: torch', name='onnxruntime') from error
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1
