@@ -77,6 +77,11 @@ def stamp_to_seconds(stamp: Time) -> float:
     return stamp.sec + stamp.nanosec * 1e-9
 
 
+def stamp_to_nanoseconds(stamp: Time) -> int:
+    """builtin_interfaces/Time -> integer nanoseconds (exact: a key to pair messages by)."""
+    return stamp.sec * 1_000_000_000 + stamp.nanosec
+
+
 def image_to_array(msg: Image, size: int) -> Any:
     """Check an rgb8 sensor_msgs/Image and view its pixels as a numpy array.
 

@@ -35,6 +35,11 @@ class PerceptionConfig(NodeScheduling):
     """How a learned estimator runs its network: 'onnxruntime' (exported from the loaded
     checkpoint at start, ~0.4 ms a SLAC frame) or 'torch' (the reference, ~1.5 ms); the
     classical estimator ignores it."""
+    rectify: bool = True
+    """Rectify each frame with the camera's calibration (camera/camera_info: K, D, R, P,
+    paired by stamp) before the estimator reads it, as image_proc does: a nudged camera's
+    frames are read in the camera the estimators were trained on. False when the frames
+    come rectified already (an image_proc ``image_rect`` stream)."""
     warn_throttle_s: float = bounded(5.0, 0.0, 3600.0)
     """Least time between two repeats of the same warning from the node, seconds, in
     [0, 3600]."""

@@ -13,8 +13,12 @@ estimator has a latent state)
 and the estimated arm and goal as a ghost on /visualization/markers. /diagnostics
 reports the inference time, rate, dropped frames and the confidence's statistics. The
 ``estimator`` parameter picks the backend
-(reacher_perception.estimator.ESTIMATORS). A malformed image is logged (throttled, its
-size only) and dropped, an oversize one counted apart (``oversize_images``); a frame the
+(reacher_perception.estimator.ESTIMATORS). With ``rectify`` (the default) each frame is
+first rectified with /camera/camera_info of its stamp (the newest earlier one when its
+own has not come), as image_proc does: a nudged camera's frame is read in the camera the
+estimator knows; a malformed CameraInfo is logged (throttled) and dropped. A malformed
+image is logged (throttled, its size only) and dropped, an oversize one counted apart
+(``oversize_images``); a frame the
 estimator fails on is dropped, logged (throttled) and counted (``estimator_errors``), and
 the estimator's memory restarts; the node keeps running. Only ``warn_throttle_s`` changes
 at run time; the other parameters are read-only.
@@ -35,10 +39,11 @@ from rclpy.event_handler import QoSMessageLostInfo, SubscriptionEventCallbacks
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64MultiArray, Header
 from visualization_msgs.msg import MarkerArray
 
+from reacher_common.camera_calibration import CameraCalibration, StampedRectifier
 from reacher_common.config_tools import FieldError
 from reacher_common.estimate_msgs import (
     estimate_status,
@@ -72,6 +77,7 @@ from reacher_common.ros_utils import (
     point_stamped,
     RateMeter,
     run_node,
+    stamp_to_nanoseconds,
     stamp_to_seconds,
     WORLD_FRAME,
 )
@@ -88,6 +94,13 @@ CAMERA_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
 most one frame waits in the queue, whatever its size). Best effort matches reliable
 publishers (the sim) and best-effort ones (most camera drivers); a reliable subscription
 gets nothing from the latter ("incompatible QoS")."""
+
+
+CAMERA_INFO_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
+                             reliability=ReliabilityPolicy.BEST_EFFORT,
+                             durability=DurabilityPolicy.VOLATILE)
+"""The calibration subscription: sensor-data QoS like the frames', a few deep so the
+calibration of a frame still waiting is kept."""
 
 
 class PerceptionNode(Node):
@@ -137,6 +150,12 @@ class PerceptionNode(Node):
             guard(self.image_callback, ESTIMATE, fallback=self.forget_callback),
             CAMERA_QOS, event_callbacks=SubscriptionEventCallbacks(
                 message_lost=guard(self.lost_callback, 'lost frames')))
+        self.rectifier = StampedRectifier()
+        self.dropped_camera_infos = 0
+        if self.config.rectify:
+            self.create_subscription(CameraInfo, 'camera/camera_info',
+                                     guard(self.camera_info_callback, 'camera info'),
+                                     CAMERA_INFO_QOS)
         # The filtering estimators condition on the last command (SLAC's q(z_t+1|x, z_t, a_t)).
         # Serialized, sized before conversion: a flood of huge commands costs little.
         self.create_subscription(Float64MultiArray, 'joint_commands',
@@ -158,6 +177,21 @@ class PerceptionNode(Node):
             self.last_command = command_from_serialized(serialized)
         except ValueError:
             pass  # the sim warns about bad commands; here they are just not used
+
+    def camera_info_callback(self, msg: CameraInfo) -> None:
+        """Keep a frame's calibration for its frame; drop (throttled warning) a bad one."""
+        size = self.config.geometry.image_size
+        try:
+            calibration = CameraCalibration.from_message(msg)
+            if (calibration.width, calibration.height) != (size, size):
+                raise ValueError(f'it is {calibration.width}x{calibration.height}, the '
+                                 f'frames are {size}x{size}')
+        except ValueError as error:
+            self.dropped_camera_infos += 1
+            self.get_logger().warning(f'dropped /camera/camera_info: {error}',
+                                      throttle_duration_sec=self.config.warn_throttle_s)
+            return
+        self.rectifier.add(stamp_to_nanoseconds(msg.header.stamp), calibration)
 
     def forget_callback(self, msg: Image) -> None:
         """After the estimator raised on a frame: restart its memory from the next one."""
@@ -190,6 +224,8 @@ class PerceptionNode(Node):
             self.get_logger().warning(f'dropped /camera/image_raw: {error}',
                                       throttle_duration_sec=self.config.warn_throttle_s)
             return
+        if self.config.rectify:
+            pixels = self.rectifier(stamp_to_nanoseconds(msg.header.stamp), pixels)
         estimate = self.estimator.estimate(pixels, self.last_command)
         inference_ms = (time.perf_counter() - start) * 1e3
         self.inference_ms.append(inference_ms)
@@ -272,6 +308,10 @@ class PerceptionNode(Node):
             'callback_errors': self.errors.total(),
             'frames_without_arm': self.arm_lost,
             'frames_without_goal': self.goal_lost,
+            'rectified_frames': self.rectifier.rectified_frames,
+            'frames_without_camera_info': self.rectifier.frames_without_calibration,
+            'unpaired_camera_info_frames': self.rectifier.unpaired_frames,
+            'dropped_camera_infos': self.dropped_camera_infos,
             **self.confidence_statistics(),
         }
         failing = self.errors.failed_since_last_asked(ESTIMATE)

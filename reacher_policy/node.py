@@ -71,6 +71,7 @@ from reacher_common.ros_utils import (
     JOINT_NAMES,
     RateMeter,
     run_node,
+    stamp_to_nanoseconds,
     stamp_to_seconds,
 )
 from reacher_common.scheduling import hold_until
@@ -221,7 +222,7 @@ class PolicyNode(Node):
         so its next ticks fall whole control periods after this command.
         """
         received_s = self.now_s()
-        frame = self.bundler.add(part, stamp.sec * 1_000_000_000 + stamp.nanosec, value)
+        frame = self.bundler.add(part, stamp_to_nanoseconds(stamp), value)
         if frame is None:
             return
         stamp_s = stamp_to_seconds(stamp)

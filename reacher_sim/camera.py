@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from reacher_common.camera_calibration import CameraCalibration
 from reacher_common.geometry import ArmGeometry
 
 
@@ -87,3 +88,10 @@ class CameraModel:
         focal = self.pixels_per_metre * self.height_m
         c = self.principal_point
         return np.array([[focal, 0.0, c], [0.0, focal, c], [0.0, 0.0, 1.0]])
+
+    def calibration(self) -> CameraCalibration:
+        """This ideal camera as sensor_msgs/CameraInfo describes it.
+
+        :return: K, no distortion, R = I and P = [K | 0] (its frames are rectified).
+        """
+        return CameraCalibration.pinhole(self.image_size, self.image_size, self.intrinsics())

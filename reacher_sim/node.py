@@ -16,7 +16,9 @@ or is refused at run time, naming it.
 A malformed command is dropped with a throttled warning that gives its size, never its
 values; an exception in a callback is logged (throttled), counted on /diagnostics, and the
 node carries on. A scene other than 'clean' (``scene.name``) is drawn anew with each goal;
-it changes the camera frames only.
+it changes the camera frames only, and /camera/camera_info gives the calibration of the
+camera that drew them (a nudged camera's K and R; P stays the nominal camera), each
+published just before its frame with the frame's stamp.
 """
 
 from __future__ import annotations
@@ -64,7 +66,6 @@ from reacher_common.ros_utils import (
     WORLD_FRAME,
 )
 from reacher_common.scheduling import hold_until
-from reacher_sim.camera import CameraModel
 from reacher_sim.config import frames_every, SimConfig, SimNodeConfig
 from reacher_sim.render import ArmRenderer
 from reacher_sim.scene import SceneConfig
@@ -127,8 +128,8 @@ class SimNode(Node):
         self.renderer = ArmRenderer(self.sim_config.geometry)
         # Scenes come from a stream of their own, so the goals are the same in every scene.
         self.scene_rng = np.random.default_rng([self.node_config.seed, 1])
+        self.camera_info = CameraInfo()
         self.new_scene()
-        self.camera_info = self._camera_info(CameraModel.from_geometry(self.sim_config.geometry))
         self.command = np.zeros(2)
         self.command_time = -math.inf
         self.rate = RateMeter()
@@ -181,15 +182,6 @@ class SimNode(Node):
     def camera_rate_hz(self) -> float:
         """The configured camera rate, Hz: the physics rate over ``frames_every``."""
         return 1.0 / (self.sim_config.timing.dt * self.frames_every)
-
-    def _camera_info(self, camera: CameraModel) -> CameraInfo:
-        size = camera.image_size
-        intrinsics = camera.intrinsics()
-        projection = np.hstack([intrinsics, np.zeros((3, 1))])
-        return CameraInfo(
-            height=size, width=size, distortion_model='plumb_bob', d=[0.0] * 5,
-            k=intrinsics.ravel().tolist(), r=np.eye(3).ravel().tolist(),
-            p=projection.ravel().tolist())
 
     def command_callback(self, serialized: bytes) -> None:
         """Take a joint-velocity command; drop (with a throttled warning) a malformed one.
@@ -295,9 +287,11 @@ class SimNode(Node):
         arm = self.task.arm
         stamp = self._stamp()
         camera_header = Header(stamp=stamp, frame_id=CAMERA_FRAME)
-        self.image_pub.publish(array_to_image(frame, camera_header))
+        # The calibration goes first, so a subscriber that rectifies has the frame's own
+        # when the frame arrives.
         self.camera_info.header = camera_header
         self.info_pub.publish(self.camera_info)
+        self.image_pub.publish(array_to_image(frame, camera_header))
         joints = JointState(header=Header(stamp=stamp, frame_id=WORLD_FRAME),
                             name=list(JOINT_NAMES),
                             position=arm.joint_positions.tolist(),
@@ -342,6 +336,9 @@ class SimNode(Node):
         config = self.sim_config.scene
         if config.families:
             self.renderer.set_scene(config.sample(self.scene_rng, self.renderer.avoid_colours))
+        # The camera of this scene (a nudged one in the camera family): perception
+        # rectifies each frame with it.
+        self.camera_info = CameraInfo(**self.renderer.calibration.message_fields())
 
     def validate_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
         """Accept a change of the run-time fields that keeps the config valid.

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from reacher_common.camera_calibration import nudged
 from reacher_common.geometry import ArmGeometry
 from reacher_common.kinematics import forward_kinematics
 from reacher_sim.camera import CameraModel
@@ -66,6 +67,8 @@ class ArmRenderer:
         self.scene = Scene()
         self._light: npt.NDArray[np.float32] | None = None
         self._warp: npt.NDArray[np.float64] | None = None
+        self.calibration = self.camera.calibration()
+        """The camera that drew the frames of the current scene (CameraInfo's K, D, R, P)."""
         self._noise_rng = np.random.default_rng(0)
         self._frame_index = 0
         # The canvas regions the last frame drew in, (top, bottom, left, right) at the
@@ -118,12 +121,13 @@ class ArmRenderer:
             self._light = (light[:, :, None] * np.asarray(scene.colour_gain, np.float32)
                            ).astype(np.float32)
         self._warp = None
+        self.calibration = self.camera.calibration()
         if 'camera' in scene.families:
-            centre = ((size - 1) / 2.0, (size - 1) / 2.0)
-            warp = np.asarray(cv2.getRotationMatrix2D(centre, scene.roll_deg, scene.scale),
-                              dtype=np.float64)
-            warp[:, 2] += np.asarray(scene.shift_px)
-            self._warp = warp
+            # The nudged camera's calibration defines the warp: rectifying with it (what
+            # the sim publishes on camera_info) undoes the nudge.
+            self.calibration = nudged(self.calibration, shift_px=scene.shift_px,
+                                      roll_deg=scene.roll_deg, scale=scene.scale)
+            self._warp = self.calibration.raw_from_rectified()[:2]
         np.copyto(self._canvas, self._background)
         self._drawn = []
         if self.supersample > 1:

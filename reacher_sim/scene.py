@@ -17,11 +17,13 @@ lighting      a global gain, a linear gradient across the frame (uneven
               light) and per-channel gains (colour balance)
 distractors   thin lines and blobs on the table, and one small object that
               moves across the view; their colours keep the same contrast
-camera        a small shift, roll and scale of the image (the camera nudged);
-              CameraInfo is not updated, so they are kept small (1 px, 2 deg,
-              2%): the hub still shows the shoulder, and the image fixes the
-              joints to within the roll and the goal to within ~10 mm, inside
-              the 10 deg / 20 mm of a lost estimate
+camera        a small shift, roll and scale of the image (the camera nudged):
+              the published CameraInfo is the nudged camera's (K and R; P the
+              nominal camera), so perception rectifies the frame back, as
+              image_proc does (reacher_common.camera_calibration). Kept small
+              (1 px, 2 deg, 2%) all the same: an estimator that reads the raw
+              frame still sees the shoulder at the hub, the joints to within
+              the roll and the goal to within ~10 mm
 blur          a gaussian blur (focus, motion)
 noise         gaussian sensor noise, drawn anew every frame
 jpeg          JPEG compression artefacts (a compressed camera stream)
@@ -95,7 +97,8 @@ class SceneConfig:
     """Largest image shift of the camera family, pixels, in [0, 16] (the hub, drawn at the
     shoulder, shows it)."""
     roll_max_deg: float = 2.0
-    """Largest camera roll, degrees, in [0, 10]; it reads as a turned shoulder."""
+    """Largest camera roll, degrees, in [0, 10]; unrectified, it reads as a turned
+    shoulder."""
     scale_max: float = 0.02
     """Image scale drawn in [1 - s, 1 + s], in [0, 0.5]."""
     blur_sigma_max_px: float = 1.0

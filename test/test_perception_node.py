@@ -8,12 +8,13 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PointStamped, PoseWithCovarianceStamped
 import numpy as np
 import pytest
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Header
 
 from reacher_common.estimate_msgs import read_estimate_status, STATUS_KEYS
 from reacher_common.geometry import ArmGeometry
 from reacher_sim.render import ArmRenderer
+from reacher_sim.scene import Scene
 
 from ros_support import (
     damaged_copy,
@@ -305,6 +306,57 @@ def test_each_frame_publishes_its_bundle_with_confidence_and_covariance(percepti
     every = [read_estimate_status(m).confidence
              for m in collector.messages['/perception/estimate_status']]
     assert float(values['confidence.mean']) == pytest.approx(np.mean(every), abs=1e-5)
+
+
+def test_a_nudged_camera_is_read_through_its_camera_info(perception, collector):
+    """Frames are rectified with the CameraInfo of their stamp; a bad one is dropped."""
+    collector.listen('/perception/joint_states', JointState)
+    collector.listen('/diagnostics', DiagnosticArray)
+    images = collector.node.create_publisher(Image, '/camera/image_raw', 1)
+    infos = collector.node.create_publisher(CameraInfo, '/camera/camera_info', 10)
+    joints, goal = np.array([0.4, 1.1]), np.array([0.05, 0.12])
+    renderer = ArmRenderer(ArmGeometry())
+    renderer.set_scene(Scene(families=('camera',), shift_px=(2.0, -1.5), roll_deg=8.0,
+                             scale=1.05))
+    frame = renderer.render(joints, goal)
+    assert collector.spin_until(lambda: images.get_subscription_count() > 0
+                                and infos.get_subscription_count() > 0, 20), \
+        perception.output()
+
+    def joint_error_deg(stamp_s, info=None):  # best effort: publish until answered
+        for _ in range(50):
+            if info is not None:
+                info.header.stamp.sec = stamp_s
+                infos.publish(info)
+            images.publish(image_msg(frame, stamp_s=stamp_s))
+            if collector.spin_until(lambda: any(
+                    m.header.stamp.sec == stamp_s
+                    for m in collector.messages['/perception/joint_states']), 0.2):
+                break
+        estimate = next(m for m in collector.messages['/perception/joint_states']
+                        if m.header.stamp.sec == stamp_s)
+        error = np.angle(np.exp(1j * (np.array(estimate.position) - joints)))
+        return np.degrees(np.abs(error)).max()
+
+    # Before any CameraInfo the frame is read as it is: the roll reads as a turned arm.
+    assert joint_error_deg(1) > 5.0
+    singular = CameraInfo(**renderer.calibration.message_fields())
+    singular.k = [0.0] * 9  # CameraInfo's "uncalibrated camera"
+    for _ in range(3):
+        infos.publish(singular)
+    collector.spin_for(0.3)
+    assert perception.alive() and 'dropped /camera/camera_info: K is singular' in \
+        perception.output()
+    assert joint_error_deg(2) > 5.0
+    # With the calibration of its stamp, the same frame is read in the nominal camera.
+    assert joint_error_deg(3, CameraInfo(**renderer.calibration.message_fields())) < 1.5
+
+    def counts():
+        values = latest_diagnostics(collector, 'perception_node') or {}
+        return (int(values.get('dropped_camera_infos', 0)),
+                int(values.get('rectified_frames', 0)))
+
+    assert collector.spin_until(lambda: counts()[0] >= 1 and counts()[1] >= 1, 3), counts()
 
 
 def test_a_missing_runtime_package_stops_the_start_by_name(tmp_path):

@@ -16,6 +16,7 @@ from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
+from reacher_common.camera_calibration import CameraCalibration, Rectifier
 from reacher_common.kinematics import forward_kinematics
 
 from ros_support import latest_diagnostics, NodeProcess, ParameterClient, ROOT, running
@@ -226,26 +227,49 @@ def test_huge_commands_leave_short_log_lines(sim, collector):
 
 
 def test_a_scene_changes_the_camera_frames_and_not_the_ground_truth(tmp_path, collector):
-    frames = {}
-    for scene in ('clean', 'randomized'):
+    frames, infos = {}, {}
+    for scene in ('clean', 'randomized', 'camera'):
         (tmp_path / scene).mkdir()
+        # The camera nudged further than by default, so that the nudge shows.
+        nudge = ({'scene.shift_max_px': 4.0, 'scene.roll_max_deg': 8.0, 'scene.scale_max': 0.1}
+                 if scene == 'camera' else {})
         process = NodeProcess('sim_node', tmp_path / scene, 'sim.yaml',
-                              {'scene.name': scene, 'command_timeout_s': 5.0})
+                              {'scene.name': scene, 'command_timeout_s': 5.0, **nudge})
         with running(process):
             collector.messages.clear()
             collector.listen('/camera/image_raw', Image)
+            collector.listen('/camera/camera_info', CameraInfo)
             collector.listen('/joint_states', JointState)
+            def paired():  # each frame's calibration is published under its stamp
+                stamps = {(m.header.stamp.sec, m.header.stamp.nanosec): m
+                          for m in collector.messages['/camera/camera_info']}
+                return [(image, stamps[image.header.stamp.sec, image.header.stamp.nanosec])
+                        for image in collector.messages['/camera/image_raw']
+                        if (image.header.stamp.sec, image.header.stamp.nanosec) in stamps]
+
             assert collector.spin_until(
-                lambda: collector.messages['/camera/image_raw']
-                and collector.messages['/joint_states'], 20), process.output()
+                lambda: paired() and collector.messages['/joint_states'], 20), process.output()
             image = collector.messages['/camera/image_raw'][0]
             joints = collector.messages['/joint_states'][0]
             frames[scene] = (np.frombuffer(image.data, np.uint8).astype(int),
                              tuple(joints.position))
+            infos[scene] = paired()[0][1]
     # The same seed gives the same arm (the scene has a random stream of its own) ...
     assert frames['clean'][1] == pytest.approx(frames['randomized'][1])
     # ... seen in another picture.
     assert np.abs(frames['clean'][0] - frames['randomized'][0]).max() > 50
+    # A nudged camera publishes its own K and R; P stays the clean camera's, and
+    # rectifying with that calibration brings the frame back to the clean one.
+    clean, nudged = (CameraCalibration.from_message(infos[s]) for s in ('clean', 'camera'))
+    assert clean.rectified and not nudged.rectified
+    np.testing.assert_array_equal(nudged.p, clean.p)
+    raw = frames['camera'][0].reshape(64, 64, 3).astype(np.uint8)
+    rectified = Rectifier(nudged)(raw).astype(int)
+    inner = (slice(2, -2), slice(2, -2))
+    clean_frame = frames['clean'][0].reshape(64, 64, 3)
+    before = np.abs(raw.astype(int) - clean_frame)[inner].mean()
+    after = np.abs(rectified - clean_frame)[inner].mean()
+    assert after < 0.5 * before, (before, after)
 
 
 def frame_times(collector, topic='/camera/image_raw'):

@@ -13,7 +13,11 @@ drawn from a stream of its own, so a given seed gives the same motions in every 
 For training across scenes (domain randomisation), ``held_out``, ``clean_fraction`` and
 ``single_family_fraction`` shape the mix (:func:`draw_scene`), and each frame is also
 rendered in the clean scene and stored as ``clean_images``: what the decoder
-reconstructs, so that it spends no capacity on backgrounds and distractors.
+reconstructs, so that it spends no capacity on backgrounds and distractors, and each
+sequence's camera calibration (``camera_k``, ``camera_r``: the nudged camera's K and R of
+sensor_msgs/CameraInfo; P is the geometry's camera), with which evaluation rectifies the
+frames as perception_node does. Training reads the raw frames: a nudge is one more
+augmentation there.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from reacher_common.camera_calibration import Rectifier
 from reacher_common.geometry import ArmGeometry, Timing
 from reacher_perception.config import PerceptionConfig
 from reacher_perception.estimator import Estimator, make_estimator
@@ -175,12 +180,17 @@ def collect(config: CollectConfig, geometry: ArmGeometry, timing: Timing, out_di
                                   for name in ('actions', 'joint_positions', 'fingertip',
                                                'goal')}
         policy = np.empty(count, np.int8)
-        extras = ({} if clean_renderer is None
-                  else {'clean_images': np.empty_like(images)})
+        extras: dict[str, npt.NDArray[Any]] = ({} if clean_renderer is None
+                  else {'clean_images': np.empty_like(images),
+                        'camera_k': np.empty((count, 3, 3)),
+                        'camera_r': np.empty((count, 3, 3))})
         for index in range(count):
             task.reset()
             if config.scene.families:
                 renderer.set_scene(draw_scene(config, scene_rng, renderer.avoid_colours))
+                extras['camera_k'][index] = renderer.calibration.k
+                extras['camera_r'][index] = renderer.calibration.r
+            rectify = Rectifier(renderer.calibration)
             # Drawn only when asked for, so the other recipes draw the same numbers.
             use_slac = config.slac_fraction > 0.0 and rng.random() < config.slac_fraction
             use_ik = not use_slac and rng.random() < config.ik_fraction
@@ -203,7 +213,7 @@ def collect(config: CollectConfig, geometry: ArmGeometry, timing: Timing, out_di
                 arrays['goal'][index, step] = arm.goal
                 if use_slac and slac is not None:
                     now_s = step * timing.dt
-                    estimate = slac[0].estimate(images[index, step], command)
+                    estimate = slac[0].estimate(rectify(images[index, step]), command)
                     slac[1].update_estimate(PerceivedState(
                         now_s, estimate.joint_positions, np.clip(estimate.goal, -half, half),
                         estimate.confidence, estimate.latent))

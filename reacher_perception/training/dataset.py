@@ -13,6 +13,10 @@ holding N sequences of T steps::
     policy           int8    (N,)             index into POLICIES of the acting policy
     clean_images     uint8   (N, T, H, W, 3)  optional: the same frames in the clean scene
                                               (collected in a scene: the decoder's target)
+    camera_k         float64 (N, 3, 3)        optional: each sequence's camera intrinsics K
+    camera_r         float64 (N, 3, 3)        and rotation R (sensor_msgs/CameraInfo) when
+                                              its camera was nudged; P is the geometry's
+                                              camera (absent: that camera, unnudged)
     metadata         str     ()               JSON: geometry (the flat dict of
                                               ``reacher_common.geometry.geometry_to_dict``:
                                               ArmGeometry's fields and dt), seed
@@ -29,6 +33,7 @@ reads. The format is numpy's; only :meth:`SequenceDataset.sample` loads torch.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 import json
 from pathlib import Path
 from typing import Any, TYPE_CHECKING
@@ -36,6 +41,7 @@ from typing import Any, TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from reacher_common.camera_calibration import CameraCalibration
 from reacher_common.geometry import (
     ArmGeometry,
     GEOMETRY_FIELDS,
@@ -45,6 +51,7 @@ from reacher_common.geometry import (
     Timing,
 )
 from reacher_perception.slac.config import states_from_truth
+from reacher_sim.camera import CameraModel
 
 if TYPE_CHECKING:
     import torch
@@ -144,6 +151,12 @@ class SequenceDataset:
                                      f'{"; ".join(differ)}')
                 for name in ('images', 'actions', 'joint_positions', 'fingertip', 'goal'):
                     parts.setdefault(name, []).append(shard[name])
+                count = len(shard['images'])
+                nominal = CameraModel.from_geometry(geometry).calibration()
+                for name, default in (('camera_k', nominal.k), ('camera_r', nominal.r)):
+                    parts.setdefault(name, []).append(
+                        shard[name] if name in shard.files
+                        else np.broadcast_to(default, (count, 3, 3)))
                 has_clean = has_clean or 'clean_images' in shard.files
                 clean_parts.append(shard['clean_images'] if 'clean_images' in shard.files
                                    else parts['images'][-1])
@@ -159,6 +172,10 @@ class SequenceDataset:
         self.joint_positions: npt.NDArray[np.float32] = np.concatenate(parts['joint_positions'])
         self.fingertip: npt.NDArray[np.float32] = np.concatenate(parts['fingertip'])
         self.goal: npt.NDArray[np.float32] = np.concatenate(parts['goal'])
+        self.camera_k: npt.NDArray[np.float64] = np.concatenate(parts['camera_k'])
+        """(N, 3, 3) float64, each sequence's camera intrinsics K."""
+        self.camera_r: npt.NDArray[np.float64] = np.concatenate(parts['camera_r'])
+        """(N, 3, 3) float64, each sequence's camera rotation R (raw to rectified)."""
         reach = self.geometry.upper_arm_length_m + self.geometry.forearm_length_m
         self.states = states_from_truth(self.joint_positions, self.fingertip, self.goal, reach)
         """(N, T, 8) float32, the state heads' targets."""
@@ -166,6 +183,16 @@ class SequenceDataset:
     def __len__(self) -> int:
         """Number of sequences."""
         return int(self.images.shape[0])
+
+    def calibration(self, index: int) -> CameraCalibration:
+        """The camera of one sequence, as its CameraInfo gave it.
+
+        :param index: the sequence.
+        :return: its K and R, no distortion, and P = the geometry's camera.
+        """
+        nominal = CameraModel.from_geometry(self.geometry).calibration()
+        return replace(nominal, k=self.camera_k[index].astype(np.float64),
+                       r=self.camera_r[index].astype(np.float64))
 
     @property
     def steps(self) -> int:

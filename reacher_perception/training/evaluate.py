@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from reacher_common.camera_calibration import Rectifier
 from reacher_common.estimate_msgs import LOST_GOAL_MM, LOST_JOINT_DEG
 from reacher_common.kinematics import wrap_angle
 from reacher_perception.config import PerceptionConfig
@@ -83,7 +84,7 @@ class FrameReadout:
 
 
 def read_sequences(estimator: Estimator, dataset: SequenceDataset,
-                   sequences: int | None = None) -> FrameReadout:
+                   sequences: int | None = None, rectify: bool = True) -> FrameReadout:
     """Filter sequences frame by frame, as perception_node does, and keep every reading.
 
     Each sequence starts from ``estimator.reset()``; each frame but the first comes with
@@ -92,6 +93,9 @@ def read_sequences(estimator: Estimator, dataset: SequenceDataset,
     :param estimator: any ``reacher_perception.estimator.Estimator``.
     :param dataset: the held-out sequences.
     :param sequences: how many of them, from the first (None: all).
+    :param rectify: rectify each frame with its sequence's camera calibration first, as
+        perception_node does by default (``PerceptionConfig.rectify``); the time per
+        frame includes it.
     :return: the readings of ``sequences * dataset.steps`` frames, in order.
     """
     count = len(dataset) if sequences is None else min(sequences, len(dataset))
@@ -99,10 +103,13 @@ def read_sequences(estimator: Estimator, dataset: SequenceDataset,
     joints, tips, goals, confidence, seconds = [], [], [], [], []
     for index in range(count):
         estimator.reset()
+        rectifier = Rectifier(dataset.calibration(index)) if rectify else None
         for step in range(dataset.steps):
             command = None if step == 0 else dataset.actions[index, step - 1] * velocity
             began = time.perf_counter()
-            estimate = estimator.estimate(dataset.images[index, step], command)
+            frame = dataset.images[index, step]
+            estimate = estimator.estimate(frame if rectifier is None else rectifier(frame),
+                                          command)
             seconds.append(time.perf_counter() - began)
             joints.append(estimate.joint_positions)
             tips.append(estimate.fingertip)
