@@ -25,6 +25,7 @@ import sys
 import numpy as np
 import tyro
 
+from reacher_common.camera_calibration import Rectifier
 from reacher_common.estimate_msgs import LOST_GOAL_MM, LOST_JOINT_DEG
 from reacher_perception.config import PerceptionConfig
 from reacher_perception.estimator import make_estimator
@@ -90,7 +91,9 @@ def run(args: Args, scene: str, threshold: float, budget: float, seed: int) -> d
     for step in range(int(round(args.seconds / dt))):
         now = step * dt
         truth_q, truth_goal = task.arm.joint_positions.copy(), task.arm.goal.copy()
-        estimate = estimator.estimate(renderer.render(truth_q, truth_goal), command)
+        # Rectified with the scene's camera, as perception_node does with camera_info.
+        frame = Rectifier(renderer.calibration)(renderer.render(truth_q, truth_goal))
+        estimate = estimator.estimate(frame, command)
         joint_error = np.degrees(np.abs(np.angle(np.exp(
             1j * (estimate.joint_positions - truth_q))))).max()
         goal_error = 1000.0 * float(np.linalg.norm(estimate.goal - truth_goal))

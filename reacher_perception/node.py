@@ -83,6 +83,7 @@ from reacher_common.ros_utils import (
 )
 from reacher_perception.config import PerceptionConfig
 from reacher_perception.estimator import make_estimator
+from reacher_sim.camera import CameraModel
 
 ESTIMATE = 'estimate'
 """The name under which a frame whose estimate failed is counted and logged."""
@@ -152,6 +153,8 @@ class PerceptionNode(Node):
                 message_lost=guard(self.lost_callback, 'lost frames')))
         self.rectifier = StampedRectifier()
         self.dropped_camera_infos = 0
+        self.foreign_camera_infos = 0
+        self.nominal_intrinsics = CameraModel.from_geometry(self.config.geometry).intrinsics()
         if self.config.rectify:
             self.create_subscription(CameraInfo, 'camera/camera_info',
                                      guard(self.camera_info_callback, 'camera info'),
@@ -191,6 +194,16 @@ class PerceptionNode(Node):
             self.get_logger().warning(f'dropped /camera/camera_info: {error}',
                                       throttle_duration_sec=self.config.warn_throttle_s)
             return
+        if not np.allclose(calibration.p[:, :3], self.nominal_intrinsics, rtol=0.0,
+                           atol=1e-3 * self.nominal_intrinsics[0, 0]):
+            self.foreign_camera_infos += 1
+            p = calibration.p
+            self.get_logger().warning(
+                f'/camera/camera_info rectifies to fx={p[0, 0]:.2f} cx={p[0, 2]:.2f} '
+                f'cy={p[1, 2]:.2f}, not the camera of the geometry the estimator reads '
+                f'(fx={self.nominal_intrinsics[0, 0]:.2f} cx={self.nominal_intrinsics[0, 2]:.2f}'
+                f' cy={self.nominal_intrinsics[1, 2]:.2f}): its estimates assume the latter',
+                throttle_duration_sec=self.config.warn_throttle_s)
         self.rectifier.add(stamp_to_nanoseconds(msg.header.stamp), calibration)
 
     def forget_callback(self, msg: Image) -> None:
@@ -312,6 +325,7 @@ class PerceptionNode(Node):
             'frames_without_camera_info': self.rectifier.frames_without_calibration,
             'unpaired_camera_info_frames': self.rectifier.unpaired_frames,
             'dropped_camera_infos': self.dropped_camera_infos,
+            'foreign_camera_infos': self.foreign_camera_infos,
             **self.confidence_statistics(),
         }
         failing = self.errors.failed_since_last_asked(ESTIMATE)

@@ -27,6 +27,7 @@ from reacher_common.geometry import Timing
 from reacher_common.kinematics import forward_kinematics, inverse_kinematics, wrap_angle
 from reacher_sim.config import SimConfig
 from reacher_sim.render import ArmRenderer
+from reacher_sim.scene import Scene
 from reacher_sim.task import ReachingTask
 
 from ros_support import executable, NodeProcess, running
@@ -223,19 +224,26 @@ def test_to_dataset_of_the_recorded_loop(live_bag, tmp_path):
 # Offline: a bag written without ROS -------------------------------------------------------
 
 
-def synthetic_bag(path, steps=120, seed=3, namespace=''):
+def synthetic_bag(path, steps=120, seed=3, namespace='', scene=None):
     """The loop simulated in-process (IK + P control on the true state), as a real bag.
 
     Each command of step t is received 10 ms after frame t; each frame at its stamp. The
-    topics are under ``namespace`` ('/arm1/camera/image_raw'), as a namespaced loop's.
+    topics are under ``namespace`` ('/arm1/camera/image_raw'), as a namespaced loop's. With
+    a ``scene``, the frames are drawn in it, and each frame's CameraInfo is recorded just
+    before it, as the sim publishes them.
     """
     store = typestore()
     types = store.types
     config = SimConfig(timing=Timing(dt=0.05))
     task = ReachingTask(config, goal_timeout_s=15.0, seed=seed)
     renderer = ArmRenderer(config.geometry)
+    if scene is not None:
+        renderer.set_scene(scene)
     commands = []
     with Writer(path, version=9) as writer:
+        info_c = (writer.add_connection(namespace + '/camera/camera_info',
+                                        'sensor_msgs/msg/CameraInfo', typestore=store)
+                  if scene is not None else None)
         image_c = writer.add_connection(namespace + '/camera/image_raw', 'sensor_msgs/msg/Image',
                                         typestore=store)
         joint_c = writer.add_connection(namespace + '/joint_states', 'sensor_msgs/msg/JointState',
@@ -252,6 +260,14 @@ def synthetic_bag(path, steps=120, seed=3, namespace=''):
                                                            nanosec=stamp_ns % 10**9),
                 frame_id='world')
             pixels = renderer.render(arm.joint_positions, arm.goal)
+            if info_c is not None:
+                fields = renderer.calibration.message_fields()
+                info = types['sensor_msgs/msg/CameraInfo'](
+                    header=header, **{k: np.asarray(v) if k in 'dkrp' else v
+                                      for k, v in fields.items()},
+                    binning_x=0, binning_y=0, roi=types['sensor_msgs/msg/RegionOfInterest'](
+                        x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
+                writer.write(info_c, stamp_ns + 500_000, store.serialize_cdr(info, info_c.msgtype))
             image = types['sensor_msgs/msg/Image'](
                 header=header, height=64, width=64, encoding='rgb8', is_bigendian=0,
                 step=192, data=pixels.reshape(-1))
@@ -324,6 +340,22 @@ def test_eval_on_a_bag_without_recorded_estimates(tmp_path, capsys):
     assert list(metrics['metrics']) == ['offline']
     assert metrics['metrics']['offline']['frames'] == 40
     assert metrics['metrics']['offline']['joint_mae_deg'] < 1.0
+
+
+def test_eval_rectifies_a_nudged_camera_with_its_recorded_camera_info(tmp_path):
+    bag = tmp_path / 'nudged'
+    synthetic_bag(bag, steps=30, scene=Scene(families=('camera',), shift_px=(2.0, -1.0),
+                                             roll_deg=6.0, scale=1.04))
+    assert len(read_streams(bag).calibrations) == 30
+    raw_params = tmp_path / 'raw.yaml'
+    raw_params.write_text('perception_node:\n  ros__parameters:\n    rectify: false\n')
+    mae = {}
+    for name, params in (('rectified', []), ('raw', ['--params-file', raw_params])):
+        assert bag_main(['eval', str(bag), '--estimator', 'classical', *map(str, params),
+                         '--out', str(tmp_path / name)]) == 0
+        metrics = json.loads((tmp_path / name / 'metrics.json').read_text())
+        mae[name] = metrics['metrics']['offline']['joint_mae_deg']
+    assert mae['rectified'] < 1.0 < 3.0 < mae['raw'], mae
 
 
 def test_eval_and_to_dataset_read_a_namespaced_loop(tmp_path, capsys):

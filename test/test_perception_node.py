@@ -351,12 +351,18 @@ def test_a_nudged_camera_is_read_through_its_camera_info(perception, collector):
     # With the calibration of its stamp, the same frame is read in the nominal camera.
     assert joint_error_deg(3, CameraInfo(**renderer.calibration.message_fields())) < 1.5
 
+    # A calibration that rectifies to another camera than the geometry's is used, and said.
+    foreign = CameraInfo(**renderer.calibration.message_fields())
+    foreign.p = [2 * v for v in foreign.p[:8]] + list(foreign.p[8:])
+    joint_error_deg(4, foreign)
+    assert 'not the camera of the geometry the estimator reads' in perception.output()
+
     def counts():
         values = latest_diagnostics(collector, 'perception_node') or {}
-        return (int(values.get('dropped_camera_infos', 0)),
-                int(values.get('rectified_frames', 0)))
+        return tuple(int(values.get(key, 0)) for key in (
+            'dropped_camera_infos', 'rectified_frames', 'foreign_camera_infos'))
 
-    assert collector.spin_until(lambda: counts()[0] >= 1 and counts()[1] >= 1, 3), counts()
+    assert collector.spin_until(lambda: min(counts()) >= 1, 3), counts()
 
 
 def test_a_missing_runtime_package_stops_the_start_by_name(tmp_path):

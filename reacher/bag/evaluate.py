@@ -29,6 +29,7 @@ from reacher.bag.io import (
     stamp_ns,
     TRUTH_JOINTS_TOPIC,
 )
+from reacher_common.camera_calibration import StampedRectifier
 from reacher_perception.config import PerceptionConfig
 
 
@@ -205,7 +206,8 @@ def evaluate_bag(path: Path, estimator: str = PerceptionConfig.estimator, checkp
     """Run an estimator over a bag's camera frames and score it against the ground truth.
 
     Frames are fed in receive order, each with the last /joint_commands received before
-    it as ``previous_command``, as the perception node sees them.
+    it as ``previous_command`` and (with the parameter file's ``rectify``, the default)
+    rectified with the /camera/camera_info of its stamp, as the perception node sees them.
 
     :param path: the bag.
     :param estimator: estimator name (``PerceptionConfig.estimator``).
@@ -229,9 +231,20 @@ def evaluate_bag(path: Path, estimator: str = PerceptionConfig.estimator, checkp
     lengths = config.geometry.link_lengths
     estimates, times = [], []
     arm_lost = goal_lost = 0
+    # As perception_node: each frame rectified with the CameraInfo of its stamp, among
+    # those received before it.
+    rectifier = StampedRectifier()
+    infos = iter(zip(streams.camera_info_times, streams.camera_info_stamps,
+                     streams.calibrations, strict=True))
+    pending = next(infos, None)
     for time_ns, stamp, pixels in zip(streams.image_times, streams.image_stamps,
                                       streams.images, strict=True):
+        while pending is not None and pending[0] <= time_ns:
+            rectifier.add(pending[1], pending[2])
+            pending = next(infos, None)
         start = time.perf_counter()
+        if config.rectify:
+            pixels = rectifier(stamp, pixels)
         estimate = model.estimate(pixels, streams.command_before(time_ns))
         times.append((time.perf_counter() - start) * 1e3)
         arm_lost += not estimate.arm_visible

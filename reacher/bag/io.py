@@ -22,6 +22,8 @@ from rosbags.rosbag2 import Reader
 from rosbags.typesys import get_typestore, Stores
 from rosbags.typesys.store import Typestore
 
+from reacher_common.camera_calibration import CameraCalibration
+
 FloatArray = npt.NDArray[np.float64]
 
 DEFAULT_TOPICS: tuple[str, ...] = (
@@ -35,6 +37,7 @@ Relative names, as the nodes use them: they resolve under the loop's namespace
 (:func:`resolve`); /clock is absolute, as rclpy's time source subscribes to it."""
 
 IMAGE_TOPIC = 'camera/image_raw'
+CAMERA_INFO_TOPIC = 'camera/camera_info'
 COMMAND_TOPIC = 'joint_commands'
 TRUTH_JOINTS_TOPIC = 'joint_states'
 TRUTH_GOAL_TOPIC = 'goal'
@@ -143,6 +146,12 @@ class BagStreams:
     images: list[npt.NDArray[np.uint8]] = field(default_factory=list)
     command_times: list[int] = field(default_factory=list)
     commands: list[FloatArray] = field(default_factory=list)
+    camera_info_times: list[int] = field(default_factory=list)
+    camera_info_stamps: list[int] = field(default_factory=list)
+    calibrations: list[Any] = field(default_factory=list)
+    """``reacher_common.camera_calibration.CameraCalibration`` of each well-formed
+    CameraInfo (a malformed one is counted in ``dropped_camera_infos``)."""
+    dropped_camera_infos: int = 0
     truth_joints: dict[int, FloatArray] = field(default_factory=dict)
     truth_velocities: dict[int, FloatArray] = field(default_factory=dict)
     truth_goal: dict[int, FloatArray] = field(default_factory=dict)
@@ -176,7 +185,8 @@ def read_streams(path: Path, need: Sequence[str] = (IMAGE_TOPIC,),
                            f'{", ".join(sorted(present)) or "no topics"})'
                            f'{namespace_hint(sorted(present), need[0])}')
         relative = {resolve(topic, namespace): topic
-                    for topic in (IMAGE_TOPIC, COMMAND_TOPIC, TRUTH_JOINTS_TOPIC,
+                    for topic in (IMAGE_TOPIC, CAMERA_INFO_TOPIC, COMMAND_TOPIC,
+                                  TRUTH_JOINTS_TOPIC,
                                   TRUTH_GOAL_TOPIC, *ESTIMATE_TOPICS)}
         connections = [c for c in reader.connections if c.topic in relative]
         for connection, time_ns, raw in reader.messages(connections=connections):
@@ -186,6 +196,15 @@ def read_streams(path: Path, need: Sequence[str] = (IMAGE_TOPIC,),
                 streams.image_times.append(time_ns)
                 streams.image_stamps.append(stamp_ns(msg))
                 streams.images.append(image_pixels(msg))
+            elif topic == CAMERA_INFO_TOPIC:
+                try:
+                    calibration = CameraCalibration.from_message(msg)
+                except ValueError:
+                    streams.dropped_camera_infos += 1
+                    continue
+                streams.camera_info_times.append(time_ns)
+                streams.camera_info_stamps.append(stamp_ns(msg))
+                streams.calibrations.append(calibration)
             elif topic == COMMAND_TOPIC:
                 values = np.asarray(msg.data, dtype=np.float64)
                 if values.shape == (2,) and np.all(np.isfinite(values)):
