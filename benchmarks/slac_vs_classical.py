@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass
 import json
 from pathlib import Path
 import platform
+import sys
 import time
 from typing import Any
 
@@ -97,10 +98,14 @@ def corrupt(images: npt.NDArray[np.uint8], kind: str, args: Args, rng: np.random
         top, left = rng.integers(0, size - args.patch + 1, 2)
         frames[:, top:top + args.patch, left:left + args.patch] = rng.uniform(0, 255)
     elif kind == 'blank':
-        for start in range(16, len(images), 16):
+        for start in range(BLANK_EVERY, len(images), BLANK_EVERY):
             blank[start:start + args.blank_run] = True
         frames[blank] = 0.0
     return np.clip(np.round(frames), 0, 255).astype(np.uint8), blank
+
+
+BLANK_EVERY = 16
+"""The ``blank`` corruption drops ``--blank-run`` frames every this many, from this frame on."""
 
 
 def run_estimator(estimator: Estimator, images: npt.NDArray[np.uint8],
@@ -147,6 +152,9 @@ def run_benchmark(args: Args) -> dict[str, Any]:
                                   ArmGeometry(), Timing(dt=0.05))
     else:
         dataset = SequenceDataset(args.data)
+    if dataset.steps <= BLANK_EVERY:
+        raise ValueError(f'sequences of {dataset.steps} frames have no blank frame (the first '
+                         f'is frame {BLANK_EVERY}): give --steps {BLANK_EVERY + 1} or more')
     geometry = dataset.geometry
     config = PerceptionConfig(geometry=geometry, checkpoint=args.checkpoint)
     estimators: dict[str, Estimator] = {'slac': SlacEstimator(config),
@@ -201,7 +209,11 @@ def markdown_table(results: dict[str, Any]) -> str:
 def main() -> None:
     """Run, print the table, write the JSON."""
     args = tyro.cli(Args)
-    results = run_benchmark(args)
+    try:
+        results = run_benchmark(args)
+    except ValueError as error:
+        print(f'slac_vs_classical: {error}', file=sys.stderr)
+        raise SystemExit(2) from None
     print(markdown_table(results))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
