@@ -20,6 +20,7 @@ from reacher_perception.training.confidence import fit_confidence
 from reacher_perception.training.config import CollectConfig, SlacTrainConfig
 from reacher_perception.training.dataset import POLICIES, SequenceDataset
 from reacher_perception.training.train import mix_scenes, scene_share
+from reacher_sim.camera import CameraModel
 from reacher_sim.render import ArmRenderer
 from reacher_sim.scene import SceneConfig
 
@@ -77,6 +78,37 @@ def test_collect_in_scenes_stores_the_clean_frames(tmp_path: Path) -> None:
     scenes, clean, actions, states = dataset.sample_with_clean(np.random.default_rng(0), 3, 4)
     assert scenes.shape == clean.shape == (3, 4, 3, 16, 16)
     assert actions.shape == (3, 3, 2) and states.shape == (3, 4, 8)
+    # each sequence's camera calibration: the nominal camera, or one nudged within the
+    # camera family's ranges (P stays the nominal camera)
+    nominal = CameraModel.from_geometry(GEOMETRY_16).calibration()
+    scene = MIX['scene']
+    nudged = 0
+    for index in range(len(dataset)):
+        calibration = dataset.calibration(index)
+        np.testing.assert_array_equal(calibration.p, nominal.p)
+        nudged += not calibration.rectified
+        shift = calibration.k[:2, 2] - nominal.k[:2, 2]
+        roll = np.degrees(np.arctan2(calibration.r[1, 0], calibration.r[0, 0]))
+        scale = calibration.k[0, 0] / nominal.k[0, 0]
+        assert np.abs(shift).max() <= scene.shift_max_px + 1e-9
+        assert abs(roll) <= scene.roll_max_deg + 1e-9
+        assert abs(scale - 1.0) <= scene.scale_max + 1e-9
+    assert nudged > 0
+
+
+def test_a_dataset_of_several_folders_keeps_their_order(tmp_path: Path) -> None:
+    first = scene_dataset(tmp_path / 'a', sequences=2, steps=4)
+    clean = collect(CollectConfig(sequences=3, steps=4, shard_size=2, seed=5), GEOMETRY_16,
+                    TIMING, tmp_path / 'b', progress=False)
+    assert clean
+    both = SequenceDataset([tmp_path / 'a', tmp_path / 'b'])
+    assert len(both) == 5
+    np.testing.assert_array_equal(both.images[:2], first.images)
+    np.testing.assert_array_equal(both.camera_k[:2], first.camera_k)
+    # shards without calibrations (collected clean) read as the nominal camera
+    assert all(both.calibration(index).rectified for index in (2, 3, 4))
+    with pytest.raises(FileNotFoundError, match='nowhere'):
+        SequenceDataset([tmp_path / 'a', tmp_path / 'nowhere'])
 
 
 def test_scenes_ramp_in_after_the_clean_updates() -> None:
@@ -126,6 +158,11 @@ def test_fitted_confidence_round_trips_into_the_estimator(tmp_path: Path) -> Non
         fit_confidence(trained, tmp_path / 'train', tmp_path / 'calibration',
                        tmp_path / 'never.pt', blend=1.5)
     assert not (tmp_path / 'never.pt').exists()
+    # several folders: the heads see the first ``sequences`` of each
+    report = fit_confidence(trained, [tmp_path / 'train', tmp_path / 'calibration'],
+                            [tmp_path / 'calibration', tmp_path / 'train'],
+                            tmp_path / 'two.pt', sequences=5, members=2, hidden=4, updates=2)
+    assert report['args']['sequences'] == [5, 4]
     report = fit_confidence(trained, tmp_path / 'train', tmp_path / 'calibration',
                             tmp_path / 'confident.pt', members=3, hidden=8, updates=20,
                             blend=0.25)

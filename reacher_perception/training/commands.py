@@ -61,15 +61,15 @@ class ConfidenceArgs:
 
     checkpoint: Path = Path('runs/slac/final.pt')
     """The trained checkpoint (not modified)."""
-    data: Path = Path('data/slac/train')
-    """Its training data; the per-frame heads are fitted on it."""
-    calibration: Path = Path('data/slac/calibration')
+    data: tuple[Path, ...] = (Path('data/slac/train'),)
+    """Its training data, one folder or several; the per-frame heads are fitted on it."""
+    calibration: tuple[Path, ...] = (Path('data/slac/calibration'),)
     """Held-out sequences of the training scenes (collected with another --collect.seed),
-    where the calibration is fitted."""
+    one folder or several, where the calibration is fitted."""
     out: Path = Path('runs/slac/confident.pt')
     """The checkpoint to write: the same model, plus its confidence."""
     sequences: int = 600
-    """Training sequences the frame heads are fitted on."""
+    """Training sequences the frame heads are fitted on, from each --data folder."""
     members: int = 5
     """Frame heads in the ensemble, >= 2."""
     hidden: int = 64

@@ -16,6 +16,7 @@ Three steps, none of which changes the latent model:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 import time
@@ -280,7 +281,8 @@ def _fit_log_scale(x: torch.Tensor, e: torch.Tensor, updates: int
     return v.detach(), c.detach()
 
 
-def fit_confidence(checkpoint: Path, data: Path, calibration: Path, out: Path,
+def fit_confidence(checkpoint: Path, data: Path | Sequence[Path],
+                   calibration: Path | Sequence[Path], out: Path,
                    sequences: int = 600, members: int = 5, hidden: int = 64,
                    updates: int = 2000, wrong_weight: float = 1.0, blend: float = 0.5,
                    corrupt_calibration: bool = True, seed: int = 0, threads: int = 1
@@ -288,13 +290,13 @@ def fit_confidence(checkpoint: Path, data: Path, calibration: Path, out: Path,
     """Fit the confidence of a trained checkpoint and write it with the confidence.
 
     :param checkpoint: the trained model (``final.pt``); not modified.
-    :param data: its training data: the frame heads are fitted on the first
-        ``sequences`` sequences, in their scenes, corrupted by the run's augmentation
-        (the ``train_config`` in the checkpoint; the defaults when absent).
-    :param calibration: held-out sequences of the training scenes (another seed), where
-        the calibration is fitted.
+    :param data: its training data, one folder or several: the frame heads are fitted on
+        the first ``sequences`` sequences of each, in their scenes, corrupted by the run's
+        augmentation (the ``train_config`` in the checkpoint; the defaults when absent).
+    :param calibration: held-out sequences of the training scenes (another seed), one
+        folder or several, where the calibration is fitted.
     :param out: the checkpoint to write (model unchanged, plus ``confidence``).
-    :param sequences: training sequences for the frame heads.
+    :param sequences: training sequences for the frame heads, from each ``data`` folder.
     :param members: frame heads in the ensemble.
     :param hidden: their hidden width.
     :param updates: Adam steps of the frame heads.
@@ -318,9 +320,11 @@ def fit_confidence(checkpoint: Path, data: Path, calibration: Path, out: Path,
     torch.manual_seed(seed)
     loaded = load_checkpoint(checkpoint)
     model, geometry, timing, payload = loaded
-    dataset = SequenceDataset(data)
+    folders = [Path(data)] if isinstance(data, (str, Path)) else [Path(f) for f in data]
+    datasets = [SequenceDataset(folder) for folder in folders]
     held_out = SequenceDataset(calibration)
-    for name, part in (('data', dataset), ('calibration', held_out)):
+    for name, part in [*(('data', dataset) for dataset in datasets),
+                       ('calibration', held_out)]:
         differ = mismatches(geometry, part.geometry, SLAC_GEOMETRY_FIELDS)
         if differ:
             raise ValueError(f'the {name} was recorded with another geometry than the '
@@ -330,10 +334,14 @@ def fit_confidence(checkpoint: Path, data: Path, calibration: Path, out: Path,
                       if 'augment' in train_config else AugmentConfig())
     confidence = SlacConfidence(model.config.encoded_dim, model.config.state_dim,
                                 members=members, hidden=hidden)
-    count = min(sequences, len(dataset))
-    features = encode(model, dataset.images[:count], config=augment_config,
-                      seed=seed).flatten(0, 1)
-    states = torch.from_numpy(dataset.states[:count]).flatten(0, 1)
+    counts = [min(sequences, len(dataset)) for dataset in datasets]
+    images = np.concatenate([dataset.images[:count]
+                             for dataset, count in zip(datasets, counts, strict=True)])
+    features = encode(model, images, config=augment_config, seed=seed).flatten(0, 1)
+    del images
+    states = torch.from_numpy(np.concatenate([
+        dataset.states[:count] for dataset, count in zip(datasets, counts, strict=True)]
+    )).flatten(0, 1)
     head_errors = fit_frame_heads(confidence, features, states, updates=updates, seed=seed)
     confidence.blend.fill_(blend)
     table = filter_signals(model, confidence, held_out)
@@ -347,8 +355,10 @@ def fit_confidence(checkpoint: Path, data: Path, calibration: Path, out: Path,
         'frame_head_mse': head_errors,
         'calibration': fit_calibration(confidence, table, wrong_weight=wrong_weight),
         'scales': fit_scales(confidence, table),
-        'args': {'checkpoint': str(checkpoint), 'data': str(data),
-                 'calibration': str(calibration), 'sequences': count, 'members': members,
+        'args': {'checkpoint': str(checkpoint), 'data': [str(f) for f in folders],
+                 'calibration': ([str(calibration)] if isinstance(calibration, (str, Path))
+                                 else [str(f) for f in calibration]),
+                 'sequences': counts, 'members': members,
                  'hidden': hidden, 'updates': updates, 'wrong_weight': wrong_weight,
                  'blend': blend, 'corrupt_calibration': corrupt_calibration, 'seed': seed},
         'wall_time_s': time.perf_counter() - began,

@@ -32,7 +32,7 @@ reads. The format is numpy's; only :meth:`SequenceDataset.sample` loads torch.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 import json
 from pathlib import Path
@@ -116,7 +116,8 @@ def read_geometry(shard: Mapping[str, Any]) -> tuple[ArmGeometry, Timing]:
 class SequenceDataset:
     """All shards of a directory in memory, sampled as windows of consecutive steps.
 
-    :param directory: a folder of ``shard_*.npz`` (or one .npz file).
+    :param directory: a folder of ``shard_*.npz`` (or one .npz file), or several, whose
+        sequences follow one another in the order given.
     :raises FileNotFoundError: naming the path when it holds no shard.
     :raises ValueError: when shards disagree on their geometry, naming the fields.
     """
@@ -126,13 +127,16 @@ class SequenceDataset:
     timing: Timing
     """The period between frames."""
 
-    def __init__(self, directory: Path) -> None:
-        directory = Path(directory)
-        paths = ([directory] if directory.suffix == '.npz'
-                 else sorted(directory.glob('shard_*.npz')))
-        if not paths:
-            raise FileNotFoundError(f'no dataset shards (shard_*.npz) at {directory}; '
-                                    "make some with 'reacher perception collect'")
+    def __init__(self, directory: Path | Sequence[Path]) -> None:
+        paths: list[Path] = []
+        for folder in ([directory] if isinstance(directory, (str, Path)) else directory):
+            folder = Path(folder)
+            shards = ([folder] if folder.suffix == '.npz'
+                      else sorted(folder.glob('shard_*.npz')))
+            if not shards:
+                raise FileNotFoundError(f'no dataset shards (shard_*.npz) at {folder}; '
+                                        "make some with 'reacher perception collect'")
+            paths += shards
         parts: dict[str, list[npt.NDArray[Any]]] = {}
         clean_parts: list[npt.NDArray[Any]] = []
         has_clean = False
