@@ -163,6 +163,13 @@ def test_fitted_confidence_round_trips_into_the_estimator(tmp_path: Path) -> Non
                             [tmp_path / 'calibration', tmp_path / 'train'],
                             tmp_path / 'two.pt', sequences=5, members=2, hidden=4, updates=2)
     assert report['args']['sequences'] == [5, 4]
+    report = fit_confidence(trained, [tmp_path / 'train', tmp_path / 'calibration'],
+                            tmp_path / 'calibration', tmp_path / 'two.pt', sequences=(2, 3),
+                            members=2, hidden=4, updates=2)
+    assert report['args']['sequences'] == [2, 3]
+    with pytest.raises(ValueError, match='one per data folder'):
+        fit_confidence(trained, [tmp_path / 'train'], tmp_path / 'calibration',
+                       tmp_path / 'never.pt', sequences=(2, 3))
     report = fit_confidence(trained, tmp_path / 'train', tmp_path / 'calibration',
                             tmp_path / 'confident.pt', members=3, hidden=8, updates=20,
                             blend=0.25)

@@ -68,8 +68,9 @@ class ConfidenceArgs:
     one folder or several, where the calibration is fitted."""
     out: Path = Path('runs/slac/confident.pt')
     """The checkpoint to write: the same model, plus its confidence."""
-    sequences: int = 600
-    """Training sequences the frame heads are fitted on, from each --data folder."""
+    sequences: tuple[int, ...] = (600,)
+    """Training sequences the frame heads are fitted on: the first this many of each --data
+    folder, or one count per folder."""
     members: int = 5
     """Frame heads in the ensemble, >= 2."""
     hidden: int = 64

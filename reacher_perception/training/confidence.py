@@ -283,7 +283,7 @@ def _fit_log_scale(x: torch.Tensor, e: torch.Tensor, updates: int
 
 def fit_confidence(checkpoint: Path, data: Path | Sequence[Path],
                    calibration: Path | Sequence[Path], out: Path,
-                   sequences: int = 600, members: int = 5, hidden: int = 64,
+                   sequences: int | Sequence[int] = 600, members: int = 5, hidden: int = 64,
                    updates: int = 2000, wrong_weight: float = 1.0, blend: float = 0.5,
                    corrupt_calibration: bool = True, seed: int = 0, threads: int = 1
                    ) -> dict[str, Any]:
@@ -296,7 +296,8 @@ def fit_confidence(checkpoint: Path, data: Path | Sequence[Path],
     :param calibration: held-out sequences of the training scenes (another seed), one
         folder or several, where the calibration is fitted.
     :param out: the checkpoint to write (model unchanged, plus ``confidence``).
-    :param sequences: training sequences for the frame heads, from each ``data`` folder.
+    :param sequences: training sequences for the frame heads: the first this many of each
+        ``data`` folder, or one count per folder.
     :param members: frame heads in the ensemble.
     :param hidden: their hidden width.
     :param updates: Adam steps of the frame heads.
@@ -309,18 +310,24 @@ def fit_confidence(checkpoint: Path, data: Path | Sequence[Path],
     :param threads: torch CPU threads.
     :return: the fit's figures (also stored as ``metadata['confidence_fit']``).
     :raises FileNotFoundError: for a missing checkpoint or data.
-    :raises ValueError: if the data's geometry is not the checkpoint's, or ``blend`` is
-        outside [0, 1].
+    :raises ValueError: if the data's geometry is not the checkpoint's, ``blend`` is
+        outside [0, 1], or ``sequences`` gives another number of counts than folders.
     """
     if not 0.0 <= blend <= 1.0:
         raise ValueError(f'blend={blend} must be in [0, 1]')
+    folders = [Path(data)] if isinstance(data, (str, Path)) else [Path(f) for f in data]
+    wanted = [sequences] * len(folders) if isinstance(sequences, int) else list(sequences)
+    if len(wanted) == 1:
+        wanted *= len(folders)
+    if len(wanted) != len(folders) or min(wanted) < 1:
+        raise ValueError(f'sequences={list(wanted)}: give one count >= 1, or one per data '
+                         f'folder ({len(folders)})')
     began = time.perf_counter()
     cpu_began = time.process_time()
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     loaded = load_checkpoint(checkpoint)
     model, geometry, timing, payload = loaded
-    folders = [Path(data)] if isinstance(data, (str, Path)) else [Path(f) for f in data]
     datasets = [SequenceDataset(folder) for folder in folders]
     held_out = SequenceDataset(calibration)
     for name, part in [*(('data', dataset) for dataset in datasets),
@@ -334,7 +341,7 @@ def fit_confidence(checkpoint: Path, data: Path | Sequence[Path],
                       if 'augment' in train_config else AugmentConfig())
     confidence = SlacConfidence(model.config.encoded_dim, model.config.state_dim,
                                 members=members, hidden=hidden)
-    counts = [min(sequences, len(dataset)) for dataset in datasets]
+    counts = [min(count, len(dataset)) for count, dataset in zip(wanted, datasets, strict=True)]
     images = np.concatenate([dataset.images[:count]
                              for dataset, count in zip(datasets, counts, strict=True)])
     features = encode(model, images, config=augment_config, seed=seed).flatten(0, 1)
