@@ -263,7 +263,8 @@ class StampedRectifier:
         :param stamp_ns: the CameraInfo's stamp, nanoseconds.
         :param calibration: its calibration.
         """
-        if self._newest is not None and self._newest.same_as(calibration):
+        if self._newest is not None and self._newest is not calibration \
+                and self._newest.same_as(calibration):
             calibration = self._newest  # one object per calibration: cheap to compare
         self._by_stamp[stamp_ns] = calibration
         while len(self._by_stamp) > self.keep:

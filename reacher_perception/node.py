@@ -154,6 +154,7 @@ class PerceptionNode(Node):
         self.rectifier = StampedRectifier()
         self.dropped_camera_infos = 0
         self.foreign_camera_infos = 0
+        self.last_camera_info: tuple[Any, CameraCalibration] | None = None
         self.nominal_intrinsics = CameraModel.from_geometry(self.config.geometry).intrinsics()
         if self.config.rectify:
             self.create_subscription(CameraInfo, 'camera/camera_info',
@@ -182,7 +183,18 @@ class PerceptionNode(Node):
             pass  # the sim warns about bad commands; here they are just not used
 
     def camera_info_callback(self, msg: CameraInfo) -> None:
-        """Keep a frame's calibration for its frame; drop (throttled warning) a bad one."""
+        """Keep a frame's calibration for its frame; drop (throttled warning) a bad one.
+
+        A camera sends the same calibration with every frame: one equal to the last
+        accepted one (the same values, byte for byte) is not checked again (~10 us against
+        ~0.2 ms).
+        """
+        stamp_ns = stamp_to_nanoseconds(msg.header.stamp)
+        key = (msg.width, msg.height, msg.distortion_model, bytes(memoryview(msg.d)),
+               msg.k.tobytes(), msg.r.tobytes(), msg.p.tobytes())
+        if self.last_camera_info is not None and key == self.last_camera_info[0]:
+            self.rectifier.add(stamp_ns, self.last_camera_info[1])
+            return
         size = self.config.geometry.image_size
         try:
             calibration = CameraCalibration.from_message(msg)
@@ -204,7 +216,8 @@ class PerceptionNode(Node):
                 f'(fx={self.nominal_intrinsics[0, 0]:.2f} cx={self.nominal_intrinsics[0, 2]:.2f}'
                 f' cy={self.nominal_intrinsics[1, 2]:.2f}): its estimates assume the latter',
                 throttle_duration_sec=self.config.warn_throttle_s)
-        self.rectifier.add(stamp_to_nanoseconds(msg.header.stamp), calibration)
+        self.last_camera_info = (key, calibration)
+        self.rectifier.add(stamp_ns, calibration)
 
     def forget_callback(self, msg: Image) -> None:
         """After the estimator raised on a frame: restart its memory from the next one."""
