@@ -79,6 +79,7 @@ def run(args: Args, scene: str, threshold: float, budget: float, seed: int) -> d
     scene_config = SceneConfig(name=scene)
     scene_rng = np.random.default_rng(seed + 7919)
     renderer.set_scene(scene_config.sample(scene_rng, renderer.avoid_colours))
+    rectify = Rectifier(renderer.calibration)
     estimator = make_estimator(PerceptionConfig(estimator=args.estimator,
                                                  checkpoint=args.checkpoint))
     loop = PolicyLoop(PolicyConfig(controller=args.controller, min_confidence=threshold,
@@ -92,7 +93,7 @@ def run(args: Args, scene: str, threshold: float, budget: float, seed: int) -> d
         now = step * dt
         truth_q, truth_goal = task.arm.joint_positions.copy(), task.arm.goal.copy()
         # Rectified with the scene's camera, as perception_node does with camera_info.
-        frame = Rectifier(renderer.calibration)(renderer.render(truth_q, truth_goal))
+        frame = rectify(renderer.render(truth_q, truth_goal))
         estimate = estimator.estimate(frame, command)
         joint_error = np.degrees(np.abs(np.angle(np.exp(
             1j * (estimate.joint_positions - truth_q))))).max()
@@ -106,6 +107,7 @@ def run(args: Args, scene: str, threshold: float, budget: float, seed: int) -> d
         _, event = task.step(command)
         if event is not None and scene_config.families:
             renderer.set_scene(scene_config.sample(scene_rng, renderer.avoid_colours))
+            rectify = Rectifier(renderer.calibration)
     table = np.array(rows)
     wrong = (table[:, 0] > LOST_JOINT_DEG) | (table[:, 1] > LOST_GOAL_MM)
     halted = table[:, 2] > 0.0
