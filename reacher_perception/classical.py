@@ -48,6 +48,7 @@ import numpy as np
 import numpy.typing as npt
 
 from reacher_common.kinematics import wrap_angle
+from reacher_perception.background import BackgroundNormalizer
 from reacher_perception.classical_model import (
     capsule_coverage,
     levenberg_marquardt,
@@ -120,6 +121,10 @@ class ClassicalEstimator:
         self._link_half_width_px = geometry.link_width_m * scale / 2.0 + _AA_SPREAD_PX
         self._goal_half_px = geometry.goal_size_m * scale / 2.0 + _AA_SPREAD_PX
         self._unmix = unmixing_matrix(self.style)
+        self.normalize = (BackgroundNormalizer(geometry.image_size, self.style.background)
+                          if config.normalize_background else None)
+        """The frame's table repainted in ``style.background`` before the fit, or None
+        (``PerceptionConfig.normalize_background``)."""
         size = geometry.image_size
         centre = self.camera.principal_point
         rows, cols = np.mgrid[0:size, 0:size].astype(np.float64)
@@ -174,6 +179,8 @@ class ClassicalEstimator:
         :raises ValueError: if the image has the wrong shape or dtype.
         """
         validate_image(image, self.config.geometry.image_size)
+        if self.normalize is not None:
+            image = self.normalize(image)
         # (H, W, 3) rgb -> (H*W, 3) alphas of (goal, upper arm, forearm).
         pixels = image.astype(np.float32)
         alpha = np.asarray(cv2.transform(pixels, self._unmix),

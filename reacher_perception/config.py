@@ -40,6 +40,11 @@ class PerceptionConfig(NodeScheduling):
     paired by stamp) before the estimator reads it, as image_proc does: a nudged camera's
     frames are read in the camera the estimators were trained on. False when the frames
     come rectified already (an image_proc ``image_rect`` stream)."""
+    normalize_background: bool = True
+    """Repaint the table under the arm in the clean scene's colour before the estimator
+    reads the frame (``reacher_perception.background``): a new table, texture or uneven
+    light then reads as the scene the estimators know. Applied after rectification; False
+    gives the estimator the frame as it came."""
     warn_throttle_s: float = bounded(5.0, 0.0, 3600.0)
     """Least time between two repeats of the same warning from the node, seconds, in
     [0, 3600]."""

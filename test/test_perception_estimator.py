@@ -39,7 +39,8 @@ def test_field_names_are_the_node_parameters() -> None:
     # The perception node declares these as ROS parameters; renaming one breaks YAML files.
     assert [field.name for field in fields(PerceptionConfig)] == [
         'thread_priority', 'cpu_dma_latency_us',  # NodeScheduling's, first
-        'estimator', 'geometry', 'checkpoint', 'runtime', 'rectify', 'warn_throttle_s']
+        'estimator', 'geometry', 'checkpoint', 'runtime', 'rectify', 'normalize_background',
+        'warn_throttle_s']
     assert [field.name for field in fields(ArmGeometry)] == [
         'upper_arm_length_m', 'forearm_length_m', 'link_width_m', 'arena_size_m', 'goal_size_m',
         'image_size', 'camera_height_m', 'max_joint_velocity']

@@ -365,6 +365,30 @@ def test_a_nudged_camera_is_read_through_its_camera_info(perception, collector):
     assert collector.spin_until(lambda: min(counts()) >= 1, 3), counts()
 
 
+@pytest.mark.parametrize('normalize', [True, False])
+def test_a_new_table_is_read_through_background_normalisation(tmp_path, collector, normalize):
+    """normalize_background (the default) repaints the table; without it the fit is lost."""
+    collector.listen('/perception/joint_states', JointState)
+    images = collector.node.create_publisher(Image, '/camera/image_raw', 1)
+    joints, goal = np.array([0.7, 1.2]), np.array([0.08, -0.05])
+    renderer = ArmRenderer(ArmGeometry())
+    renderer.set_scene(Scene(families=('background',), background=(206, 5, 206)))
+    frame = renderer.render(joints, goal)
+    process = NodeProcess('perception_node', tmp_path, 'perception.yaml',
+                          {'estimator': 'classical', 'normalize_background': normalize})
+    with running(process):
+        assert collector.spin_until(lambda: images.get_subscription_count() > 0, 20), \
+            process.output()
+        for _ in range(50):  # best effort: publish until answered
+            images.publish(image_msg(frame))
+            if collector.spin_until(lambda: collector.messages['/perception/joint_states'],
+                                    0.2):
+                break
+        estimate = collector.messages['/perception/joint_states'][0]
+    error = np.degrees(np.abs(np.angle(np.exp(1j * (np.array(estimate.position) - joints)))))
+    assert (error.max() < 1.0) if normalize else (error.max() > 10.0), error
+
+
 def test_a_missing_runtime_package_stops_the_start_by_name(tmp_path):
     """The default SLAC node without onnxruntime: one line naming it and the way out."""
     shadow = tmp_path / 'shadow' / 'onnxruntime'

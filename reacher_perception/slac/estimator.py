@@ -37,6 +37,7 @@ import numpy.typing as npt
 import torch
 
 from reacher_common.geometry import mismatches
+from reacher_perception.background import BackgroundNormalizer
 from reacher_perception.config import PerceptionConfig
 from reacher_perception.estimator import (
     Estimate,
@@ -44,6 +45,7 @@ from reacher_perception.estimator import (
     fingertip_position,
     validate_image,
 )
+from reacher_perception.redraw import RedrawCheck, support
 from reacher_perception.slac.checkpoint import (
     default_slac_checkpoint,
     load_checkpoint,
@@ -57,6 +59,7 @@ from reacher_perception.slac.frame_step import (
     TorchFrameStep,
 )
 from reacher_perception.slac.latent import LatentModel
+from reacher_sim.render import RenderStyle
 
 
 class SlacEstimator:
@@ -98,6 +101,14 @@ class SlacEstimator:
         """The per-frame network (:mod:`reacher_perception.slac.frame_step`), in the
         configured ``runtime``."""
         self._z2: npt.NDArray[np.float32] | None = None
+        self.normalize = (BackgroundNormalizer(geometry.image_size, RenderStyle().background)
+                          if config.normalize_background else None)
+        """The frame's table repainted before the network reads it, or None
+        (``PerceptionConfig.normalize_background``)."""
+        self.redraw = (RedrawCheck(geometry) if self.normalize is not None
+                       and self.confidence is not None else None)
+        """With a repainted frame and a confidence: the confidence is capped by how much of
+        the redrawn estimate the frame shows (``reacher_perception.redraw``)."""
 
     def reset(self) -> None:
         """Forget the latent: the next frame starts a new filter with q(z1_1 | x_1)."""
@@ -114,6 +125,8 @@ class SlacEstimator:
         :raises ValueError: if the image has the wrong shape or dtype.
         """
         validate_image(image, self.config.geometry.image_size)
+        if self.normalize is not None:
+            image = self.normalize(image)
         command = (np.zeros(2) if previous_command is None
                    else np.asarray(previous_command, dtype=np.float64))
         action = np.clip(command / self.geometry.max_joint_velocity, -1.0, 1.0
@@ -133,6 +146,9 @@ class SlacEstimator:
         scores = [math.nan] * 4
         if len(outputs) == len(OUTPUTS):
             scores = [float(outputs[3][0]), *outputs[4][0].astype(np.float64).tolist()]
+            if self.redraw is not None:
+                # Not sure of what the frame does not show (reacher_perception.redraw).
+                scores[0] = min(scores[0], support(self.redraw(image, joints, goal)))
         return Estimate(joint_positions=joints, fingertip=fingertip, goal=goal,
                         arm_visible=True, goal_visible=True, latent=latent,
                         confidence=scores[0], joint_std_rad=scores[1],

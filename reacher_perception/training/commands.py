@@ -85,6 +85,11 @@ class ConfidenceArgs:
     corrupt_calibration: bool = True
     """Calibrate also on the calibration frames corrupted as in training (occluding
     patches, blank frames, noise), so that a covered arm reads as unsure."""
+    normalize_background: bool = False
+    """Fit on frames with their table repainted, as perception_node reads them with
+    ``normalize_background`` (its default). Off for the shipped checkpoint: its
+    confidence, fitted on the frames as recorded, held fewer silent failures on repainted
+    JPEG frames than one fitted on repainted frames (docs/slac.md, "Fifth pass")."""
     seed: int = 0
     """Initialisation, batches and augmentation."""
     threads: int = 1
@@ -115,7 +120,8 @@ def run_confidence(args: ConfidenceArgs) -> dict[str, Any]:
                           sequences=args.sequences, members=args.members,
                           hidden=args.hidden, updates=args.updates,
                           wrong_weight=args.wrong_weight, blend=args.blend,
-                          corrupt_calibration=args.corrupt_calibration, seed=args.seed,
+                          corrupt_calibration=args.corrupt_calibration,
+                          normalize_background=args.normalize_background, seed=args.seed,
                           threads=args.threads)
 
 

@@ -29,6 +29,7 @@ import torch
 from reacher_common.config_tools import config_from_dict
 from reacher_common.estimate_msgs import LOST_GOAL_MM, LOST_JOINT_DEG
 from reacher_common.geometry import mismatches
+from reacher_perception.background import BackgroundNormalizer
 from reacher_perception.slac.checkpoint import (
     load_checkpoint,
     save_checkpoint,
@@ -39,11 +40,13 @@ from reacher_perception.slac.latent import LatentModel
 from reacher_perception.training.augment import augment
 from reacher_perception.training.config import AugmentConfig
 from reacher_perception.training.dataset import SequenceDataset
+from reacher_sim.render import RenderStyle
 
 
 @torch.no_grad()
 def encode(model: LatentModel, images: npt.NDArray[np.uint8], batch: int = 64,
-           config: AugmentConfig | None = None, seed: int = 0) -> torch.Tensor:
+           config: AugmentConfig | None = None, seed: int = 0,
+           normalize: BackgroundNormalizer | None = None) -> torch.Tensor:
     """Encoder features of whole sequences.
 
     :param model: the latent model (eval mode).
@@ -51,6 +54,9 @@ def encode(model: LatentModel, images: npt.NDArray[np.uint8], batch: int = 64,
     :param batch: sequences per forward pass.
     :param config: when given, the frames are first corrupted with it (``augment``).
     :param seed: the augmentation's seed.
+    :param normalize: when given, each frame (after the corruption, rounded to uint8 as a
+        camera's) has its table repainted, as the estimator does
+        (``PerceptionConfig.normalize_background``).
     :return: (N, T, encoded_dim) float32.
     """
     generator = torch.Generator().manual_seed(seed)
@@ -60,6 +66,11 @@ def encode(model: LatentModel, images: npt.NDArray[np.uint8], batch: int = 64,
         frames = frames.float().div_(255.0)
         if config is not None:
             frames = augment(frames, config, generator)
+        if normalize is not None:
+            pixels = frames.mul(255.0).round_().to(torch.uint8).permute(0, 1, 3, 4, 2).numpy()
+            repainted = np.stack([[normalize(frame) for frame in sequence]
+                                  for sequence in pixels])
+            frames = torch.from_numpy(repainted).permute(0, 1, 4, 2, 3).float().div_(255.0)
         parts.append(model.encoder(frames))
     return torch.cat(parts)
 
@@ -136,8 +147,8 @@ class FrameTable:
 
 @torch.no_grad()
 def filter_signals(model: LatentModel, confidence: SlacConfidence, dataset: SequenceDataset,
-                   batch: int = 64, corrupt: AugmentConfig | None = None, seed: int = 0
-                   ) -> FrameTable:
+                   batch: int = 64, corrupt: AugmentConfig | None = None, seed: int = 0,
+                   normalize: BackgroundNormalizer | None = None) -> FrameTable:
     """Filter every sequence as the estimator does and tabulate each frame.
 
     The errors are those of the published estimate (``SlacConfidence.read_out``, with the
@@ -150,6 +161,7 @@ def filter_signals(model: LatentModel, confidence: SlacConfidence, dataset: Sequ
     :param corrupt: when given, the frames are first corrupted with it (``augment``:
         occluding patches, blank frames, noise, colour), as in training.
     :param seed: the corruption's seed.
+    :param normalize: repaint each frame's table first, as the estimator does (``encode``).
     :return: the table, frames in sequence-major order.
     """
     geometry = dataset.geometry
@@ -158,7 +170,7 @@ def filter_signals(model: LatentModel, confidence: SlacConfidence, dataset: Sequ
     for start in range(0, len(dataset), batch):
         stop = start + batch
         features = encode(model, dataset.images[start:stop], config=corrupt,
-                          seed=seed + start)
+                          seed=seed + start, normalize=normalize)
         actions = torch.from_numpy(dataset.actions[start:stop, :-1])
         z1, z2 = model.filter_sequence(features, actions)
         filtered = model.state(z1, z2).flatten(0, 1)
@@ -285,8 +297,8 @@ def fit_confidence(checkpoint: Path, data: Path | Sequence[Path],
                    calibration: Path | Sequence[Path], out: Path,
                    sequences: int | Sequence[int] = 600, members: int = 5, hidden: int = 64,
                    updates: int = 2000, wrong_weight: float = 1.0, blend: float = 0.5,
-                   corrupt_calibration: bool = True, seed: int = 0, threads: int = 1
-                   ) -> dict[str, Any]:
+                   corrupt_calibration: bool = True, normalize_background: bool = False,
+                   seed: int = 0, threads: int = 1) -> dict[str, Any]:
     """Fit the confidence of a trained checkpoint and write it with the confidence.
 
     :param checkpoint: the trained model (``final.pt``); not modified.
@@ -306,6 +318,9 @@ def fit_confidence(checkpoint: Path, data: Path | Sequence[Path],
         in [0, 1]; the calibration is fitted on the blended estimate's errors.
     :param corrupt_calibration: calibrate on the calibration frames both as recorded and
         corrupted by the run's augmentation (twice the frames).
+    :param normalize_background: fit on frames whose table is repainted, as the estimator
+        reads them with ``PerceptionConfig.normalize_background``; off by default (the
+        shipped confidence reads the frames as recorded).
     :param seed: initialisation, batches and augmentation.
     :param threads: torch CPU threads.
     :return: the fit's figures (also stored as ``metadata['confidence_fit']``).
@@ -341,23 +356,27 @@ def fit_confidence(checkpoint: Path, data: Path | Sequence[Path],
                       if 'augment' in train_config else AugmentConfig())
     confidence = SlacConfidence(model.config.encoded_dim, model.config.state_dim,
                                 members=members, hidden=hidden)
+    normalize = (BackgroundNormalizer(geometry.image_size, RenderStyle().background)
+                 if normalize_background else None)
     counts = [min(count, len(dataset)) for count, dataset in zip(wanted, datasets, strict=True)]
     images = np.concatenate([dataset.images[:count]
                              for dataset, count in zip(datasets, counts, strict=True)])
-    features = encode(model, images, config=augment_config, seed=seed).flatten(0, 1)
+    features = encode(model, images, config=augment_config, seed=seed,
+                      normalize=normalize).flatten(0, 1)
     del images
     states = torch.from_numpy(np.concatenate([
         dataset.states[:count] for dataset, count in zip(datasets, counts, strict=True)]
     )).flatten(0, 1)
     head_errors = fit_frame_heads(confidence, features, states, updates=updates, seed=seed)
     confidence.blend.fill_(blend)
-    table = filter_signals(model, confidence, held_out)
+    table = filter_signals(model, confidence, held_out, normalize=normalize)
     if corrupt_calibration:
         # The calibration also sees its frames corrupted as in training (grey patches over
         # the arm, blank frames): without them a covered arm, never shown to the fit, was
         # read as sure on 21% of its frames (test_slac_scenes).
         table = table.concatenate(filter_signals(model, confidence, held_out,
-                                                 corrupt=augment_config, seed=seed + 1))
+                                                 corrupt=augment_config, seed=seed + 1,
+                                                 normalize=normalize))
     report: dict[str, Any] = {
         'frame_head_mse': head_errors,
         'calibration': fit_calibration(confidence, table, wrong_weight=wrong_weight),
@@ -367,7 +386,8 @@ def fit_confidence(checkpoint: Path, data: Path | Sequence[Path],
                                  else [str(f) for f in calibration]),
                  'sequences': counts, 'members': members,
                  'hidden': hidden, 'updates': updates, 'wrong_weight': wrong_weight,
-                 'blend': blend, 'corrupt_calibration': corrupt_calibration, 'seed': seed},
+                 'blend': blend, 'corrupt_calibration': corrupt_calibration,
+                 'normalize_background': normalize_background, 'seed': seed},
         'wall_time_s': time.perf_counter() - began,
         'cpu_time_s': time.process_time() - cpu_began}
     extra = {key: value for key, value in payload['metadata'].items()
