@@ -4,7 +4,9 @@ Renders ``--sequences`` x ``--steps`` real frames with the sim's collector (clea
 the arm driven as in training) and runs, interleaved frame by frame so that the machine's
 load hits every row alike, ``estimate()`` of: the classical estimator, and the slac
 estimator with ``runtime: onnxruntime`` and ``runtime: torch`` (the shipped checkpoint,
-its confidence included). Reports the median and p99 per frame, the start time of each
+its confidence included), each also with ``normalize_background: false`` (the frame
+read as it comes: what the table's repainting and SLAC's redraw check cost). Reports the
+median and p99 per frame, the start time of each
 estimator (the ONNX export happens there), the largest difference between the two SLAC
 runtimes' outputs (each runtime carrying its own latent along a sequence), and the load
 average. Then each estimator alone over the same frames (no other estimator's calls
@@ -54,7 +56,14 @@ class Args:
 
 ROWS = {'classical': {'estimator': 'classical'},
         'slac onnxruntime': {'estimator': 'slac', 'runtime': 'onnxruntime'},
-        'slac torch': {'estimator': 'slac', 'runtime': 'torch'}}
+        'slac torch': {'estimator': 'slac', 'runtime': 'torch'},
+        'classical, frames as they come': {'estimator': 'classical',
+                                           'normalize_background': False},
+        'slac onnxruntime, frames as they come': {'estimator': 'slac',
+                                                  'runtime': 'onnxruntime',
+                                                  'normalize_background': False}}
+"""Row name -> PerceptionConfig fields. 'as they come': without background normalisation
+(and so without SLAC's redraw check), to show what those cost."""
 
 COMPARED = ('joint_positions', 'fingertip', 'goal', 'latent', 'confidence', 'joint_std_rad',
             'fingertip_std_m', 'goal_std_m')

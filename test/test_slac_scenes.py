@@ -9,6 +9,7 @@ import torch
 
 from reacher_common.geometry import ArmGeometry, Timing
 from reacher_common.kinematics import forward_kinematics
+from reacher_perception.background import BackgroundNormalizer
 from reacher_perception.config import PerceptionConfig
 from reacher_perception.estimator import make_estimator
 from reacher_perception.slac.checkpoint import load_checkpoint, load_confidence, save_checkpoint
@@ -16,12 +17,12 @@ from reacher_perception.slac.confidence import SIGNAL_NAMES, signals, SlacConfid
 from reacher_perception.slac.config import SlacModelConfig, states_from_truth
 from reacher_perception.slac.latent import LatentModel
 from reacher_perception.training.collect import collect, draw_scene
-from reacher_perception.training.confidence import fit_confidence
+from reacher_perception.training.confidence import encode, fit_confidence
 from reacher_perception.training.config import CollectConfig, SlacTrainConfig
 from reacher_perception.training.dataset import POLICIES, SequenceDataset
 from reacher_perception.training.train import mix_scenes, scene_share
 from reacher_sim.camera import CameraModel
-from reacher_sim.render import ArmRenderer
+from reacher_sim.render import ArmRenderer, RenderStyle
 from reacher_sim.scene import SceneConfig
 
 TINY = SlacModelConfig(image_size=16, base_depth=4, feature_dim=8, z1_dim=3, z2_dim=5,
@@ -191,6 +192,24 @@ def test_fitted_confidence_round_trips_into_the_estimator(tmp_path: Path) -> Non
         assert 0.0 <= estimate.confidence <= 1.0
         assert estimate.joint_std_rad > 0 and estimate.fingertip_std_m > 0
         assert estimate.goal_std_m > 0
+
+
+def test_the_confidence_can_be_fitted_on_repainted_frames(tmp_path: Path) -> None:
+    """--normalize-background: the fit reads each frame as the estimator does."""
+    torch.manual_seed(0)
+    data = scene_dataset(tmp_path / 'train', sequences=3, steps=4)
+    model = LatentModel(TINY).eval()
+    normalize = BackgroundNormalizer(GEOMETRY_16.image_size, RenderStyle().background)
+    repainted = np.stack([[normalize(frame) for frame in sequence] for sequence in data.images])
+    assert not np.array_equal(repainted, data.images)  # the scene data has new tables
+    assert torch.allclose(encode(model, data.images, normalize=normalize),
+                          encode(model, repainted))
+    trained = save_checkpoint(tmp_path / 'final.pt', model, data.geometry, data.timing,
+                              {'updates': 0})
+    report = fit_confidence(trained, tmp_path / 'train', tmp_path / 'train',
+                            tmp_path / 'confident.pt', members=2, hidden=4, updates=2,
+                            normalize_background=True)
+    assert report['args']['normalize_background'] is True
 
 
 def test_the_estimate_blends_the_filter_with_the_frame_heads_and_old_fits_do_not(
