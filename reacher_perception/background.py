@@ -3,8 +3,8 @@
 A new table, a textured floor or uneven light changes most of a frame's pixels and none of
 the arm's or the goal's. Both estimators were built on the clean scene's dark table: the
 classical fit unmixes each pixel against that colour, and SLAC's encoder, fine-tuned across
-scenes, still reads a frame best when its table is the one it was trained on first (a
-new background's frames were confident on 87% of them against 99% on the clean table).
+scenes, still reads a frame best when its table is the one it was trained on first (it was
+sure of 82% of a new background's frames against 99% of the clean table's).
 
 :class:`BackgroundNormalizer` estimates the table under every pixel as the median of a
 window around it (the arm's links and the goal are thin and small beside the window, so
@@ -23,9 +23,9 @@ anti-aliased edge pixel moves part of the way. What it cannot undo is said where
 measured (docs/slac.md, "Fifth pass"): JPEG's colour bleeding into the arm, light and
 colour balance on the arm itself, and distractors, which are kept like the arm.
 
-The window is a fixed share of the frame (18 px of 64). A table that changes colour
-faster than that (a checkerboard of 5 cm squares at this camera) is not a table to this
-step: its pixels are kept as they are, and the estimators see the frame unchanged there.
+The window is a fixed share of the frame (18 px of 64). A table whose colour changes
+faster than that is only partly repainted: its pixels far from the window's median keep
+their colour, as an object's do, and the estimators see them as before.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-RGB = tuple[int, int, int]
+from reacher_sim.scene import RGB
 
 LOW_L1 = 30.0
 """L1 distance (0-255 units, summed over R, G, B) from the local table below which a pixel

@@ -25,9 +25,7 @@ from reacher_common.camera_calibration import nudged
 from reacher_common.geometry import ArmGeometry
 from reacher_common.kinematics import forward_kinematics
 from reacher_sim.camera import CameraModel
-from reacher_sim.scene import Scene, texture
-
-RGB = tuple[int, int, int]
+from reacher_sim.scene import RGB, Scene, texture
 
 
 @dataclass(frozen=True)
