@@ -30,6 +30,8 @@ their colour, as an object's do, and the estimators see them as before.
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 import numpy.typing as npt
@@ -47,6 +49,20 @@ STRIDE = 2
 WINDOW_FRACTION = 9.0 / 32.0
 """Width of the median window as a share of the frame: 9 px at half resolution of 64 (18
 px of the frame)."""
+
+
+_CHANNEL_SUM = np.ones((1, 3), dtype=np.float32)
+
+
+def l1_distance(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> npt.NDArray[np.uint8]:
+    """Per-pixel L1 distance of two rgb8 frames over R, G, B, saturated at 255.
+
+    :param a: (H, W, 3) uint8.
+    :param b: (H, W, 3) uint8.
+    :return: (H, W) uint8, |a - b| summed over the channels, at most 255 (the thresholds
+        that read it are below that).
+    """
+    return np.asarray(cv2.transform(cv2.absdiff(a, b), _CHANNEL_SUM))
 
 
 class BackgroundNormalizer:
@@ -69,7 +85,6 @@ class BackgroundNormalizer:
         self.table = np.asarray(table, dtype=np.float32)
         self._table_frame = np.empty((image_size, image_size, 3), dtype=np.float32)
         self._table_frame[:] = self.table
-        self._sum = np.ones((1, 3), dtype=np.float32)
         self._scale = np.float32(1.0 / (HIGH_L1 - LOW_L1))
 
     def __call__(self, frame: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
@@ -83,7 +98,7 @@ class BackgroundNormalizer:
             cv2.medianBlur(np.ascontiguousarray(frame[::STRIDE, ::STRIDE]), self.window),
             (size, size), interpolation=cv2.INTER_LINEAR)
         # L1 over the channels, saturated at 255 (above HIGH_L1 it only has to be large).
-        distance = cv2.transform(cv2.absdiff(frame, local), self._sum).astype(np.float32)
+        distance = l1_distance(frame, local).astype(np.float32)
         table_share = 1.0 - np.clip((distance - np.float32(LOW_L1)) * self._scale, 0.0, 1.0)
         shift = self._table_frame - local.astype(np.float32)
         shift *= cv2.merge((table_share, table_share, table_share))

@@ -17,11 +17,11 @@ the wrong ones of ``randomized``; :func:`support` maps it to a cap on the confid
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
 from reacher_common.geometry import ArmGeometry
+from reacher_perception.background import l1_distance
 from reacher_sim.render import ArmRenderer, RenderStyle
 
 DRAWN_L1 = 90.0
@@ -49,10 +49,9 @@ class RedrawCheck:
         size = geometry.image_size
         self._table = np.empty((size, size, 3), dtype=np.uint8)
         self._table[:] = self.style.background
-        self._sum = np.ones((1, 3), dtype=np.float32)
 
     def _not_table(self, frame: npt.NDArray[np.uint8], above: float) -> npt.NDArray[np.bool_]:
-        return np.asarray(cv2.transform(cv2.absdiff(frame, self._table), self._sum)) > above
+        return l1_distance(frame, self._table) > above
 
     def __call__(self, repainted: npt.NDArray[np.uint8], joint_positions: npt.ArrayLike,
                  goal: npt.ArrayLike) -> float:
