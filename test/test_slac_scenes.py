@@ -16,11 +16,12 @@ from reacher_perception.slac.checkpoint import load_checkpoint, load_confidence,
 from reacher_perception.slac.confidence import SIGNAL_NAMES, signals, SlacConfidence
 from reacher_perception.slac.config import SlacModelConfig, states_from_truth
 from reacher_perception.slac.latent import LatentModel
+from reacher_perception.training.augment import repaint
 from reacher_perception.training.collect import collect, draw_scene
 from reacher_perception.training.confidence import encode, fit_confidence
 from reacher_perception.training.config import CollectConfig, SlacTrainConfig
 from reacher_perception.training.dataset import POLICIES, SequenceDataset
-from reacher_perception.training.train import mix_scenes, scene_share
+from reacher_perception.training.train import mix_scenes, scene_share, train
 from reacher_sim.camera import CameraModel
 from reacher_sim.render import ArmRenderer, RenderStyle
 from reacher_sim.scene import SceneConfig
@@ -123,6 +124,27 @@ def test_scenes_ramp_in_after_the_clean_updates() -> None:
     assert torch.equal(mix_scenes(scenes, clean, 1.0, generator), scenes)
     half = mix_scenes(scenes, clean, 0.5, generator)[:, 0, 0, 0, 0]
     assert 10 < int(half.sum()) < 54
+
+
+def test_training_can_show_the_encoder_repainted_frames(tmp_path: Path) -> None:
+    dataset = scene_dataset(tmp_path / 'data')
+    normalize = BackgroundNormalizer(16, RenderStyle().background)
+    scenes, _, _, _ = dataset.sample_with_clean(np.random.default_rng(0), 4, 6)
+    # each frame is repainted as the estimator does it, rounded to uint8 first
+    repainted = repaint(scenes, normalize)
+    pixels = scenes.mul(255).round().to(torch.uint8).permute(0, 1, 3, 4, 2).numpy()
+    expected = np.stack([[normalize(frame) for frame in sequence] for sequence in pixels])
+    np.testing.assert_array_equal(
+        repainted.mul(255).round().to(torch.uint8).permute(0, 1, 3, 4, 2).numpy(), expected)
+    # a run with the option trains and saves (its config names it)
+    config = SlacTrainConfig(data=tmp_path / 'data', out=tmp_path / 'run', updates=4,
+                             batch_size=2, sequence_length=3, warmup_updates=1,
+                             clean_updates=1, log_every=2, checkpoint_every=4, model=TINY,
+                             normalize_background=True)
+    metrics = train(config, progress=False)
+    assert math.isfinite(metrics['train/loss'])
+    stored = load_checkpoint(tmp_path / 'run' / 'final.pt').payload['metadata']
+    assert stored['train_config']['normalize_background'] is True
 
 
 def test_signals_of_a_consistent_reading_are_zero() -> None:

@@ -7,8 +7,10 @@ of blank frames. The schedule that ramps them up is in :mod:`.train`.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
+from reacher_perception.background import BackgroundNormalizer
 from reacher_perception.training.config import AugmentConfig
 
 
@@ -52,3 +54,18 @@ def augment(images: torch.Tensor, config: AugmentConfig, generator: torch.Genera
             first = 1 + int(uniform(1).item() * (length - 1))
             out[index, first:first + run] = uniform(3, 1, 1)
     return out.clamp_(0.0, 1.0)
+
+
+def repaint(images: torch.Tensor, normalize: BackgroundNormalizer) -> torch.Tensor:
+    """Each frame's table repainted, as the estimator reads it (``normalize_background``).
+
+    The frames are first rounded to uint8, as a camera's are, so a frame that augmentation
+    or a scene left as it was comes back bit for bit.
+
+    :param images: (B, L, 3, H, W) float32 in [0, 1]; not modified.
+    :param normalize: the estimator's normaliser.
+    :return: (B, L, 3, H, W) float32 in [0, 1].
+    """
+    pixels = images.mul(255.0).round_().to(torch.uint8).permute(0, 1, 3, 4, 2).numpy()
+    repainted = np.stack([[normalize(frame) for frame in sequence] for sequence in pixels])
+    return torch.from_numpy(repainted).permute(0, 1, 4, 2, 3).float().div_(255.0)

@@ -37,7 +37,7 @@ from reacher_perception.slac.checkpoint import (
 )
 from reacher_perception.slac.confidence import PARTS, SIGNAL_NAMES, signals, SlacConfidence
 from reacher_perception.slac.latent import LatentModel
-from reacher_perception.training.augment import augment
+from reacher_perception.training.augment import augment, repaint
 from reacher_perception.training.config import AugmentConfig
 from reacher_perception.training.dataset import SequenceDataset
 from reacher_sim.render import RenderStyle
@@ -67,10 +67,7 @@ def encode(model: LatentModel, images: npt.NDArray[np.uint8], batch: int = 64,
         if config is not None:
             frames = augment(frames, config, generator)
         if normalize is not None:
-            pixels = frames.mul(255.0).round_().to(torch.uint8).permute(0, 1, 3, 4, 2).numpy()
-            repainted = np.stack([[normalize(frame) for frame in sequence]
-                                  for sequence in pixels])
-            frames = torch.from_numpy(repainted).permute(0, 1, 4, 2, 3).float().div_(255.0)
+            frames = repaint(frames, normalize)
         parts.append(model.encoder(frames))
     return torch.cat(parts)
 

@@ -158,6 +158,10 @@ class SlacTrainConfig:
     except that a model without input normalisation may start one with 'standardize':
     ``training/warm_start.py``) with a fresh optimizer and schedule; the shipped scene
     model is the clean-trained checkpoint fine-tuned this way (docs/slac.md)."""
+    normalize_background: bool = False
+    """Show the encoder each frame with its table repainted, after the augmentation, as
+    perception_node reads it with ``normalize_background`` (``reacher_perception.
+    background``); the decoder still reconstructs the clean frame."""
     model: SlacModelConfig = field(default_factory=SlacModelConfig)
     """Model sizes and loss weights."""
     augment: AugmentConfig = field(default_factory=AugmentConfig)

@@ -39,13 +39,15 @@ import numpy as np
 import torch
 
 from reacher_common.geometry import ArmGeometry, Timing
+from reacher_perception.background import BackgroundNormalizer
 from reacher_perception.slac.checkpoint import load_checkpoint, save_checkpoint
 from reacher_perception.slac.config import SlacModelConfig
 from reacher_perception.slac.latent import LatentModel
-from reacher_perception.training.augment import augment
+from reacher_perception.training.augment import augment, repaint
 from reacher_perception.training.config import AugmentConfig, SlacTrainConfig
 from reacher_perception.training.dataset import SequenceDataset
 from reacher_perception.training.warm_start import load_warm_start
+from reacher_sim.render import RenderStyle
 
 
 def load_probe_base(path: Path, expected_model: SlacModelConfig,
@@ -177,6 +179,8 @@ def train(config: SlacTrainConfig, progress: bool = True) -> dict[str, Any]:
         f'|{key}|{value}|' for key, value in _plain(asdict(config)).items()))
     metrics_file = (config.out / 'metrics.jsonl').open('a')
     frames_per_update = config.batch_size * config.sequence_length
+    normalize = (BackgroundNormalizer(dataset.geometry.image_size, RenderStyle().background)
+                 if config.normalize_background else None)
     began = time.perf_counter()
     last: dict[str, Any] = {}
 
@@ -195,6 +199,8 @@ def train(config: SlacTrainConfig, progress: bool = True) -> dict[str, Any]:
         if dataset.clean_images is not dataset.images:
             scenes = mix_scenes(scenes, images, scene_share(config, step), generator)
         inputs = augment(scenes, augment_schedule(config, step), generator)
+        if normalize is not None:
+            inputs = repaint(inputs, normalize)
         losses, _ = model.losses(inputs, actions, states, targets=images)
         optimizer.zero_grad(set_to_none=True)
         (losses.loss_state if config.heads_only_from else losses.loss).backward()
@@ -277,6 +283,9 @@ def plot_reconstructions(model: LatentModel, dataset: SequenceDataset, config: S
     scenes, images, actions, states = dataset.sample_with_clean(rng, sequences,
                                                                 config.sequence_length)
     inputs = augment(scenes, config.augment, torch.Generator().manual_seed(1))
+    if config.normalize_background:
+        inputs = repaint(inputs, BackgroundNormalizer(dataset.geometry.image_size,
+                                                      RenderStyle().background))
     model.eval()
     _, reconstruction = model.losses(inputs, actions, states, targets=images)
     model.train()
