@@ -59,8 +59,9 @@ def augment(images: torch.Tensor, config: AugmentConfig, generator: torch.Genera
 def repaint(images: torch.Tensor, normalize: BackgroundNormalizer) -> torch.Tensor:
     """Each frame's table repainted, as the estimator reads it (``normalize_background``).
 
-    The frames are first rounded to uint8, as a camera's are, so a frame that augmentation
-    or a scene left as it was comes back bit for bit.
+    The frames are first rounded to uint8, as a camera's are, and then repainted one by one
+    exactly as the estimator repaints them (at the default 64 px a clean frame comes back
+    bit for bit; below that the median window meets the arm and need not).
 
     :param images: (B, L, 3, H, W) float32 in [0, 1]; not modified.
     :param normalize: the estimator's normaliser.
