@@ -235,7 +235,8 @@ def train(config: SlacTrainConfig, progress: bool = True) -> dict[str, Any]:
     final = extra(config.updates)
     save_checkpoint(config.out / 'final.pt', model, dataset.geometry, dataset.timing, final)
     plot_losses(config.out / 'metrics.jsonl', config.out / 'loss_curves.png')
-    plot_reconstructions(model, dataset, config, config.out / 'reconstructions.png')
+    plot_reconstructions(model, dataset, config, config.out / 'reconstructions.png',
+                         normalize=normalize)
     return {**last, 'wall_time_s': final['wall_time_s'], 'frames_seen': final['frames_seen']}
 
 
@@ -273,8 +274,13 @@ def plot_losses(metrics_path: Path, out: Path) -> Path:
 
 @torch.no_grad()
 def plot_reconstructions(model: LatentModel, dataset: SequenceDataset, config: SlacTrainConfig,
-                         out: Path, sequences: int = 3) -> Path:
-    """Rows of (clean frame, encoder input after augmentation, reconstruction) to a PNG."""
+                         out: Path, sequences: int = 3,
+                         normalize: BackgroundNormalizer | None = None) -> Path:
+    """Rows of (clean frame, encoder input after augmentation, reconstruction) to a PNG.
+
+    ``normalize``: the run's normaliser (``normalize_background``), which repaints the
+    input row as training did.
+    """
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -283,9 +289,8 @@ def plot_reconstructions(model: LatentModel, dataset: SequenceDataset, config: S
     scenes, images, actions, states = dataset.sample_with_clean(rng, sequences,
                                                                 config.sequence_length)
     inputs = augment(scenes, config.augment, torch.Generator().manual_seed(1))
-    if config.normalize_background:
-        inputs = repaint(inputs, BackgroundNormalizer(dataset.geometry.image_size,
-                                                      RenderStyle().background))
+    if normalize is not None:
+        inputs = repaint(inputs, normalize)
     model.eval()
     _, reconstruction = model.losses(inputs, actions, states, targets=images)
     model.train()
