@@ -36,7 +36,7 @@ node's seeded generator), so a seed reproduces a scene.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import math
 
 import numpy as np
@@ -49,6 +49,18 @@ RGB = tuple[int, int, int]
 SCENE_FAMILIES: tuple[str, ...] = (
     'background', 'texture', 'lighting', 'distractors', 'camera', 'blur', 'noise', 'jpeg')
 """The ways a scene can differ from the clean one, in the order they are applied."""
+
+FAMILY_FIELDS: dict[str, tuple[str, ...]] = {
+    'background': ('background',),
+    'texture': ('texture_amplitude',),
+    'lighting': ('gain', 'gradient', 'colour_gain'),
+    'distractors': ('lines', 'blobs', 'mover'),
+    'camera': ('shift_px', 'roll_deg', 'scale'),
+    'blur': ('blur_sigma_px',),
+    'noise': ('noise_std',),
+    'jpeg': ('jpeg_quality',),
+}
+"""Family -> the fields of :class:`Scene` it sets."""
 
 SCENES: dict[str, tuple[str, ...]] = {
     'clean': (),
@@ -237,6 +249,25 @@ class Scene:
     def clean(self) -> bool:
         """Whether the scene changes nothing."""
         return not self.families
+
+    def without(self, *families: str) -> Scene:
+        """The same scene with ``families`` off: their fields back at the clean values.
+
+        The other families' values, and the seed of the texture and the noise, stay, so
+        the frames differ from this scene's only by what those families did.
+
+        :param families: names from ``SCENE_FAMILIES`` (one that is off changes nothing).
+        :return: a new scene.
+        :raises ValueError: for a name that is not a family.
+        """
+        unknown = [f for f in families if f not in FAMILY_FIELDS]
+        if unknown:
+            raise ValueError(f'not scene families: {unknown}; the families are '
+                             f'{", ".join(SCENE_FAMILIES)}')
+        clean = Scene()
+        return replace(self, families=tuple(f for f in self.families if f not in families),
+                       **{name: getattr(clean, name)
+                          for f in families for name in FAMILY_FIELDS[f]})
 
 
 def texture(size: int, cells: int, amplitude: float, seed: int

@@ -7,7 +7,7 @@ from reacher_common.geometry import ArmGeometry
 from reacher_sim.config import SimConfig
 from reacher_sim.env import ReacherEnv
 from reacher_sim.render import ArmRenderer
-from reacher_sim.scene import SCENE_FAMILIES, SceneConfig, SCENES
+from reacher_sim.scene import FAMILY_FIELDS, Scene, SCENE_FAMILIES, SceneConfig, SCENES
 
 POSE, GOAL = (0.4, 1.1), (0.08, 0.09)
 
@@ -78,6 +78,29 @@ def test_back_to_the_clean_scene_gives_the_clean_frame():
     assert np.abs(renderer.render(POSE, GOAL).astype(int) - clean).max() > 0
     renderer.set_scene(None)
     np.testing.assert_array_equal(renderer.render(POSE, GOAL), clean)
+
+
+def test_a_scene_without_a_family_keeps_the_others_and_renders_differently():
+    renderer = ArmRenderer(ArmGeometry())
+    randomized = SceneConfig(name='randomized').sample(np.random.default_rng(2))
+    renderer.set_scene(randomized)
+    full = renderer.render(POSE, GOAL).astype(int)
+    clean_scene = Scene()
+    for family in SCENE_FAMILIES:
+        without = randomized.without(family)
+        assert without.families == tuple(f for f in SCENE_FAMILIES if f != family)
+        for field in dataclasses.fields(Scene):
+            expected = (clean_scene if field.name in FAMILY_FIELDS[family] else randomized)
+            if field.name != 'families':
+                assert getattr(without, field.name) == getattr(expected, field.name), field
+        renderer.set_scene(without)
+        assert np.abs(renderer.render(POSE, GOAL) - full).max() > 0, family
+    renderer.set_scene(None)
+    clean = renderer.render(POSE, GOAL)
+    renderer.set_scene(randomized.without(*SCENE_FAMILIES))
+    np.testing.assert_array_equal(renderer.render(POSE, GOAL), clean)
+    with pytest.raises(ValueError, match='not scene families'):
+        randomized.without('fog')
 
 
 @pytest.mark.parametrize('field, value', [

@@ -43,18 +43,6 @@ from reacher_sim.render import ArmRenderer
 from reacher_sim.scene import RGB, Scene
 from reacher_sim.task import ReachingTask
 
-FAMILY_FIELDS: dict[str, tuple[str, ...]] = {
-    'background': ('background',),
-    'texture': ('texture_amplitude',),
-    'lighting': ('gain', 'gradient', 'colour_gain'),
-    'distractors': ('lines', 'blobs', 'mover'),
-    'camera': ('shift_px', 'roll_deg', 'scale'),
-    'blur': ('blur_sigma_px',),
-    'noise': ('noise_std',),
-    'jpeg': ('jpeg_quality',),
-}
-"""Family -> the fields of ``reacher_sim.scene.Scene`` it sets."""
-
 
 def draw_scene(config: CollectConfig, rng: np.random.Generator, avoid: tuple[RGB, ...]
                ) -> Scene:
@@ -78,12 +66,7 @@ def draw_scene(config: CollectConfig, rng: np.random.Generator, avoid: tuple[RGB
             family = allowed[int(rng.integers(0, len(allowed)))]
             scene_config = replace(config.scene, name=family)
     scene = scene_config.sample(rng, avoid)
-    dropped = [f for f in scene.families if f in config.held_out]
-    if not dropped:
-        return scene
-    clean = Scene()
-    return replace(scene, families=tuple(f for f in scene.families if f not in dropped),
-                   **{name: getattr(clean, name) for f in dropped for name in FAMILY_FIELDS[f]})
+    return scene.without(*config.held_out)
 
 
 class RandomSmoothPolicy:

@@ -8,6 +8,7 @@ of the step before, as the node would receive it (:func:`read_sequences`; the be
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 import json
 from pathlib import Path
@@ -19,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from reacher_common.camera_calibration import Rectifier
+from reacher_common.camera_calibration import CameraCalibration, Rectifier
 from reacher_common.estimate_msgs import LOST_GOAL_MM, LOST_JOINT_DEG
 from reacher_common.kinematics import wrap_angle
 from reacher_perception.config import PerceptionConfig
@@ -84,7 +85,9 @@ class FrameReadout:
 
 
 def read_sequences(estimator: Estimator, dataset: SequenceDataset,
-                   sequences: int | None = None, rectify: bool = True) -> FrameReadout:
+                   sequences: int | None = None, rectify: bool = True,
+                   images: npt.NDArray[np.uint8] | None = None,
+                   calibrations: Sequence[CameraCalibration] | None = None) -> FrameReadout:
     """Filter sequences frame by frame, as perception_node does, and keep every reading.
 
     Each sequence starts from ``estimator.reset()``; each frame but the first comes with
@@ -96,6 +99,9 @@ def read_sequences(estimator: Estimator, dataset: SequenceDataset,
     :param rectify: rectify each frame with its sequence's camera calibration first, as
         perception_node does by default (``PerceptionConfig.rectify``); the time per
         frame includes it.
+    :param images: (N, T, H, W, 3) uint8 frames to read instead of the dataset's: the same
+        motions drawn in other scenes (None: the dataset's own).
+    :param calibrations: the camera of each of those sequences (None: the dataset's).
     :return: the readings of ``sequences * dataset.steps`` frames, in order.
     """
     count = len(dataset) if sequences is None else min(sequences, len(dataset))
@@ -103,11 +109,13 @@ def read_sequences(estimator: Estimator, dataset: SequenceDataset,
     joints, tips, goals, confidence, seconds = [], [], [], [], []
     for index in range(count):
         estimator.reset()
-        rectifier = Rectifier(dataset.calibration(index)) if rectify else None
+        calibration = (dataset.calibration(index) if calibrations is None
+                       else calibrations[index])
+        rectifier = Rectifier(calibration) if rectify else None
         for step in range(dataset.steps):
             command = None if step == 0 else dataset.actions[index, step - 1] * velocity
             began = time.perf_counter()
-            frame = dataset.images[index, step]
+            frame = (dataset.images if images is None else images)[index, step]
             estimate = estimator.estimate(frame if rectifier is None else rectifier(frame),
                                           command)
             seconds.append(time.perf_counter() - began)
