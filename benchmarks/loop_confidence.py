@@ -5,7 +5,8 @@ renderer in a scene, an estimator and the policy node's own ``PolicyLoop`` (IK a
 with ``min_confidence``), ticked once per camera frame. Per threshold: goals reached and
 timed out, the share of frames the arm was halted as unsure, how wrong the halted frames'
 estimates really were (a frame is wrong above 10 deg or 20 mm, as in
-``perception_scenes.py``), and the share of acted-on frames that were wrong. A goal
+``perception_scenes.py``), the share of acted-on frames that were wrong, and each goal's
+own figures, with why each unreached goal timed out (:func:`timeout_causes`). A goal
 estimate outside the arena is clipped into it (the node would drop that frame). It asks
 whether an estimator's confidence is calibrated on the states its own loop visits (the
 arm at rest, the fingertip over the goal), which held-out dataset frames do not cover.
@@ -89,6 +90,7 @@ def run(args: Args, scene: str, threshold: float, budget: float, seed: int) -> d
     half = config.geometry.arena_size_m / 2.0
     command = np.zeros(2)
     rows = []
+    goal_ends: list[tuple[int, str]] = []  # (frames so far, 'reached' or 'timed_out')
     for step in range(int(round(args.seconds / dt))):
         now = step * dt
         truth_q, truth_goal = task.arm.joint_positions.copy(), task.arm.goal.copy()
@@ -105,6 +107,8 @@ def run(args: Args, scene: str, threshold: float, budget: float, seed: int) -> d
         command = output.command
         rows.append((joint_error, goal_error, float(loop.unsure), float(output.corroborated)))
         _, event = task.step(command)
+        if event is not None:
+            goal_ends.append((len(rows), event.value))
         if event is not None and scene_config.families:
             renderer.set_scene(scene_config.sample(scene_rng, renderer.avoid_colours))
             rectify = Rectifier(renderer.calibration)
@@ -113,6 +117,14 @@ def run(args: Args, scene: str, threshold: float, budget: float, seed: int) -> d
     halted = table[:, 2] > 0.0
     corroborated = table[:, 3] > 0.0
     stats = task.stats()
+    goals = []
+    starts = [0] + [end for end, _ in goal_ends[:-1]]
+    for start, (end, outcome) in zip(starts, goal_ends, strict=True):
+        part = slice(start, end)
+        goals.append({'outcome': outcome, 'frames': end - start,
+                      'wrong_share': float(wrong[part].mean()),
+                      'halted_share': float(halted[part].mean()),
+                      'acted_wrong_share': float((wrong[part] & ~halted[part]).mean())})
     return {
         'scene': scene, 'controller': args.controller, 'threshold': threshold,
         'unsure_motion_budget_rad': budget, 'seed': seed,
@@ -128,7 +140,25 @@ def run(args: Args, scene: str, threshold: float, budget: float, seed: int) -> d
         'corroborated_share': float(corroborated.mean()),
         'corroborated_wrong_share': (float(wrong[corroborated].mean())
                                      if corroborated.any() else None),
+        'goals': goals,
     }
+
+
+def timeout_causes(goals: list[dict]) -> dict[str, int]:
+    """Why goals timed out: ``lost`` (over half the goal's frames wrong, the arm mostly
+    halted), ``misled`` (over a quarter of its frames acted on while wrong: a silent
+    failure), ``unsure`` (the estimates mostly right, the arm halted on them)."""
+    causes = {'lost': 0, 'misled': 0, 'unsure': 0}
+    for goal in goals:
+        if goal['outcome'] != 'timed_out':
+            continue
+        if goal['acted_wrong_share'] > 0.25:
+            causes['misled'] += 1
+        elif goal['wrong_share'] > 0.5:
+            causes['lost'] += 1
+        else:
+            causes['unsure'] += 1
+    return causes
 
 
 def share(rows: list[dict], key: str, halted: bool) -> str:
@@ -155,8 +185,9 @@ def main() -> None:
                                     'runs': runs}, indent=2) + '\n')
     print(f'| {args.estimator} + {args.controller}: scene | min_confidence '
           '| unsure_motion_budget_rad | goals reached / timed out | frames halted '
-          '| halted frames wrong | acted-on frames wrong | frames acted on unsure, wrong |')
-    print('|---|---|---|---|---|---|---|---|')
+          '| halted frames wrong | acted-on frames wrong | frames acted on unsure, wrong '
+          '| timed out: lost / misled / unsure |')
+    print('|---|---|---|---|---|---|---|---|---|')
     for scene in args.scenes:
         for threshold in args.thresholds:
             for budget in args.budgets:
@@ -167,13 +198,15 @@ def main() -> None:
                 frames = sum(r['frames'] for r in mine)
                 halted = sum(r['halted_share'] * r['frames'] for r in mine)
                 vouched = sum(r['corroborated_share'] * r['frames'] for r in mine)
+                causes = timeout_causes([g for r in mine for g in r['goals']])
                 vouched_wrong = sum((r['corroborated_wrong_share'] or 0.0)
                                     * r['corroborated_share'] * r['frames'] for r in mine)
                 print(f'| {scene} | {threshold} | {budget} | {reached} / {timed_out} '
                       f'| {halted / frames:.1%} '
                       f'| {share(mine, "halted_wrong_share", halted=True)} '
                       f'| {share(mine, "acted_wrong_share", halted=False)} '
-                      f'| {vouched / frames:.1%}, {vouched_wrong / frames:.2%} |')
+                      f'| {vouched / frames:.1%}, {vouched_wrong / frames:.2%} '
+                      f'| {causes["lost"]} / {causes["misled"]} / {causes["unsure"]} |')
     print(f'\nwritten to {args.out}')
 
 
