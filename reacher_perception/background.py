@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from reacher_sim.render import RenderStyle
 from reacher_sim.scene import RGB
 
 LOW_L1 = 30.0
@@ -69,12 +70,12 @@ class BackgroundNormalizer:
     """Repaint the table of rgb8 frames in one colour (see the module docstring).
 
     :param image_size: width = height of the frames, pixels, >= 16.
-    :param table: RGB 0-255 colour the table is repainted in (the clean scene's:
+    :param table: RGB 0-255 colour the table is repainted in (None: the clean scene's,
         ``reacher_sim.render.RenderStyle.background``).
     :raises ValueError: for an image size under 16.
     """
 
-    def __init__(self, image_size: int, table: RGB) -> None:
+    def __init__(self, image_size: int, table: RGB | None = None) -> None:
         if image_size < 16:
             raise ValueError(f'image_size={image_size} must be >= 16 for background '
                              'normalisation')
@@ -82,7 +83,8 @@ class BackgroundNormalizer:
         small = image_size // STRIDE
         # OpenCV's median takes odd windows (uint8 frames: any size).
         self.window = max(3, int(small * WINDOW_FRACTION) // 2 * 2 + 1)
-        self.table = np.asarray(table, dtype=np.float32)
+        self.table = np.asarray(RenderStyle().background if table is None else table,
+                                dtype=np.float32)
         self._table_frame = np.empty((image_size, image_size, 3), dtype=np.float32)
         self._table_frame[:] = self.table
         self._scale = np.float32(1.0 / (HIGH_L1 - LOW_L1))

@@ -59,7 +59,6 @@ from reacher_perception.slac.frame_step import (
     TorchFrameStep,
 )
 from reacher_perception.slac.latent import LatentModel
-from reacher_sim.render import RenderStyle
 
 
 class SlacEstimator:
@@ -101,7 +100,7 @@ class SlacEstimator:
         """The per-frame network (:mod:`reacher_perception.slac.frame_step`), in the
         configured ``runtime``."""
         self._z2: npt.NDArray[np.float32] | None = None
-        self.normalize = (BackgroundNormalizer(geometry.image_size, RenderStyle().background)
+        self.normalize = (BackgroundNormalizer(geometry.image_size)
                           if config.normalize_background else None)
         """The frame's table repainted before the network reads it, or None
         (``PerceptionConfig.normalize_background``)."""

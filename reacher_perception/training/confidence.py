@@ -40,7 +40,6 @@ from reacher_perception.slac.latent import LatentModel
 from reacher_perception.training.augment import augment, repaint
 from reacher_perception.training.config import AugmentConfig
 from reacher_perception.training.dataset import SequenceDataset
-from reacher_sim.render import RenderStyle
 
 
 @torch.no_grad()
@@ -353,7 +352,7 @@ def fit_confidence(checkpoint: Path, data: Path | Sequence[Path],
                       if 'augment' in train_config else AugmentConfig())
     confidence = SlacConfidence(model.config.encoded_dim, model.config.state_dim,
                                 members=members, hidden=hidden)
-    normalize = (BackgroundNormalizer(geometry.image_size, RenderStyle().background)
+    normalize = (BackgroundNormalizer(geometry.image_size)
                  if normalize_background else None)
     counts = [min(count, len(dataset)) for count, dataset in zip(wanted, datasets, strict=True)]
     images = np.concatenate([dataset.images[:count]

@@ -47,7 +47,6 @@ from reacher_perception.training.augment import augment, repaint
 from reacher_perception.training.config import AugmentConfig, SlacTrainConfig
 from reacher_perception.training.dataset import SequenceDataset
 from reacher_perception.training.warm_start import load_warm_start
-from reacher_sim.render import RenderStyle
 
 
 def load_probe_base(path: Path, expected_model: SlacModelConfig,
@@ -179,7 +178,7 @@ def train(config: SlacTrainConfig, progress: bool = True) -> dict[str, Any]:
         f'|{key}|{value}|' for key, value in _plain(asdict(config)).items()))
     metrics_file = (config.out / 'metrics.jsonl').open('a')
     frames_per_update = config.batch_size * config.sequence_length
-    normalize = (BackgroundNormalizer(dataset.geometry.image_size, RenderStyle().background)
+    normalize = (BackgroundNormalizer(dataset.geometry.image_size)
                  if config.normalize_background else None)
     began = time.perf_counter()
     last: dict[str, Any] = {}
