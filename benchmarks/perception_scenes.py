@@ -9,9 +9,11 @@ joint is more than 10 deg off or whose goal is more than 20 mm off, the confiden
 (``Estimate.confidence`` >= ``--threshold``; an estimator without a confidence is always
 taken at its word), the silent-failure rate: lost frames marked confident, as a share of
 all frames, and the median time per ``estimate`` call (one thread). ``--previous``
-adds a second SLAC checkpoint (row ``slac-previous``) on the same frames, and
-``--held-out`` marks the families that SLAC's training never showed (``randomized``
-contains them). Writes JSON and prints a markdown table:
+adds a second SLAC checkpoint (row ``slac-previous``) on the same frames. The scenes of
+the families that SLAC's training never showed are marked held out (``randomized``
+contains them): by default those the checkpoint's metadata records
+(``reacher_perception.slac.checkpoint.held_out_families``), or ``--held-out``. Writes
+JSON and prints a markdown table:
 
     python benchmarks/perception_scenes.py --sequences 20 \
         --out benchmarks/results/perception_scenes.json
@@ -32,8 +34,14 @@ import tyro
 
 from reacher_common.estimate_msgs import LOST_GOAL_MM, LOST_JOINT_DEG
 from reacher_common.geometry import ArmGeometry, Timing
+from reacher_common.weights import load_checkpoint_payload
 from reacher_perception.config import PerceptionConfig
 from reacher_perception.estimator import make_estimator
+from reacher_perception.slac.checkpoint import (
+    default_slac_checkpoint,
+    held_out_families,
+    SLAC_CHECKPOINT_FORMATS,
+)
 from reacher_perception.training.collect import collect_dataset
 from reacher_perception.training.config import CollectConfig
 from reacher_perception.training.evaluate import read_sequences
@@ -56,8 +64,9 @@ class Args:
     """SLAC checkpoint ('' = the shipped one)."""
     previous: str = ''
     """Another SLAC checkpoint to run as ``slac-previous`` ('' = none)."""
-    held_out: tuple[str, ...] = ('blur',)
-    """Families held out of SLAC's training, marked in the table."""
+    held_out: tuple[str, ...] | None = None
+    """Families held out of SLAC's training, marked in the table (None: as the
+    checkpoint's metadata records them; none when it does not)."""
     scenes: tuple[str, ...] = tuple(SCENES)
     """Scenes to measure."""
     threshold: float = 0.5
@@ -69,6 +78,12 @@ class Args:
 def measure(args: Args) -> dict[str, Any]:
     """Collect each scene's frames, run the estimators, return the JSON-ready results."""
     torch.set_num_threads(1)
+    held_out = args.held_out
+    if held_out is None:
+        _, metadata = load_checkpoint_payload(
+            args.checkpoint or default_slac_checkpoint(), 'SLAC checkpoint',
+            SLAC_CHECKPOINT_FORMATS)
+        held_out = held_out_families(metadata) or ()
     rows = []
     for scene in args.scenes:
         dataset = collect_dataset(CollectConfig(sequences=args.sequences, steps=args.steps,
@@ -95,7 +110,7 @@ def measure(args: Args) -> dict[str, Any]:
                          'confident_right_rate': float((confident & ~lost).sum()
                                                        / max(int((~lost).sum()), 1)),
                          'inference_median_ms': float(1e3 * np.median(readout.seconds)),
-                         'held_out': bool(set(SCENES[scene]) & set(args.held_out)),
+                         'held_out': bool(set(SCENES[scene]) & set(held_out)),
                          'frames': int(lost.size)})
             row = rows[-1]
             print(f"{scene:12s} {name:10s} joint {row['joint_mae_deg']:7.2f} deg  "
@@ -103,6 +118,7 @@ def measure(args: Args) -> dict[str, Any]:
                   f"confident {row['confident_rate']:6.1%}  "
                   f"silent {row['silent_failure_rate']:6.1%}", flush=True)
     return {'benchmark': 'perception_scenes', 'args': {**asdict(args), 'out': str(args.out)},
+            'held_out': list(held_out),
             'thresholds': {'joint_deg': LOST_JOINT_DEG, 'goal_mm': LOST_GOAL_MM},
             'machine': {'cpus': os.cpu_count(), 'python': platform.python_version()},
             'rows': rows}

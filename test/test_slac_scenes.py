@@ -1,5 +1,6 @@
 """SLAC across scenes: the scene mix of the collector, clean targets, the confidence."""
 
+from dataclasses import replace
 import math
 from pathlib import Path
 
@@ -12,7 +13,13 @@ from reacher_common.kinematics import forward_kinematics
 from reacher_perception.background import BackgroundNormalizer
 from reacher_perception.config import PerceptionConfig
 from reacher_perception.estimator import make_estimator
-from reacher_perception.slac.checkpoint import load_checkpoint, load_confidence, save_checkpoint
+from reacher_perception.slac.checkpoint import (
+    default_slac_checkpoint,
+    held_out_families,
+    load_checkpoint,
+    load_confidence,
+    save_checkpoint,
+)
 from reacher_perception.slac.confidence import SIGNAL_NAMES, signals, SlacConfidence
 from reacher_perception.slac.config import SlacModelConfig, states_from_truth
 from reacher_perception.slac.latent import LatentModel
@@ -24,7 +31,7 @@ from reacher_perception.training.dataset import POLICIES, SequenceDataset
 from reacher_perception.training.train import mix_scenes, scene_share, train
 from reacher_sim.camera import CameraModel
 from reacher_sim.render import ArmRenderer, RenderStyle
-from reacher_sim.scene import SceneConfig
+from reacher_sim.scene import SCENE_FAMILIES, SceneConfig
 
 TINY = SlacModelConfig(image_size=16, base_depth=4, feature_dim=8, z1_dim=3, z2_dim=5,
                        hidden_units=16, keypoints=2)
@@ -145,6 +152,38 @@ def test_training_can_show_the_encoder_repainted_frames(tmp_path: Path) -> None:
     assert math.isfinite(metrics['train/loss'])
     stored = load_checkpoint(tmp_path / 'run' / 'final.pt').payload['metadata']
     assert stored['train_config']['normalize_background'] is True
+
+
+def test_a_checkpoint_records_the_scene_families_its_training_showed(tmp_path: Path) -> None:
+    # the data records what its scenes could show; a fine-tuned model adds its start's
+    scene_dataset(tmp_path / 'scenes')
+    collect(CollectConfig(sequences=2, steps=6, shard_size=2, seed=5), GEOMETRY_16, TIMING,
+            tmp_path / 'clean', progress=False)
+    assert SequenceDataset(tmp_path / 'clean').scene_families == ()
+    trained = ('background', 'blur', 'camera', 'distractors', 'lighting', 'noise')
+    assert SequenceDataset(tmp_path / 'scenes').scene_families == trained
+    base = SlacTrainConfig(data=tmp_path / 'clean', out=tmp_path / 'run', updates=2,
+                           batch_size=2, sequence_length=3, warmup_updates=1,
+                           clean_updates=0, log_every=2, checkpoint_every=2, model=TINY)
+    train(base, progress=False)
+    clean_meta = load_checkpoint(tmp_path / 'run' / 'final.pt').payload['metadata']
+    assert clean_meta['scene_families'] == []
+    assert held_out_families(clean_meta) == SCENE_FAMILIES
+    tuned = replace(base, data=tmp_path / 'scenes', out=tmp_path / 'tuned',
+                    init_from=tmp_path / 'run' / 'final.pt')
+    train(tuned, progress=False)
+    metadata = load_checkpoint(tmp_path / 'tuned' / 'final.pt').payload['metadata']
+    assert metadata['scene_families'] == list(trained)
+    assert held_out_families(metadata) == ('texture', 'jpeg')
+    # a start that does not record it (an older checkpoint) leaves it unknown
+    save_checkpoint(tmp_path / 'old.pt', LatentModel(TINY), GEOMETRY_16, TIMING)
+    train(replace(tuned, out=tmp_path / 'from_old', init_from=tmp_path / 'old.pt'),
+          progress=False)
+    unknown = load_checkpoint(tmp_path / 'from_old' / 'final.pt').payload['metadata']
+    assert 'scene_families' not in unknown and held_out_families(unknown) is None
+    # the shipped model was trained with blur held out
+    shipped = load_checkpoint(default_slac_checkpoint()).payload['metadata']
+    assert held_out_families(shipped) == ('blur',)
 
 
 def test_signals_of_a_consistent_reading_are_zero() -> None:

@@ -11,6 +11,9 @@ read back with ``torch.load(weights_only=True)``::
                             (ArmGeometry's fields and dt),
                 'updates': int, 'frames_seen': int, 'wall_time_s': float,
                 'train_config': SlacTrainConfig as dict,
+                'scene_families': the scene families its training frames showed, with
+                                  those of the checkpoint it was warm-started from
+                                  (sorted names; absent: not recorded),
                 'confidence_config': {'members': int, 'hidden': int}  (with confidence)
                 'confidence_fit': the fit's figures                 (with confidence)}
     confidence state_dict of reacher_perception.slac.confidence.SlacConfidence (optional:
@@ -30,6 +33,7 @@ their defaults, so they load unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 import math
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -49,6 +53,7 @@ from reacher_common.weights import load_checkpoint_payload
 from reacher_perception.slac.confidence import SlacConfidence
 from reacher_perception.slac.config import SlacModelConfig
 from reacher_perception.slac.latent import LatentModel
+from reacher_sim.scene import SCENE_FAMILIES
 
 SLAC_CHECKPOINT_FORMAT = 'reacher-slac-2'
 """The ``metadata['format']`` that :func:`save_checkpoint` writes."""
@@ -86,6 +91,19 @@ def default_slac_checkpoint() -> Path:
     :raises FileNotFoundError: when the share directory cannot be found.
     """
     return share_dir() / 'checkpoints' / DEFAULT_SLAC_CHECKPOINT
+
+
+def held_out_families(metadata: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """The scene families a checkpoint's training never showed (issue 11's held-out ones).
+
+    :param metadata: the checkpoint's ``metadata``.
+    :return: the ``reacher_sim.scene.SCENE_FAMILIES`` not in its ``scene_families``, in
+        that order; None when the checkpoint does not record what it saw.
+    """
+    seen = metadata.get('scene_families')
+    if seen is None:
+        return None
+    return tuple(family for family in SCENE_FAMILIES if family not in seen)
 
 
 def checkpoint_payload(model: LatentModel, geometry: ArmGeometry, timing: Timing,

@@ -217,7 +217,10 @@ def collect(config: CollectConfig, geometry: ArmGeometry, timing: Timing, out_di
             bar.update()
         paths.append(write_shard(out_dir / f'shard_{shard:04d}.npz', images,
                                  geometry=geometry, timing=timing, policy=policy,
-                                 seed=config.seed, extras=extras, **arrays))
+                                 seed=config.seed, extras=extras,
+                                 scene_families=[f for f in config.scene.families
+                                                 if f not in config.held_out],
+                                 **arrays))
     bar.close()
     return paths
 

@@ -19,7 +19,10 @@ holding N sequences of T steps::
                                               camera (absent: that camera, unnudged)
     metadata         str     ()               JSON: geometry (the flat dict of
                                               ``reacher_common.geometry.geometry_to_dict``:
-                                              ArmGeometry's fields and dt), seed
+                                              ArmGeometry's fields and dt), seed, and
+                                              scene_families: the scene families the
+                                              collection could draw (absent: unknown,
+                                              as in shards from before it or a bag)
 
 Shards written before the one ``ArmGeometry`` lack ``link_width_m`` and
 ``camera_height_m`` in their geometry; they read as the defaults (``geometry_from_dict``).
@@ -65,7 +68,8 @@ def write_shard(path: Path, images: npt.NDArray[np.uint8], actions: npt.NDArray[
                 joint_positions: npt.NDArray[Any], fingertip: npt.NDArray[Any],
                 goal: npt.NDArray[Any], geometry: ArmGeometry, timing: Timing,
                 policy: npt.NDArray[Any] | None = None, seed: int | None = None,
-                extras: Mapping[str, npt.NDArray[Any]] | None = None) -> Path:
+                extras: Mapping[str, npt.NDArray[Any]] | None = None,
+                scene_families: Sequence[str] | None = None) -> Path:
     """Write one shard of the dataset format (the hook for datasets from recordings).
 
     :param path: the .npz file to write (parent folders are made).
@@ -79,6 +83,8 @@ def write_shard(path: Path, images: npt.NDArray[np.uint8], actions: npt.NDArray[
     :param policy: (N,) indices into ``POLICIES``, or None (-1: unknown).
     :param seed: the collection seed, if any, for the metadata.
     :param extras: further arrays to store under their names (the loader ignores them).
+    :param scene_families: the ``reacher_sim.scene`` families the frames' scenes could
+        show (empty: clean frames only), for the metadata; None: not known.
     :return: ``path``.
     :raises ValueError: naming the array whose shape or dtype is wrong.
     """
@@ -92,7 +98,9 @@ def write_shard(path: Path, images: npt.NDArray[np.uint8], actions: npt.NDArray[
         if np.shape(array) != (count, steps, 2):
             raise ValueError(f'{name} must be ({count}, {steps}, 2), got {np.shape(array)}')
     path.parent.mkdir(parents=True, exist_ok=True)
-    metadata = {'geometry': geometry_to_dict(geometry, timing), 'seed': seed}
+    metadata: dict[str, Any] = {'geometry': geometry_to_dict(geometry, timing), 'seed': seed}
+    if scene_families is not None:
+        metadata['scene_families'] = sorted(scene_families)
     np.savez_compressed(
         path, images=images, actions=np.asarray(actions, np.float32),
         joint_positions=np.asarray(joint_positions, np.float32),
@@ -141,9 +149,13 @@ class SequenceDataset:
         clean_parts: list[npt.NDArray[Any]] = []
         has_clean = False
         first: tuple[ArmGeometry, Timing] | None = None
+        families: set[str] | None = set()
         for path in paths:
             with np.load(path) as shard:
                 geometry, timing = read_geometry(shard)
+                recorded = json.loads(str(shard['metadata'])).get('scene_families')
+                families = (None if families is None or recorded is None
+                            else families | set(recorded))
                 if first is None:
                     first = (geometry, timing)
                 differ = [f'{name} {getattr(first[0], name)!r} vs {getattr(geometry, name)!r}'
@@ -166,6 +178,10 @@ class SequenceDataset:
                                    else parts['images'][-1])
         assert first is not None
         self.geometry, self.timing = first
+        self.scene_families: tuple[str, ...] | None = (
+            None if families is None else tuple(sorted(families)))
+        """The scene families any of the shards could show (``reacher_sim.scene``; empty:
+        clean frames only), or None when a shard does not record them."""
         self.images: npt.NDArray[np.uint8] = np.concatenate(parts['images'])
         """(N, T, H, W, 3) uint8."""
         self.clean_images: npt.NDArray[np.uint8] = (

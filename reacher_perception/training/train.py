@@ -39,8 +39,13 @@ import numpy as np
 import torch
 
 from reacher_common.geometry import ArmGeometry, Timing
+from reacher_common.weights import load_checkpoint_payload
 from reacher_perception.background import BackgroundNormalizer
-from reacher_perception.slac.checkpoint import load_checkpoint, save_checkpoint
+from reacher_perception.slac.checkpoint import (
+    load_checkpoint,
+    save_checkpoint,
+    SLAC_CHECKPOINT_FORMATS,
+)
 from reacher_perception.slac.config import SlacModelConfig
 from reacher_perception.slac.latent import LatentModel
 from reacher_perception.training.augment import augment, repaint
@@ -178,15 +183,17 @@ def train(config: SlacTrainConfig, progress: bool = True) -> dict[str, Any]:
         f'|{key}|{value}|' for key, value in _plain(asdict(config)).items()))
     metrics_file = (config.out / 'metrics.jsonl').open('a')
     frames_per_update = config.batch_size * config.sequence_length
+    scene_families = seen_scene_families(dataset, config.init_from or config.heads_only_from)
     normalize = (BackgroundNormalizer(dataset.geometry.image_size)
                  if config.normalize_background else None)
     began = time.perf_counter()
     last: dict[str, Any] = {}
 
     def extra(step: int) -> dict[str, Any]:
+        recorded = {} if scene_families is None else {'scene_families': scene_families}
         return {'updates': step, 'frames_seen': step * frames_per_update,
                 'wall_time_s': wall_offset + time.perf_counter() - began,
-                'train_config': _plain(asdict(config))}
+                'train_config': _plain(asdict(config)), **recorded}
 
     bar = tqdm(range(start, config.updates), initial=start, total=config.updates,
                desc='train', disable=not progress)
@@ -237,6 +244,30 @@ def train(config: SlacTrainConfig, progress: bool = True) -> dict[str, Any]:
     plot_reconstructions(model, dataset, config, config.out / 'reconstructions.png',
                          normalize=normalize)
     return {**last, 'wall_time_s': final['wall_time_s'], 'frames_seen': final['frames_seen']}
+
+
+def seen_scene_families(dataset: SequenceDataset, warm_start: Path | None
+                        ) -> list[str] | None:
+    """The scene families a model has seen: its data's, and its warm start's before it.
+
+    :param dataset: the training data (``SequenceDataset.scene_families``).
+    :param warm_start: the checkpoint training starts from (``--init-from`` or
+        ``--heads-only-from``), or None.
+    :return: sorted family names for the checkpoint's ``scene_families`` metadata; None
+        when the data or the warm start does not record them.
+    :raises FileNotFoundError, ValueError: as ``load_checkpoint_payload`` for the warm start.
+    """
+    families = dataset.scene_families
+    if families is None:
+        return None
+    if warm_start is not None:
+        _, metadata = load_checkpoint_payload(warm_start, 'SLAC checkpoint',
+                                              SLAC_CHECKPOINT_FORMATS)
+        before = metadata.get('scene_families')
+        if before is None:
+            return None
+        families = (*families, *before)
+    return sorted(set(families))
 
 
 def _plain(value: Any) -> Any:
