@@ -37,7 +37,8 @@ def test_the_composed_loop_reaches_goals_with_the_bundle_in_process(tmp_path, co
 
 
 def test_a_bad_parameter_of_either_node_stops_the_start_by_name(tmp_path):
-    for name, value in (('runtime', 'tensorrt'), ('controller', 'nonexistent')):
+    for name, value in (('runtime', 'tensorrt'), ('test_time_symmetries', 3),
+                        ('controller', 'nonexistent')):
         process = NodeProcess('perception_policy', tmp_path, FILES, {name: value})
         with running(process):
             assert process.wait(timeout=60) == 2, process.output()

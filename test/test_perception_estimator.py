@@ -40,7 +40,7 @@ def test_field_names_are_the_node_parameters() -> None:
     assert [field.name for field in fields(PerceptionConfig)] == [
         'thread_priority', 'cpu_dma_latency_us',  # NodeScheduling's, first
         'estimator', 'geometry', 'checkpoint', 'runtime', 'rectify', 'normalize_background',
-        'warn_throttle_s']
+        'test_time_symmetries', 'warn_throttle_s']
     assert [field.name for field in fields(ArmGeometry)] == [
         'upper_arm_length_m', 'forearm_length_m', 'link_width_m', 'arena_size_m', 'goal_size_m',
         'image_size', 'camera_height_m', 'max_joint_velocity']

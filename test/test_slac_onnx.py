@@ -9,7 +9,8 @@ import torch
 
 from reacher_common.config_tools import FieldError
 from reacher_common.geometry import ArmGeometry, Timing
-from reacher_perception.config import PerceptionConfig
+from reacher_common.symmetry import action_signs, transform_frame
+from reacher_perception.config import PerceptionConfig, TEST_TIME_SYMMETRIES
 from reacher_perception.estimator import make_estimator
 from reacher_perception.slac.checkpoint import load_checkpoint, load_confidence, save_checkpoint
 from reacher_perception.slac.confidence import SlacConfidence
@@ -40,22 +41,32 @@ def action_of(dataset: SequenceDataset, index: int, step: int, max_velocity: flo
     return np.clip(command / max_velocity, -1, 1).astype(np.float32)[None]
 
 
-def assert_steps_agree(path: Path, geometry: ArmGeometry, dataset: SequenceDataset) -> int:
-    """Both runtimes, fed the same inputs at every step (torch's z2 carried), agree."""
+def assert_steps_agree(path: Path, geometry: ArmGeometry, dataset: SequenceDataset,
+                       symmetries: int = 1) -> int:
+    """Both runtimes, fed the same inputs at every step (torch's z2 carried), agree.
+
+    ``symmetries`` filters step together, each on the frame mapped by its element of
+    ``TEST_TIME_SYMMETRIES`` with its command mapped alike, as the estimator runs them.
+    """
     checkpoint = load_checkpoint(path)
     confidence = load_confidence(checkpoint)
-    onnx = OnnxFrameStep(checkpoint.model, confidence, checkpoint.geometry)
+    elements = TEST_TIME_SYMMETRIES[symmetries]
+    onnx = OnnxFrameStep(checkpoint.model, confidence, checkpoint.geometry,
+                         batch=len(elements))
     reference = TorchFrameStep(checkpoint.model, confidence, checkpoint.geometry)
+    signs = action_signs(elements).astype(np.float32)[:, None]
     for index in range(len(dataset)):
         z2 = None
         for step in range(dataset.steps):
-            image = np.ascontiguousarray(dataset.images[index, step])
-            action = action_of(dataset, index, step, geometry.max_joint_velocity)
+            image = np.stack([transform_frame(dataset.images[index, step], element)
+                              for element in elements])
+            action = action_of(dataset, index, step, geometry.max_joint_velocity) * signs
             expected = reference(image, z2, action)
             got = onnx(image, z2, action)
             assert len(got) == len(expected)
             for name, value, wanted in zip(OUTPUTS, got, expected, strict=False):
                 assert value.shape == wanted.shape, name
+                assert value.shape[0] == len(elements), name
                 np.testing.assert_allclose(value, wanted, rtol=0, atol=TOLERANCE,
                                            err_msg=f'{name} at step {step}')
             z2 = expected[2]
@@ -66,8 +77,10 @@ def assert_steps_agree(path: Path, geometry: ArmGeometry, dataset: SequenceDatas
 def test_onnx_equals_torch_on_the_shipped_checkpoint(tmp_path: Path) -> None:
     geometry = ArmGeometry()
     dataset = frames(tmp_path / 'data', geometry)
-    # every output, the confidence's included, on the first frame and the filter steps
+    # every output, the confidence's included, on the first frame and the filter steps,
+    # for one filter and for the eight of the square's symmetries stepped together
     assert assert_steps_agree(SHIPPED, geometry, dataset) == len(OUTPUTS)
+    assert assert_steps_agree(SHIPPED, geometry, dataset, symmetries=8) == len(OUTPUTS)
     # and the two estimators, each carrying its own latent, read the same estimates
     onnx = make_estimator(PerceptionConfig(estimator='slac', runtime='onnxruntime'))
     reference = make_estimator(PerceptionConfig(estimator='slac', runtime='torch'))

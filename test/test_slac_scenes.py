@@ -294,9 +294,10 @@ def test_the_estimate_blends_the_filter_with_the_frame_heads_and_old_fits_do_not
     path = save_checkpoint(tmp_path / 'c.pt', model, GEOMETRY_16, TIMING,
                            confidence=confidence.eval())
     image = np.random.default_rng(0).integers(0, 255, (16, 16, 3), dtype=np.uint8)
-    # The frame as it comes (a noise frame's "table" would be repainted otherwise).
+    # The frame as it comes (a noise frame's "table" would be repainted otherwise), one
+    # filter.
     estimator = make_estimator(PerceptionConfig(estimator='slac', geometry=GEOMETRY_16,
-                                                checkpoint=str(path),
+                                                checkpoint=str(path), test_time_symmetries=1,
                                                 normalize_background=False))
     blended = estimator.estimate(image).joint_positions
     with torch.no_grad():
@@ -313,7 +314,7 @@ def test_the_estimate_blends_the_filter_with_the_frame_heads_and_old_fits_do_not
     loaded = load_confidence(load_checkpoint(path))
     assert loaded is not None and float(loaded.blend) == 0.0
     estimator = make_estimator(PerceptionConfig(estimator='slac', geometry=GEOMETRY_16,
-                                                checkpoint=str(path),
+                                                checkpoint=str(path), test_time_symmetries=1,
                                                 normalize_background=False))
     alone = state[0].numpy()
     np.testing.assert_allclose(estimator.estimate(image).joint_positions,

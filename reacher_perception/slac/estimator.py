@@ -37,8 +37,9 @@ import numpy.typing as npt
 import torch
 
 from reacher_common.geometry import mismatches
+from reacher_common.symmetry import action_signs, matrices, transform_frame
 from reacher_perception.background import BackgroundNormalizer
-from reacher_perception.config import PerceptionConfig
+from reacher_perception.config import PerceptionConfig, TEST_TIME_SYMMETRIES
 from reacher_perception.estimator import (
     Estimate,
     ESTIMATORS,
@@ -96,9 +97,16 @@ class SlacEstimator:
         self.checkpoint_path = path
         self._reach_m = geometry.reach_m
         step_type = OnnxFrameStep if config.runtime == 'onnxruntime' else TorchFrameStep
-        self.step: FrameStepRunner = step_type(model, self.confidence, geometry)
+        self.symmetries = TEST_TIME_SYMMETRIES[config.test_time_symmetries]
+        """The elements of the square's symmetry group (``reacher_common.symmetry``) whose
+        mapped frames are filtered, the identity first (``test_time_symmetries``)."""
+        self.step: FrameStepRunner = step_type(model, self.confidence, geometry,
+                                               batch=len(self.symmetries))
         """The per-frame network (:mod:`reacher_perception.slac.frame_step`), in the
         configured ``runtime``."""
+        self._signs = action_signs(self.symmetries).astype(np.float32)[:, None]
+        self._quarter_turns = (np.asarray(self.symmetries) % 4) * (math.pi / 2.0)
+        self._matrices = matrices(self.symmetries)
         self._z2: npt.NDArray[np.float32] | None = None
         self.normalize = (BackgroundNormalizer(geometry.image_size)
                           if config.normalize_background else None)
@@ -130,21 +138,31 @@ class SlacEstimator:
                    else np.asarray(previous_command, dtype=np.float64))
         action = np.clip(command / self.geometry.max_joint_velocity, -1.0, 1.0
                          ).astype(np.float32)[None]
-        outputs = self.step(np.ascontiguousarray(image), self._z2, action)
+        # One filter per symmetry, all stepped at once; the first is the identity, whose
+        # latent is published.
+        images = np.stack([image if element == 0 else transform_frame(image, element)
+                           for element in self.symmetries])
+        outputs = self.step(images, self._z2, action * self._signs)
         read, z1, z2 = outputs[:3]
         self._z2 = z2
-        # The read-out in Python floats: two angles and two coordinates, where numpy's
-        # per-call cost was most of the post-processing's.
-        state = read[0].tolist()
-        shoulder, elbow = math.atan2(state[0], state[1]), math.atan2(state[2], state[3])
+        if len(self.symmetries) == 1:
+            # The read-out in Python floats: two angles and two coordinates, where numpy's
+            # per-call cost was most of the post-processing's.
+            state = read[0].tolist()
+            shoulder, elbow = math.atan2(state[0], state[1]), math.atan2(state[2], state[3])
+            goal_xy = (state[6] * self._reach_m, state[7] * self._reach_m)
+        else:
+            shoulder, elbow, goal_xy = self._mean_reading(read)
         joints = np.array([shoulder, elbow])
-        goal = np.array([state[6] * self._reach_m, state[7] * self._reach_m])
+        goal = np.array(goal_xy)
         fingertip = fingertip_position(shoulder, elbow, self.geometry.upper_arm_length_m,
                                        self.geometry.forearm_length_m)
         latent = np.concatenate((z1[0], z2[0]), dtype=np.float32)
         scores = [math.nan] * 4
         if len(outputs) == len(OUTPUTS):
-            scores = [float(outputs[3][0]), *outputs[4][0].astype(np.float64).tolist()]
+            # The filters' mean confidence and error stds.
+            scores = [float(outputs[3].mean(dtype=np.float64)),
+                      *outputs[4].mean(axis=0, dtype=np.float64).tolist()]
             if self.redraw is not None:
                 # Not sure of what the frame does not show (reacher_perception.redraw).
                 scores[0] = min(scores[0], support(self.redraw(image, joints, goal)))
@@ -152,6 +170,26 @@ class SlacEstimator:
                         arm_visible=True, goal_visible=True, latent=latent,
                         confidence=scores[0], joint_std_rad=scores[1],
                         fingertip_std_m=scores[2], goal_std_m=scores[3])
+
+    def _mean_reading(self, states: npt.NDArray[np.float32]
+                      ) -> tuple[float, float, tuple[float, float]]:
+        """The members' read-outs mapped back by their symmetries and averaged.
+
+        :param states: (members, 8) each filter's state read-out (sin q1, cos q1, sin q2,
+            cos q2, fingertip xy / reach, goal xy / reach) in its mapped frame.
+        :return: shoulder and elbow (rad; the circular means) and the goal (mean, m).
+        """
+        mapped_shoulder = np.arctan2(states[:, 0], states[:, 1])
+        mapped_elbow = np.arctan2(states[:, 2], states[:, 3])
+        # g^-1 of (s * q1 + k * pi / 2, s * q2): q1 = s * (q1' - k * pi / 2), q2 = s * q2'.
+        shoulder = self._signs[:, 0] * (mapped_shoulder - self._quarter_turns)
+        elbow = self._signs[:, 0] * mapped_elbow
+        # The matrices are orthogonal: g^-1 v = M^T v.
+        goals = np.einsum('nji,nj->ni', self._matrices, states[:, 6:8] * self._reach_m)
+        mean_goal = goals.mean(axis=0)
+        return (math.atan2(float(np.sin(shoulder).mean()), float(np.cos(shoulder).mean())),
+                math.atan2(float(np.sin(elbow).mean()), float(np.cos(elbow).mean())),
+                (float(mean_goal[0]), float(mean_goal[1])))
 
 
 ESTIMATORS['slac'] = SlacEstimator

@@ -52,13 +52,14 @@ is a confidence)."""
 _OPSET = 17
 
 StepOutputs = list[npt.NDArray[np.float32]]
-"""``OUTPUTS`` as arrays: state (1, 8), z1 (1, z1_dim), z2 (1, z2_dim) and, with a
-confidence, confidence (1,) and stds (1, 3) (rad, m, m)."""
+"""``OUTPUTS`` as arrays, one row per filter: state (B, 8), z1 (B, z1_dim), z2 (B,
+z2_dim) and, with a confidence, confidence (B,) and stds (B, 3) (rad, m, m)."""
 
 FrameStepRunner = Callable[[npt.NDArray[np.uint8], npt.NDArray[np.float32] | None,
                             npt.NDArray[np.float32]], StepOutputs]
-"""A runtime's frame step: ``(image (H, W, 3) uint8, previous z2 (1, z2_dim) float32 or
-None for a new filter, action (1, action_dim) float32) -> StepOutputs``."""
+"""A runtime's frame step: ``(images (B, H, W, 3) uint8, previous z2 (B, z2_dim) float32
+or None for new filters, actions (B, action_dim) float32) -> StepOutputs``: B filters
+stepped at once (the estimator's test-time symmetries), each on its own row."""
 
 
 class FrameStep(nn.Module):
@@ -81,17 +82,18 @@ class FrameStep(nn.Module):
 
     def forward(self, image: torch.Tensor, z2: torch.Tensor, action: torch.Tensor
                 ) -> tuple[torch.Tensor, ...]:
-        """One frame.
+        """One frame for each of B filters.
 
-        :param image: (H, W, 3) uint8 rgb8.
-        :param z2: (1, z2_dim) float32, the previous frame's z2 (unused when ``first``).
-        :param action: (1, action_dim) float32 in [-1, 1], the command since the previous
-            frame over ``max_joint_velocity`` (unused when ``first``).
+        :param image: (B, H, W, 3) uint8 rgb8, each filter's frame.
+        :param z2: (B, z2_dim) float32, each filter's previous z2 (unused when ``first``).
+        :param action: (B, action_dim) float32 in [-1, 1], the command since the previous
+            frame over ``max_joint_velocity``, as each filter sees it (unused when
+            ``first``).
         :return: the tensors of :data:`OUTPUTS` (see :data:`StepOutputs` for shapes).
         """
         model = self.model
-        frame = image.permute(2, 0, 1).float().div(255.0)
-        feature = model.encoder(frame[None])
+        frame = image.permute(0, 3, 1, 2).float().div(255.0)
+        feature = model.encoder(frame)
         if self.first:
             z1, z2_next = model.filter_first(feature)
         else:
@@ -115,10 +117,12 @@ class TorchFrameStep:
     :param model: the latent model (eval mode).
     :param confidence: the fitted confidence, or None.
     :param geometry: the checkpoint's arm.
+    :param batch: the filters stepped together (torch takes any number of rows; the
+        argument is :class:`OnnxFrameStep`'s).
     """
 
     def __init__(self, model: LatentModel, confidence: SlacConfidence | None,
-                 geometry: ArmGeometry) -> None:
+                 geometry: ArmGeometry, batch: int = 1) -> None:
         self.steps = {first: FrameStep(model, confidence, geometry, first).eval()
                       for first in (True, False)}
 
@@ -139,15 +143,16 @@ def _rad2deg(graph: object, value: object) -> object:
     return graph.op('Mul', value, graph.op('Constant', value_t=scale))  # type: ignore[attr-defined]
 
 
-def _export(step: FrameStep, image_size: int, z2_dim: int, action_dim: int) -> bytes:
-    """The ONNX model of one :class:`FrameStep`, serialized.
+def _export(step: FrameStep, image_size: int, z2_dim: int, action_dim: int,
+            batch: int) -> bytes:
+    """The ONNX model of one :class:`FrameStep` for ``batch`` filters, serialized.
 
     :raises RuntimeError: if torch cannot export it (the message says to use
         ``runtime: torch``).
     """
     torch.onnx.register_custom_op_symbolic('aten::rad2deg', _rad2deg, _OPSET)
-    example = (torch.zeros(image_size, image_size, 3, dtype=torch.uint8),
-               torch.zeros(1, z2_dim), torch.zeros(1, action_dim))
+    example = (torch.zeros(batch, image_size, image_size, 3, dtype=torch.uint8),
+               torch.zeros(batch, z2_dim), torch.zeros(batch, action_dim))
     inputs = ['image'] if step.first else ['image', 'previous_z2', 'action']
     outputs = list(OUTPUTS if step.confidence is not None else OUTPUTS[:3])
     buffer = io.BytesIO()
@@ -170,12 +175,13 @@ class OnnxFrameStep:
     :param model: the latent model (eval mode).
     :param confidence: the fitted confidence, or None.
     :param geometry: the checkpoint's arm.
+    :param batch: the filters B stepped together; every call passes exactly B rows.
     :raises RuntimeError: if the export fails (naming ``runtime: torch`` as the way out).
     :raises ModuleNotFoundError: without the onnxruntime package (naming the way out too).
     """
 
     def __init__(self, model: LatentModel, confidence: SlacConfidence | None,
-                 geometry: ArmGeometry) -> None:
+                 geometry: ArmGeometry, batch: int = 1) -> None:
         try:
             import onnxruntime  # only this runtime needs it
         except ImportError as error:
@@ -193,7 +199,8 @@ class OnnxFrameStep:
         for first in (True, False):
             step = FrameStep(model, confidence, geometry, first).eval()
             with torch.no_grad():
-                exported = _export(step, config.image_size, config.z2_dim, config.action_dim)
+                exported = _export(step, config.image_size, config.z2_dim, config.action_dim,
+                                   batch)
             self.sessions[first] = onnxruntime.InferenceSession(
                 exported, options, providers=['CPUExecutionProvider'])
 

@@ -1,21 +1,16 @@
 """The reacher task's D4 symmetry and a replay buffer that augments samples with it.
 
 The task is invariant under the 8 symmetries of the square (the dihedral group D4) about
-the shoulder, which sits at the origin of ``world``: the arm has no joint limits, the
-start pose is uniform over the torus of joint angles, goals are drawn from a disk
-('reachable') or a square centred on the shoulder ('seed'), the goal is an axis-aligned
-square, actions are clipped symmetrically, and every reward term depends only on the
-fingertip-to-goal distance, the inside flag, the hold and squared actions. An element
-``g = R^k F^m`` (k in 0..3, m in 0..1; F: y -> -y, R: rotation by 90 degrees) maps
-
-- joint angles ``(q1, q2) -> (s * q1 + k * pi / 2, s * q2)`` with ``s = (-1)^m``,
-- every xy vector (fingertip, goal, their difference) ``v -> R^k F^m v``,
-- the action (joint velocities) ``a -> s * a``,
-
-and leaves rewards, the inside flag, ``terminated`` and ``truncated`` unchanged. The
-observation noise of :class:`reacher_sim.options.RobustnessConfig` (isotropic Gaussian on
-joint angles and goal, :class:`reacher_sim.wrappers.ObservationNoise`) and its delay keep
-the symmetry in distribution.
+the shoulder (:mod:`reacher_common.symmetry`: the group, and how an element maps joint
+angles, points, actions and camera frames): the start pose is uniform over the torus of
+joint angles, goals are drawn from a disk ('reachable') or a square centred on the
+shoulder ('seed'), and every reward term depends only on the fingertip-to-goal distance,
+the inside flag, the hold and squared actions. An element maps every xy vector of the
+observation (fingertip, goal, their difference) by its matrix, and leaves rewards, the
+inside flag, ``terminated`` and ``truncated`` unchanged. The observation noise of
+:class:`reacher_sim.options.RobustnessConfig` (isotropic Gaussian on joint angles and
+goal, :class:`reacher_sim.wrappers.ObservationNoise`) and its delay keep the symmetry in
+distribution.
 
 Training on transitions mapped by random group elements is the "invariant transform
 experience replay" of Lin et al., "Invariant Transform Experience Replay: Data
@@ -26,7 +21,6 @@ the actor still takes the 11-d :func:`reacher_sim.observation.state_vector`.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -35,49 +29,20 @@ from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 import torch
 
-GROUP_ORDER = 8
-"""Elements of D4; element ``e`` is ``R^(e % 4) F^(e // 4)``."""
+from reacher_common.symmetry import (  # noqa: F401 - the group, re-exported for its users
+    action_signs,
+    check_elements,
+    GROUP_ORDER,
+    inverse,
+    matrices,
+    transform_joints,
+    transform_point,
+)
 
 # Observation slices of reacher_sim.observation.state_vector that are xy vectors in ``world``
 # (the shoulder angle's (cos, sin) is the direction of the upper arm).
 _WORLD_VECTORS = (slice(0, 2), slice(4, 6), slice(6, 8), slice(8, 10))
 _ELBOW = slice(2, 4)
-
-
-def _check_elements(elements: npt.ArrayLike, count: int) -> npt.NDArray[np.int64]:
-    out = np.broadcast_to(np.asarray(elements, dtype=np.int64), (count,))
-    if np.any((out < 0) | (out >= GROUP_ORDER)):
-        raise ValueError(f'group elements must be in [0, {GROUP_ORDER}), got {elements!r}')
-    return out
-
-
-def matrices(elements: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    """The 2x2 matrices ``R^k F^m`` of group elements acting on xy vectors.
-
-    :param elements: (N,) or scalar ints in [0, 8).
-    :return: (N, 2, 2) float64 with entries in {-1, 0, 1} (exact).
-    :raises ValueError: if an element is out of range.
-    """
-    flat = np.atleast_1d(np.asarray(elements, dtype=np.int64))
-    elems = _check_elements(flat, flat.shape[0])
-    k, m = elems % 4, elems // 4
-    cos = np.array([1.0, 0.0, -1.0, 0.0])[k]
-    sin = np.array([0.0, 1.0, 0.0, -1.0])[k]
-    sign = 1.0 - 2.0 * m
-    # R^k @ diag(1, sign)
-    return np.stack([np.stack([cos, -sin * sign], -1), np.stack([sin, cos * sign], -1)], -2)
-
-
-def inverse(elements: npt.ArrayLike) -> npt.NDArray[np.int64]:
-    """The inverse elements: rotations invert to ``R^-k``, reflections are involutions.
-
-    :param elements: (N,) or scalar ints in [0, 8).
-    :return: (N,) int64.
-    """
-    flat = np.atleast_1d(np.asarray(elements, dtype=np.int64))
-    elems = _check_elements(flat, flat.shape[0])
-    k, m = elems % 4, elems // 4
-    return np.where(m == 0, (-k) % 4, elems)
 
 
 def transform_observation(observation: npt.ArrayLike,
@@ -94,24 +59,14 @@ def transform_observation(observation: npt.ArrayLike,
     batch = np.atleast_2d(obs)
     if batch.ndim != 2 or batch.shape[1] != 11:
         raise ValueError(f'observation must be (N, 11) or (11,), got {obs.shape}')
-    mats = matrices(_check_elements(elements, batch.shape[0])).astype(np.float32)
+    mats = matrices(check_elements(elements, batch.shape[0])).astype(np.float32)
     out = batch.copy()
     for part in _WORLD_VECTORS:
         out[:, part] = np.einsum('nij,nj->ni', mats, batch[:, part])
     # The elbow angle is relative to the upper arm: a reflection negates it.
     out[:, _ELBOW] = batch[:, _ELBOW]
-    out[:, 3] *= action_signs(_check_elements(elements, batch.shape[0])).astype(np.float32)
+    out[:, 3] *= action_signs(check_elements(elements, batch.shape[0])).astype(np.float32)
     return out[0] if single else out
-
-
-def action_signs(elements: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    """``(-1)^m`` of group elements: how each maps an action (joint velocities).
-
-    :param elements: (N,) or scalar ints in [0, 8).
-    :return: (N,) float64, +1 for rotations and -1 for reflections.
-    """
-    flat = np.atleast_1d(np.asarray(elements, dtype=np.int64))
-    return (1.0 - 2.0 * (_check_elements(flat, flat.shape[0]) // 4)).astype(np.float64)
 
 
 def transform_action(action: npt.ArrayLike, elements: npt.ArrayLike) -> npt.NDArray[np.float32]:
@@ -126,33 +81,9 @@ def transform_action(action: npt.ArrayLike, elements: npt.ArrayLike) -> npt.NDAr
     batch = np.atleast_2d(act)
     if batch.ndim != 2 or batch.shape[1] != 2:
         raise ValueError(f'action must be (N, 2) or (2,), got {act.shape}')
-    signs = action_signs(_check_elements(elements, batch.shape[0])).astype(np.float32)
+    signs = action_signs(check_elements(elements, batch.shape[0])).astype(np.float32)
     out = batch * signs[:, None]
     return out[0] if act.ndim == 1 else out
-
-
-def transform_joints(joint_positions: npt.ArrayLike, element: int) -> npt.NDArray[np.float64]:
-    """Map joint angles by one group element: ``(s * q1 + k * pi / 2, s * q2)``, wrapped.
-
-    :param joint_positions: (2,) radians.
-    :param element: int in [0, 8).
-    :return: (2,) float64 radians in [-pi, pi).
-    """
-    elem = int(_check_elements(element, 1)[0])
-    k, sign = elem % 4, 1.0 - 2.0 * (elem // 4)
-    q = np.asarray(joint_positions, dtype=np.float64) * sign
-    q = q + np.array([k * math.pi / 2.0, 0.0])
-    return (q + math.pi) % (2.0 * math.pi) - math.pi
-
-
-def transform_point(point: npt.ArrayLike, element: int) -> npt.NDArray[np.float64]:
-    """Map an xy point of ``world`` (e.g. the goal) by one group element.
-
-    :param point: (2,) metres.
-    :param element: int in [0, 8).
-    :return: (2,) float64 metres.
-    """
-    return matrices(element)[0] @ np.asarray(point, dtype=np.float64)
 
 
 def transform_images(images: torch.Tensor, elements: npt.ArrayLike) -> torch.Tensor:
@@ -171,7 +102,7 @@ def transform_images(images: torch.Tensor, elements: npt.ArrayLike) -> torch.Ten
     """
     if images.shape[-1] != images.shape[-2]:
         raise ValueError(f'images must be square, got {tuple(images.shape[-2:])}')
-    elems = _check_elements(elements, images.shape[0])
+    elems = check_elements(elements, images.shape[0])
     out = torch.empty_like(images)  # every row is written below
     for element in np.unique(elems):
         rows = torch.from_numpy(np.flatnonzero(elems == element))
@@ -198,7 +129,7 @@ def augment_sequences(batch: dict[str, torch.Tensor],
     :return: a new dict; the input is not changed.
     :raises ValueError: on an element out of range.
     """
-    elems = _check_elements(elements, batch['images'].shape[0])
+    elems = check_elements(elements, batch['images'].shape[0])
     out = dict(batch)
     out['images'] = transform_images(batch['images'], elems)
     signs = torch.from_numpy(action_signs(elems)).float()
