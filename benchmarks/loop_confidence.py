@@ -49,6 +49,9 @@ class Args:
     latent; needs ``--estimator slac``)."""
     checkpoint: str = ''
     """The estimator's weights ('' = the shipped ones)."""
+    test_time_symmetries: int = PerceptionConfig().test_time_symmetries
+    """SLAC's filters, one per symmetry of the square (1, 2, 4 or 8; perception_node's
+    ``test_time_symmetries``)."""
     thresholds: tuple[float, ...] = (0.5, 0.2, 0.0)
     """Values of policy_node's ``min_confidence`` to run."""
     budgets: tuple[float, ...] = (PolicyConfig().unsure_motion_budget_rad,)
@@ -81,8 +84,9 @@ def run(args: Args, scene: str, threshold: float, budget: float, seed: int) -> d
     scene_rng = np.random.default_rng(seed + 7919)
     renderer.set_scene(scene_config.sample(scene_rng, renderer.avoid_colours))
     rectify = Rectifier(renderer.calibration)
-    estimator = make_estimator(PerceptionConfig(estimator=args.estimator,
-                                                 checkpoint=args.checkpoint))
+    estimator = make_estimator(PerceptionConfig(
+        estimator=args.estimator, checkpoint=args.checkpoint,
+        test_time_symmetries=args.test_time_symmetries))
     loop = PolicyLoop(PolicyConfig(controller=args.controller, min_confidence=threshold,
                                    unsure_motion_budget_rad=budget,
                                    min_corroborated_confidence=args.min_corroborated_confidence,

@@ -9,7 +9,9 @@ joint is more than 10 deg off or whose goal is more than 20 mm off, the confiden
 (``Estimate.confidence`` >= ``--threshold``; an estimator without a confidence is always
 taken at its word), the silent-failure rate: lost frames marked confident, as a share of
 all frames, and the median time per ``estimate`` call (one thread). ``--previous``
-adds a second SLAC checkpoint (row ``slac-previous``) on the same frames. The scenes of
+adds a second SLAC checkpoint (row ``slac-previous``) on the same frames, and
+``--symmetries 1`` the SLAC estimator with one filter instead of its test-time
+symmetries (row ``slac-1``; ``PerceptionConfig.test_time_symmetries``). The scenes of
 the families that SLAC's training never showed are marked held out (``randomized``
 contains them): by default those the checkpoint's metadata records
 (``reacher_perception.slac.checkpoint.held_out_families``), or ``--held-out``. Writes
@@ -64,6 +66,9 @@ class Args:
     """SLAC checkpoint ('' = the shipped one)."""
     previous: str = ''
     """Another SLAC checkpoint to run as ``slac-previous`` ('' = none)."""
+    symmetries: tuple[int, ...] = ()
+    """Other counts of SLAC's test-time symmetries to run beside the default, as rows
+    ``slac-N`` (``PerceptionConfig.test_time_symmetries``; e.g. 1 for one filter)."""
     held_out: tuple[str, ...] | None = None
     """Families held out of SLAC's training, marked in the table (None: as the
     checkpoint's metadata records them; none when it does not)."""
@@ -89,13 +94,17 @@ def measure(args: Args) -> dict[str, Any]:
         dataset = collect_dataset(CollectConfig(sequences=args.sequences, steps=args.steps,
                                                 seed=args.seed, scene=SceneConfig(name=scene)),
                                   ArmGeometry(), Timing())
-        runs = [(name, name, args.checkpoint if name == 'slac' else '')
+        default = PerceptionConfig().test_time_symmetries
+        runs = [(name, name, args.checkpoint if name == 'slac' else '', default)
                 for name in args.estimators]
         if args.previous:
-            runs.append(('slac-previous', 'slac', args.previous))
-        for name, backend, checkpoint in runs:
+            runs.append(('slac-previous', 'slac', args.previous, default))
+        runs += [(f'slac-{count}', 'slac', args.checkpoint, count)
+                 for count in args.symmetries]
+        for name, backend, checkpoint, symmetries in runs:
             estimator = make_estimator(PerceptionConfig(
-                estimator=backend, geometry=dataset.geometry, checkpoint=checkpoint))
+                estimator=backend, geometry=dataset.geometry, checkpoint=checkpoint,
+                test_time_symmetries=symmetries))
             readout = read_sequences(estimator, dataset)
             joint_error = readout.joint_error_deg
             lost, confident = readout.lost, readout.confident(args.threshold)

@@ -5,7 +5,8 @@ the arm driven as in training) and runs, interleaved frame by frame so that the 
 load hits every row alike, ``estimate()`` of: the classical estimator, and the slac
 estimator with ``runtime: onnxruntime`` and ``runtime: torch`` (the shipped checkpoint,
 its confidence included), each also with ``normalize_background: false`` (the frame
-read as it comes: what the table's repainting and SLAC's redraw check cost). Reports the
+read as it comes: what the table's repainting and SLAC's redraw check cost), and SLAC
+with one filter (``test_time_symmetries: 1``; the others run the default 8). Reports the
 median and p99 per frame, the start time of each
 estimator (the ONNX export happens there), the largest difference between the two SLAC
 runtimes' outputs (each runtime carrying its own latent along a sequence), and the load
@@ -61,9 +62,12 @@ ROWS = {'classical': {'estimator': 'classical'},
                                            'normalize_background': False},
         'slac onnxruntime, frames as they come': {'estimator': 'slac',
                                                   'runtime': 'onnxruntime',
-                                                  'normalize_background': False}}
+                                                  'normalize_background': False},
+        'slac onnxruntime, one filter': {'estimator': 'slac', 'runtime': 'onnxruntime',
+                                         'test_time_symmetries': 1}}
 """Row name -> PerceptionConfig fields. 'as they come': without background normalisation
-(and so without SLAC's redraw check), to show what those cost."""
+(and so without SLAC's redraw check), to show what those cost; 'one filter': without the
+test-time symmetries (the identity's filter alone; the slac rows run the default 8)."""
 
 COMPARED = ('joint_positions', 'fingertip', 'goal', 'latent', 'confidence', 'joint_std_rad',
             'fingertip_std_m', 'goal_std_m')

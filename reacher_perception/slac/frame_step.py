@@ -8,8 +8,12 @@ calibration) and the estimate's blend of the two read-outs (``SlacConfidence.rea
 each by calling the module that defines it, so the two runtimes compute the same thing by
 construction.
 
+It steps B filters at once, one row each (the estimator's test-time symmetries: the same
+frame mapped by B elements of the square's symmetry group); B = 1 is one filter.
+
 :class:`OnnxFrameStep` exports the two :class:`FrameStep` variants (first frame, next
-frame) from the loaded torch model when the estimator starts, in memory, and runs them
+frame) for the estimator's B from the loaded torch model when the estimator starts, in
+memory, and runs them
 with ONNX Runtime on one thread: no second artifact on disk that could drift from the
 checkpoint. Export and session creation take ~0.5 s together. Measured on the shipped
 checkpoint (``benchmarks/slac_inference.py``: one thread, 500 real frames, each estimator

@@ -50,8 +50,11 @@ class SlacLatentObservation(gym.ObservationWrapper[Any, Any, Any]):
             raise ValueError('SlacLatentObservation needs an env with '
                              "observation_mode='pixels'")
         geometry = base.config.geometry  # type: ignore[attr-defined]
+        # The identity filter alone: the latent is its own, with or without the
+        # perception node's test-time symmetries, at an eighth of their cost.
         self.estimator = SlacEstimator(PerceptionConfig(
-            estimator='slac', geometry=geometry, checkpoint=checkpoint))
+            estimator='slac', geometry=geometry, checkpoint=checkpoint,
+            test_time_symmetries=1))
         self.max_joint_velocity = float(geometry.max_joint_velocity)
         model = self.estimator.model.config
         self.latent_dim = model.z1_dim + model.z2_dim
