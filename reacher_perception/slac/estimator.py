@@ -32,9 +32,9 @@ mean of each joint angle, the mean goal; the confidence and the error stds are t
 filters' means, then capped by the redraw check of the averaged estimate. The filters err
 differently on a frame they misread (a JPEG block, a lit patch, a distractor seen at
 another angle), so the mean is more often right and a misread frame lowers the mean
-confidence: on 40 held-out `randomized` sequences (seed 1000) 8 filters lose 9.3% of
-frames against 14.1% for the identity alone, with 0.63% silent failures against 1.80%,
-and read clean frames at 0.46 deg against 1.03 (docs/ros.md, "Test-time symmetries").
+confidence: on 40 held-out `randomized` sequences (seed 1000) 8 filters lose 9.0% of
+frames against 14.1% for the identity alone, with 0.55% silent failures against 1.80%,
+and read clean frames at 0.47 deg against 0.98 (docs/ros.md, "Test-time symmetries").
 ``Estimate.latent`` is the identity filter's, the latent the ``slac`` controller was
 trained on.
 

@@ -13,15 +13,14 @@ frame mapped by B elements of the square's symmetry group); B = 1 is one filter.
 
 :class:`OnnxFrameStep` exports the two :class:`FrameStep` variants (first frame, next
 frame) for the estimator's B from the loaded torch model when the estimator starts, in
-memory, and runs them
-with ONNX Runtime on one thread: no second artifact on disk that could drift from the
-checkpoint. Export and session creation take ~0.5 s together. Measured on the shipped
-checkpoint (``benchmarks/slac_inference.py``: one thread, 500 real frames, each estimator
-alone): ``SlacEstimator.estimate`` takes 0.40 ms median with ONNX Runtime against 1.47 ms
-in torch (the encoder, the filter's MLPs and the confidence are many small ops, each
-paying torch's dispatch cost); graph optimisation ORT_ENABLE_ALL ran the step in 0.35 ms
-against 0.50 ms with EXTENDED or BASIC. The outputs agree within 1e-5 absolute
-(test/test_slac_onnx.py).
+memory, and runs them with ONNX Runtime on one thread: no second artifact on disk that
+could drift from the checkpoint. Export and session creation take ~0.5 s together.
+Measured on the shipped checkpoint (``benchmarks/slac_inference.py``: one thread, 500
+real frames, each estimator alone, one filter): ``SlacEstimator.estimate`` takes 0.40 ms
+median with ONNX Runtime against 1.47 ms in torch (the encoder, the filter's MLPs and the
+confidence are many small ops, each paying torch's dispatch cost); graph optimisation
+ORT_ENABLE_ALL ran the step in 0.35 ms against 0.50 ms with EXTENDED or BASIC. The
+outputs agree within 1e-5 absolute (test/test_slac_onnx.py).
 
 The export uses torch's TorchScript-based exporter (``dynamo=False``; it needs the
 ``onnx`` package): the ``torch.export`` path refuses ``torch.distributions.Normal``'s
