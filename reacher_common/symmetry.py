@@ -110,7 +110,8 @@ def transform_frame(image: npt.NDArray[np.uint8], element: int) -> npt.NDArray[n
 
     The frame of the mapped state is the mapped frame, exact up to the renderer's
     anti-aliasing (``test/test_slac_symmetry.py`` checks every element against
-    ``reacher_sim.render.ArmRenderer``).
+    ``reacher_sim.render.ArmRenderer``, and this map against policy training's
+    channels-first ``transform_images``, pixel for pixel).
 
     :param image: (H, W, ...) with H == W, e.g. an (H, W, 3) uint8 rgb8 frame.
     :param element: int in [0, 8).

@@ -12,6 +12,7 @@ import torch
 
 from reacher_common.geometry import ArmGeometry
 from reacher_common.kinematics import forward_kinematics
+from reacher_common.symmetry import transform_frame
 from reacher_perception.slac.config import SlacModelConfig, states_from_truth
 from reacher_policy.training.slac.agent import SlacAgent
 from reacher_policy.training.slac.config import SlacAgentConfig
@@ -53,6 +54,12 @@ def test_the_frame_of_a_mapped_state_is_the_mapped_frame(element: int) -> None:
         assert float(error.max()) < 40.0 / 255.0
         if element:  # and the map does change the frame, so the test can fail
             assert float((mapped - frame(renderer, joints, goal)).abs().max()) > 0.2
+        # the estimator's map of an (H, W, 3) frame is the same map, pixel for pixel
+        raw = renderer.render(joints, goal)
+        channels_first = torch.from_numpy(raw).permute(2, 0, 1).contiguous()[None]
+        np.testing.assert_array_equal(
+            transform_frame(raw, element),
+            transform_images(channels_first, np.array([element]))[0].permute(1, 2, 0).numpy())
 
 
 def test_sequences_map_actions_and_true_states_with_their_frames() -> None:
