@@ -21,9 +21,12 @@ readings back (test-time augmentation, ``PerceptionConfig.test_time_symmetries``
 from __future__ import annotations
 
 import math
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
+
+Pixel = TypeVar('Pixel', bound=np.generic)
 
 GROUP_ORDER = 8
 """Elements of D4; element ``e`` is ``R^(e % 4) F^(e // 4)``."""
@@ -105,7 +108,7 @@ def transform_point(point: npt.ArrayLike, element: int) -> npt.NDArray[np.float6
     return matrices(element)[0] @ np.asarray(point, dtype=np.float64)
 
 
-def transform_frame(image: npt.NDArray[np.uint8], element: int) -> npt.NDArray[np.uint8]:
+def transform_frame(image: npt.NDArray[Pixel], element: int) -> npt.NDArray[Pixel]:
     """Map a top-down camera frame by one group element: ``F`` flips rows, ``R`` is ``rot90``.
 
     The frame of the mapped state is the mapped frame, exact up to the renderer's
@@ -113,7 +116,8 @@ def transform_frame(image: npt.NDArray[np.uint8], element: int) -> npt.NDArray[n
     ``reacher_sim.render.ArmRenderer``, and this map against policy training's
     channels-first ``transform_images``, pixel for pixel).
 
-    :param image: (H, W, ...) with H == W, e.g. an (H, W, 3) uint8 rgb8 frame.
+    :param image: (H, W, ...) with H == W, e.g. an (H, W, 3) uint8 rgb8 frame (any dtype:
+        the estimator maps an image of pixel indices once).
     :param element: int in [0, 8).
     :return: a new C-contiguous array of the same shape and dtype.
     :raises ValueError: on an element out of range or a non-square frame.

@@ -78,6 +78,9 @@ from reacher_perception.slac.frame_step import (
 )
 from reacher_perception.slac.latent import LatentModel
 
+_RGB_PIXEL = np.dtype((np.void, 3))
+"""An rgb8 pixel as one item, so that moving pixels moves their three bytes."""
+
 
 class SlacEstimator:
     """Joint angles, fingertip, goal and latent from a stream of frames, by filtering.
@@ -124,6 +127,12 @@ class SlacEstimator:
         self._signs = action_signs(self.symmetries).astype(np.float32)[:, None]
         self._quarter_turns = (np.asarray(self.symmetries) % 4) * (math.pi / 2.0)
         self._matrices = matrices(self.symmetries)
+        # Where each filter's frame takes each pixel from: the maps applied once, here, to
+        # an image of pixel indices, so a frame's 8 mapped copies are one gather.
+        size = config.geometry.image_size
+        pixels = np.arange(size * size).reshape(size, size)
+        self._sources = np.stack([transform_frame(pixels, element).ravel()
+                                  for element in self.symmetries])
         self._z2: npt.NDArray[np.float32] | None = None
         self.normalize = (BackgroundNormalizer(geometry.image_size)
                           if config.normalize_background else None)
@@ -157,8 +166,14 @@ class SlacEstimator:
                          ).astype(np.float32)[None]
         # One filter per symmetry, all stepped at once; the first is the identity, whose
         # latent is published.
-        images = np.stack([image if element == 0 else transform_frame(image, element)
-                           for element in self.symmetries])
+        image = np.ascontiguousarray(image)
+        if len(self.symmetries) == 1:
+            images = image[None]
+        else:
+            # Each pixel as one 3-byte item, gathered for all filters at once.
+            rgb = image.reshape(-1, 3).view(_RGB_PIXEL).ravel()
+            images = rgb[self._sources].view(np.uint8).reshape(len(self.symmetries),
+                                                                *image.shape)
         outputs = self.step(images, self._z2, action * self._signs)
         read, z1, z2 = outputs[:3]
         self._z2 = z2
