@@ -87,9 +87,11 @@ class ConfidenceArgs:
     patches, blank frames, noise), so that a covered arm reads as unsure."""
     normalize_background: bool = False
     """Fit on frames with their table repainted, as perception_node reads them with
-    ``normalize_background`` (its default). Off for the shipped checkpoint: its
-    confidence, fitted on the frames as recorded, held fewer silent failures on repainted
-    JPEG frames than one fitted on repainted frames (docs/slac.md, "Fifth pass")."""
+    ``normalize_background`` (its default). On for the shipped checkpoint, whose model
+    was fine-tuned on repainted frames (checkpoints/README.md, step 4). For a model
+    trained on frames as recorded, leave it off: the fifth pass's confidence, fitted on
+    the frames as recorded, held fewer silent failures on repainted JPEG frames than one
+    fitted on repainted frames (docs/slac.md, "Fifth pass")."""
     seed: int = 0
     """Initialisation, batches and augmentation."""
     threads: int = 1
