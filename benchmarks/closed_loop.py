@@ -25,6 +25,7 @@ import sys
 import time
 
 import numpy as np
+from scipy.stats import binomtest
 import tyro
 
 
@@ -102,6 +103,10 @@ def main() -> None:
             'corroborated_commands': sum(r.get('corroborated_commands') or 0 for r in mine),
             'goals_reached': reached, 'goals_finished': finished,
             'success_rate': reached / finished if finished else None,
+            # 95% Wilson score interval: a few runs pool a few dozen goals at most.
+            'success_rate_ci95': ([float(bound) for bound in binomtest(reached, finished)
+                                   .proportion_ci(0.95, method='wilson')]
+                                  if finished else None),
             'mean_time_to_goal_s': median('mean_time_to_goal_s'),
             'achieved_control_rate_hz': median('achieved_control_rate_hz'),
             'configured_control_rate_hz': median('configured_control_rate_hz'),
@@ -116,12 +121,13 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + '\n')
     args.out.with_suffix('.partial.json').unlink(missing_ok=True)
-    print('| scene | estimator | controller | goals reached / finished | success '
+    print('| scene | estimator | controller | goals reached / finished | success (95% CI) '
           '| mean time to goal | confidence stops | control rate (achieved / set) '
           '| latency p50 / p99 | inference p50 |')
     print('|---|---|---|---|---|---|---|---|---|---|')
     for row in rows:
-        success = (f'{row["success_rate"]:.1%}' if row['success_rate'] is not None
+        success = (f'{row["success_rate"]:.1%} ({row["success_rate_ci95"][0]:.0%}-'
+                   f'{row["success_rate_ci95"][1]:.0%})' if row['success_rate'] is not None
                    else 'no goal finished')
         print(f'| {row["scene"]} | {row["estimator"]} | {row["controller"]} | '
               f'{row["goals_reached"]} / {row["goals_finished"]} | {success} | '

@@ -24,6 +24,7 @@ from pathlib import Path
 import sys
 
 import numpy as np
+from scipy.stats import binomtest
 import tyro
 
 from reacher_common.camera_calibration import Rectifier
@@ -165,6 +166,18 @@ def timeout_causes(goals: list[dict]) -> dict[str, int]:
     return causes
 
 
+def success_interval(reached: int, finished: int) -> str:
+    """Goal success with its 95% Wilson score interval, e.g. ``55% (48%-62%)``.
+
+    A success rate pooled over a few runs is a handful of goals: 15 of 23 is 65%, and
+    anything from 45% to 81% (Wilson, 95%) would give it as often.
+    """
+    if not finished:
+        return '-'
+    interval = binomtest(reached, finished).proportion_ci(0.95, method='wilson')
+    return f'{reached / finished:.0%} ({interval.low:.0%}-{interval.high:.0%})'
+
+
 def share(rows: list[dict], key: str, halted: bool) -> str:
     """A per-run share pooled over runs, weighted by their halted (or acted-on) frames."""
     parts = [(r[key], r['frames'] * (r['halted_share'] if halted else 1.0 - r['halted_share']))
@@ -188,10 +201,11 @@ def main() -> None:
                                              for k, v in vars(args).items()},
                                     'runs': runs}, indent=2) + '\n')
     print(f'| {args.estimator} + {args.controller}: scene | min_confidence '
-          '| unsure_motion_budget_rad | goals reached / timed out | frames halted '
+          '| unsure_motion_budget_rad | goals reached / timed out | success (95% CI) '
+          '| frames halted '
           '| halted frames wrong | acted-on frames wrong | frames acted on unsure, wrong '
           '| timed out: lost / misled / unsure |')
-    print('|---|---|---|---|---|---|---|---|---|')
+    print('|---|---|---|---|---|---|---|---|---|---|')
     for scene in args.scenes:
         for threshold in args.thresholds:
             for budget in args.budgets:
@@ -206,6 +220,7 @@ def main() -> None:
                 vouched_wrong = sum((r['corroborated_wrong_share'] or 0.0)
                                     * r['corroborated_share'] * r['frames'] for r in mine)
                 print(f'| {scene} | {threshold} | {budget} | {reached} / {timed_out} '
+                      f'| {success_interval(reached, reached + timed_out)} '
                       f'| {halted / frames:.1%} '
                       f'| {share(mine, "halted_wrong_share", halted=True)} '
                       f'| {share(mine, "acted_wrong_share", halted=False)} '
