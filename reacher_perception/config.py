@@ -56,8 +56,8 @@ class PerceptionConfig(NodeScheduling):
     """Filters the ``slac`` estimator runs, one per symmetry of the square (1, 2, 4 or
     8; ``TEST_TIME_SYMMETRIES``): each filters the frame rotated or reflected by its
     element (the shoulder is at the image centre) with its command mapped alike, and the
-    estimate is their readings mapped back and averaged, its confidence their mean
-    (test-time augmentation). 8 reads `randomized` with a third fewer lost frames and a
+    estimate is their readings mapped back and averaged, its confidence calibrated for
+    that average from theirs and how well they agree (test-time augmentation). 8 reads `randomized` with a third fewer lost frames and a
     third of the silent failures of 1, for 2.3x the inference time (docs/ros.md, "Test-time
     symmetries"); the classical estimator ignores it."""
     warn_throttle_s: float = bounded(5.0, 0.0, 3600.0)

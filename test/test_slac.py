@@ -513,7 +513,8 @@ def test_commands_load_no_torch() -> None:
             'print(sorted(c.COMMANDS), heavy)\n')
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                             check=True)
-    assert result.stdout.strip() == "['collect', 'confidence', 'eval', 'train'] []"
+    assert result.stdout.strip() == ("['calibrate-symmetries', 'collect', 'confidence', 'eval', "
+                                     "'train'] []")
 
 
 def test_every_command_argument_is_documented_and_frozen() -> None:

@@ -15,9 +15,11 @@ read back with ``torch.load(weights_only=True)``::
                                   those of the checkpoint it was warm-started from
                                   (sorted names; absent: not recorded),
                 'confidence_config': {'members': int, 'hidden': int}  (with confidence)
-                'confidence_fit': the fit's figures                 (with confidence)}
+                'confidence_fit': the fit's figures                 (with confidence)
+                'symmetry_fit': the symmetry calibration's figures  (when fitted)}
     confidence state_dict of reacher_perception.slac.confidence.SlacConfidence (optional:
-               written by 'reacher perception confidence')
+               written by 'reacher perception confidence'; its symmetry_* buffers by
+               'reacher perception calibrate-symmetries', nan before)
     optimizer  Adam's state_dict (only in the resumable ``checkpoint.pt``)
 
 Formats: ``reacher-slac-2`` added the optional ``confidence``; a ``reacher-slac-1`` file
@@ -218,8 +220,12 @@ def load_confidence(checkpoint: SlacCheckpoint) -> SlacConfidence | None:
     try:
         confidence = SlacConfidence(model_config.encoded_dim, model_config.state_dim,
                                     members=int(sizes['members']), hidden=int(sizes['hidden']))
-        # A fit from before the blend (SlacConfidence.read_out) estimates by the filter alone.
-        state = {'blend': torch.zeros(()), **payload['confidence']}
+        # A fit from before the blend (SlacConfidence.read_out) estimates by the filter alone;
+        # one from before the symmetry calibration averages the filters' confidences.
+        unfitted = confidence.state_dict()
+        state = {'blend': torch.zeros(()),
+                 'symmetry_weight': unfitted['symmetry_weight'],
+                 'symmetry_bias': unfitted['symmetry_bias'], **payload['confidence']}
         confidence.load_state_dict(state)
     except (KeyError, TypeError, RuntimeError, ValueError) as error:
         raise ValueError(f'the confidence of the SLAC checkpoint is damaged: '

@@ -41,6 +41,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import torch
 from torch import nn
 
@@ -64,6 +66,23 @@ GATE_JOINT_DEG = 10.0
 read_out` still blends (the project's "wrong frame" tolerance)."""
 GATE_GOAL_MM = 20.0
 """... and the largest goal gap."""
+
+SYMMETRY_SIGNAL_NAMES: tuple[str, ...] = ('mean_logit', 'agreement_joint_deg',
+                                          'agreement_goal_mm')
+"""The symmetry calibration's inputs (:func:`symmetry_signals`), for an estimator that
+averages the readings of filters on the frame's mapped copies (``PerceptionConfig.
+test_time_symmetries``):
+
+- ``mean_logit``: the mean over the filters of each one's calibrated confidence as a
+  logit, ``log(c / (1 - c))`` (``c`` clipped to [1e-5, 1 - 1e-5]);
+- ``agreement_joint_deg``: ``log1p`` of the filters' RMS deviation from the averaged
+  joint angle, degrees, the worse joint;
+- ``agreement_goal_mm``: ``log1p`` of their RMS deviation from the averaged goal, mm.
+"""
+
+SYMMETRY_COUNTS: tuple[int, ...] = (2, 4, 8)
+"""The filter counts a symmetry calibration is fitted for, one row each
+(``PerceptionConfig.test_time_symmetries`` above 1)."""
 
 PARTS: tuple[str, ...] = ('joint', 'fingertip', 'goal')
 """The parts whose error scale is fitted (``Estimate.joint_std_rad`` and the others)."""
@@ -168,6 +187,27 @@ def signals(frame_states: torch.Tensor, filtered: torch.Tensor, feature_distance
     return torch.log1p(values)
 
 
+def symmetry_signals(joint_positions: npt.NDArray[np.floating], goals: npt.NDArray[np.floating],
+                     confidences: npt.NDArray[np.floating], mean_joints: npt.ArrayLike,
+                     mean_goal: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """The symmetry calibration's inputs (``SYMMETRY_SIGNAL_NAMES``) for one frame.
+
+    :param joint_positions: (B, 2) each filter's joint angles mapped back, rad.
+    :param goals: (B, 2) each filter's goal mapped back, m.
+    :param confidences: (B,) each filter's calibrated confidence, in [0, 1].
+    :param mean_joints: (2,) the averaged joint angles (circular mean), rad.
+    :param mean_goal: (2,) the averaged goal, m.
+    :return: (3,) float64.
+    """
+    deviation = np.remainder(joint_positions - np.asarray(mean_joints) + math.pi,
+                             2.0 * math.pi) - math.pi
+    joint = math.degrees(float(np.sqrt((deviation ** 2).mean(axis=0)).max()))
+    goal = 1e3 * float(np.sqrt(((goals - np.asarray(mean_goal)) ** 2).sum(axis=1).mean()))
+    clipped = np.clip(confidences, 1e-5, 1.0 - 1e-5)
+    mean_logit = float(np.log(clipped / (1.0 - clipped)).mean())
+    return np.array([mean_logit, math.log1p(joint), math.log1p(goal)])
+
+
 class SlacConfidence(nn.Module):
     """Frame heads + calibration: the confidence and error scales of filtered estimates.
 
@@ -192,8 +232,16 @@ class SlacConfidence(nn.Module):
         self.register_buffer('scale_weight', torch.zeros(len(PARTS), count))
         self.register_buffer('scale_bias', torch.full((len(PARTS),), math.nan))
         self.register_buffer('blend', torch.zeros(()))
+        self.register_buffer('symmetry_weight', torch.full(
+            (len(SYMMETRY_COUNTS), len(SYMMETRY_SIGNAL_NAMES)), math.nan))
+        self.register_buffer('symmetry_bias', torch.full((len(SYMMETRY_COUNTS),), math.nan))
 
     logistic_weight: torch.Tensor
+    symmetry_weight: torch.Tensor
+    """(len(SYMMETRY_COUNTS), len(SYMMETRY_SIGNAL_NAMES)): per filter count, the logistic
+    weights of :meth:`symmetry_confidence`; nan where none was fitted."""
+    symmetry_bias: torch.Tensor
+    """(len(SYMMETRY_COUNTS),): ... and the biases."""
     blend: torch.Tensor
     """Weight of the frame heads' mean in the published estimate (:meth:`read_out`): 0.5
     in new fits, 0 (the filter alone) for a fit stored before it existed."""
@@ -234,6 +282,33 @@ class SlacConfidence(nn.Module):
         goal_ok = gap_goal <= GATE_GOAL_MM / 1e3
         use = torch.cat([joint_ok.expand(-1, 6), goal_ok.expand(-1, 2)], -1)
         return torch.where(use, filtered + self.blend * (heads - filtered), filtered)
+
+    def symmetry_confidence(self, count: int, signal_values: npt.NDArray[np.float64]
+                            ) -> float | None:
+        """The confidence of an estimate averaged over ``count`` filters' mapped readings.
+
+        ``sigmoid(w_count . signals + b_count)``, fitted on held-out frames by
+        ``reacher_perception.training.confidence.fit_symmetry_calibration``: each filter's
+        confidence was calibrated for its own reading, and their mean is not the
+        probability that their average is right (frames whose mean confidence was
+        0.3-0.5 were right 94-97% of the time in `randomized`, docs/slac.md, "Tenth
+        pass"). Whether the filters agree is the other sign: a frame that fools one
+        filter rarely fools the others the same way.
+
+        :param count: filters averaged, one of ``SYMMETRY_COUNTS``.
+        :param signal_values: (3,) from :func:`symmetry_signals`.
+        :return: in [0, 1], or None when no calibration was fitted for ``count`` (the
+            estimator then publishes the filters' mean confidence).
+        """
+        if count not in SYMMETRY_COUNTS:
+            return None
+        row = SYMMETRY_COUNTS.index(count)
+        weight = self.symmetry_weight[row].double().numpy()
+        bias = float(self.symmetry_bias[row])
+        if not (math.isfinite(bias) and np.isfinite(weight).all()):
+            return None
+        logit = float(weight @ signal_values) + bias
+        return 1.0 / (1.0 + math.exp(-min(max(logit, -60.0), 60.0)))
 
     def forward(self, signal_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Confidence and error stds from the signals.

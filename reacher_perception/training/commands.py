@@ -1,4 +1,4 @@
-"""``reacher perception collect|train|eval``: data, training and evaluation of SLAC.
+"""``reacher perception ...``: SLAC's data, training, confidence and evaluation.
 
 Each subcommand is a frozen dataclass of arguments (each field documented, so ``--help``
 lists every knob) and a runner that takes it and returns a JSON-able dict; :data:`COMMANDS`
@@ -8,6 +8,8 @@ names them for the ``reacher`` CLI::
     reacher perception train --data data/slac/train --out runs/slac
     reacher perception confidence --checkpoint runs/slac/final.pt --data data/slac/train \
         --calibration data/slac/calibration --out runs/slac/confident.pt
+    reacher perception calibrate-symmetries --checkpoint runs/slac/confident.pt \
+        --calibration data/slac/calibration --out runs/slac/symmetric.pt
     reacher perception eval --checkpoint runs/slac/final.pt --data data/slac/test
 
 This module loads neither torch, gymnasium nor stable_baselines3: the argument classes
@@ -98,6 +100,25 @@ class ConfidenceArgs:
     """torch CPU threads."""
 
 
+@dataclass(frozen=True)
+class CalibrateSymmetriesArgs:
+    """Calibrate the confidence of SLAC's estimate averaged over test-time symmetries."""
+
+    checkpoint: Path = Path('runs/slac/confident.pt')
+    """A checkpoint with a confidence ('reacher perception confidence'; not modified)."""
+    calibration: tuple[Path, ...] = (Path('data/slac/calibration'),)
+    """Held-out sequences of the training scenes (collected with another
+    --collect.seed), one folder or several."""
+    out: Path = Path('runs/slac/symmetric.pt')
+    """The checkpoint to write: the same model and confidence, plus the calibration."""
+    wrong_weight: float = 30.0
+    """Weight of a wrong frame against a right one in the logistic fit."""
+    sequences: int | None = None
+    """Calibration sequences to filter, from the first (None: all)."""
+    threads: int = 1
+    """torch CPU threads."""
+
+
 def run_collect(args: CollectArgs) -> dict[str, Any]:
     """The collect subcommand: the shard paths and the sequence count and length."""
     from reacher_perception.training.collect import collect
@@ -127,6 +148,15 @@ def run_confidence(args: ConfidenceArgs) -> dict[str, Any]:
                           threads=args.threads)
 
 
+def run_calibrate_symmetries(args: CalibrateSymmetriesArgs) -> dict[str, Any]:
+    """The calibrate-symmetries subcommand: the fit's figures."""
+    from reacher_perception.training.confidence import fit_symmetry_calibration
+
+    return fit_symmetry_calibration(args.checkpoint, args.calibration, args.out,
+                                    wrong_weight=args.wrong_weight, sequences=args.sequences,
+                                    threads=args.threads)
+
+
 def run_eval(args: SlacEvalArgs) -> dict[str, Any]:
     """The eval subcommand: clean held-out frames through the ``slac`` backend."""
     from reacher_perception.training.evaluate import evaluate
@@ -138,6 +168,7 @@ COMMANDS: dict[str, tuple[type, Callable[[Any], dict[str, Any]]]] = {
     'collect': (CollectArgs, run_collect),
     'train': (SlacTrainConfig, run_train),
     'confidence': (ConfidenceArgs, run_confidence),
+    'calibrate-symmetries': (CalibrateSymmetriesArgs, run_calibrate_symmetries),
     'eval': (SlacEvalArgs, run_eval),
 }
 """Subcommand name -> (its arguments dataclass, its runner)."""

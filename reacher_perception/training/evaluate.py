@@ -8,7 +8,7 @@ of the step before, as the node would receive it (:func:`read_sequences`; the be
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 import json
 from pathlib import Path
@@ -87,7 +87,8 @@ class FrameReadout:
 def read_sequences(estimator: Estimator, dataset: SequenceDataset,
                    sequences: int | None = None, rectify: bool = True,
                    images: npt.NDArray[np.uint8] | None = None,
-                   calibrations: Sequence[CameraCalibration] | None = None) -> FrameReadout:
+                   calibrations: Sequence[CameraCalibration] | None = None,
+                   after_each: Callable[[], None] | None = None) -> FrameReadout:
     """Filter sequences frame by frame, as perception_node does, and keep every reading.
 
     Each sequence starts from ``estimator.reset()``; each frame but the first comes with
@@ -102,6 +103,8 @@ def read_sequences(estimator: Estimator, dataset: SequenceDataset,
     :param images: (N, T, H, W, 3) uint8 frames to read instead of the dataset's: the same
         motions drawn in other scenes (None: the dataset's own).
     :param calibrations: the camera of each of those sequences (None: the dataset's).
+    :param after_each: called after each frame's estimate (to read more of the
+        estimator's state than the estimate carries).
     :return: the readings of ``sequences * dataset.steps`` frames, in order.
     """
     count = len(dataset) if sequences is None else min(sequences, len(dataset))
@@ -119,6 +122,8 @@ def read_sequences(estimator: Estimator, dataset: SequenceDataset,
             estimate = estimator.estimate(frame if rectifier is None else rectifier(frame),
                                           command)
             seconds.append(time.perf_counter() - began)
+            if after_each is not None:
+                after_each()
             joints.append(estimate.joint_positions)
             tips.append(estimate.fingertip)
             goals.append(estimate.goal)
