@@ -57,9 +57,10 @@ class PerceptionConfig(NodeScheduling):
     8; ``TEST_TIME_SYMMETRIES``): each filters the frame rotated or reflected by its
     element (the shoulder is at the image centre) with its command mapped alike, and the
     estimate is their readings mapped back and averaged, its confidence calibrated for
-    that average from theirs and how well they agree (test-time augmentation). 8 reads `randomized` with a third fewer lost frames and a
-    third of the silent failures of 1, for 2.3x the inference time (docs/ros.md, "Test-time
-    symmetries"); the classical estimator ignores it."""
+    that average from theirs and how well they agree (test-time augmentation). 8 reads
+    `randomized` with a third fewer lost frames and a third of the silent failures of 1,
+    for 2.3x the inference time (docs/ros.md, "Test-time symmetries"); the classical
+    estimator ignores it."""
     warn_throttle_s: float = bounded(5.0, 0.0, 3600.0)
     """Least time between two repeats of the same warning from the node, seconds, in
     [0, 3600]."""
