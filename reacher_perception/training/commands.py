@@ -150,7 +150,7 @@ def run_confidence(args: ConfidenceArgs) -> dict[str, Any]:
 
 def run_calibrate_symmetries(args: CalibrateSymmetriesArgs) -> dict[str, Any]:
     """The calibrate-symmetries subcommand: the fit's figures."""
-    from reacher_perception.training.confidence import fit_symmetry_calibration
+    from reacher_perception.training.symmetry_calibration import fit_symmetry_calibration
 
     return fit_symmetry_calibration(args.checkpoint, args.calibration, args.out,
                                     wrong_weight=args.wrong_weight, sequences=args.sequences,
