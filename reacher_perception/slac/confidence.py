@@ -208,6 +208,26 @@ def symmetry_signals(joint_positions: npt.NDArray[np.floating], goals: npt.NDArr
     return np.array([mean_logit, math.log1p(joint), math.log1p(goal)])
 
 
+def symmetry_confidence(fit: tuple[npt.NDArray[np.float64], float],
+                        signal_values: npt.NDArray[np.float64]) -> float:
+    """The confidence of an estimate averaged over several filters' mapped readings.
+
+    ``sigmoid(w . signals + b)``, fitted on held-out frames by
+    ``reacher_perception.training.symmetry_calibration``: each filter's confidence was
+    calibrated for its own reading, and their mean is not the probability that their
+    average is right (frames whose mean confidence was 0.3-0.5 were right 94-97% of the
+    time in `randomized`, docs/slac.md, "Tenth pass"). Whether the filters agree is the
+    other sign: a frame that fools one filter rarely fools the others the same way.
+
+    :param fit: from :meth:`SlacConfidence.symmetry_fit`.
+    :param signal_values: (3,) from :func:`symmetry_signals`.
+    :return: in [0, 1].
+    """
+    weight, bias = fit
+    logit = float(weight @ signal_values) + bias
+    return 1.0 / (1.0 + math.exp(-min(max(logit, -60.0), 60.0)))
+
+
 class SlacConfidence(nn.Module):
     """Frame heads + calibration: the confidence and error scales of filtered estimates.
 
@@ -239,7 +259,7 @@ class SlacConfidence(nn.Module):
     logistic_weight: torch.Tensor
     symmetry_weight: torch.Tensor
     """(len(SYMMETRY_COUNTS), len(SYMMETRY_SIGNAL_NAMES)): per filter count, the logistic
-    weights of :meth:`symmetry_confidence`; nan where none was fitted."""
+    weights of :func:`symmetry_confidence`; nan where none was fitted."""
     symmetry_bias: torch.Tensor
     """(len(SYMMETRY_COUNTS),): ... and the biases."""
     blend: torch.Tensor
@@ -283,32 +303,25 @@ class SlacConfidence(nn.Module):
         use = torch.cat([joint_ok.expand(-1, 6), goal_ok.expand(-1, 2)], -1)
         return torch.where(use, filtered + self.blend * (heads - filtered), filtered)
 
-    def symmetry_confidence(self, count: int, signal_values: npt.NDArray[np.float64]
-                            ) -> float | None:
-        """The confidence of an estimate averaged over ``count`` filters' mapped readings.
+    def symmetry_fit(self, count: int) -> tuple[npt.NDArray[np.float64], float] | None:
+        """The symmetry calibration's weights and bias for ``count`` filters, as numpy.
 
-        ``sigmoid(w_count . signals + b_count)``, fitted on held-out frames by
-        ``reacher_perception.training.confidence.fit_symmetry_calibration``: each filter's
-        confidence was calibrated for its own reading, and their mean is not the
-        probability that their average is right (frames whose mean confidence was
-        0.3-0.5 were right 94-97% of the time in `randomized`, docs/slac.md, "Tenth
-        pass"). Whether the filters agree is the other sign: a frame that fools one
-        filter rarely fools the others the same way.
+        Read once, where an estimator starts, for :func:`symmetry_confidence` on each
+        frame.
 
-        :param count: filters averaged, one of ``SYMMETRY_COUNTS``.
-        :param signal_values: (3,) from :func:`symmetry_signals`.
-        :return: in [0, 1], or None when no calibration was fitted for ``count`` (the
-            estimator then publishes the filters' mean confidence).
+        :param count: filters averaged (``PerceptionConfig.test_time_symmetries``).
+        :return: ((3,) weights, bias), or None when ``count`` is not in
+            ``SYMMETRY_COUNTS`` or none was fitted for it (the estimator then publishes
+            the filters' mean confidence).
         """
         if count not in SYMMETRY_COUNTS:
             return None
         row = SYMMETRY_COUNTS.index(count)
-        weight = self.symmetry_weight[row].double().numpy()
+        weight = self.symmetry_weight[row].double().numpy().copy()
         bias = float(self.symmetry_bias[row])
         if not (math.isfinite(bias) and np.isfinite(weight).all()):
             return None
-        logit = float(weight @ signal_values) + bias
-        return 1.0 / (1.0 + math.exp(-min(max(logit, -60.0), 60.0)))
+        return weight, bias
 
     def forward(self, signal_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Confidence and error stds from the signals.

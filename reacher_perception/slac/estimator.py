@@ -29,7 +29,7 @@ arm, which the model has seen as often. The estimator runs one filter per elemen
 on its own mapped frame with the command mapped alike (a reflection negates the joint
 velocities), maps each reading back by the inverse element and averages: the circular
 mean of each joint angle, the mean goal; the error stds are the filters' means, and the
-confidence is calibrated for the average (``SlacConfidence.symmetry_confidence``: the
+confidence is calibrated for the average (``confidence.symmetry_confidence``: the
 filters' mean confidence and how well their readings agree; their plain mean for a
 checkpoint without that calibration), then capped by the redraw check of the averaged
 estimate. The filters err
@@ -73,7 +73,7 @@ from reacher_perception.slac.checkpoint import (
     load_confidence,
     SLAC_GEOMETRY_FIELDS,
 )
-from reacher_perception.slac.confidence import symmetry_signals
+from reacher_perception.slac.confidence import symmetry_confidence, symmetry_signals
 from reacher_perception.slac.frame_step import (
     FrameStepRunner,
     OnnxFrameStep,
@@ -137,6 +137,8 @@ class SlacEstimator:
         pixels = np.arange(size * size).reshape(size, size)
         self._sources = np.stack([transform_frame(pixels, element).ravel()
                                   for element in self.symmetries])
+        self._symmetry_fit = (self.confidence.symmetry_fit(len(self.symmetries))
+                              if self.confidence is not None else None)
         self._z2: npt.NDArray[np.float32] | None = None
         self.last_readings: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64],
                                   npt.NDArray[np.float64]] | None = None
@@ -210,12 +212,9 @@ class SlacEstimator:
                       *outputs[4].mean(axis=0, dtype=np.float64).tolist()]
             if mapped is not None:
                 self.last_readings = (*mapped, outputs[3].astype(np.float64))
-            if mapped is not None and self.confidence is not None:
-                calibrated = self.confidence.symmetry_confidence(
-                    len(self.symmetries),
-                    symmetry_signals(*mapped, outputs[3], joints, goal))
-                if calibrated is not None:
-                    scores[0] = calibrated
+            if mapped is not None and self._symmetry_fit is not None:
+                scores[0] = symmetry_confidence(
+                    self._symmetry_fit, symmetry_signals(*mapped, outputs[3], joints, goal))
             if self.redraw is not None:
                 # Not sure of what the frame does not show (reacher_perception.redraw).
                 scores[0] = min(scores[0], support(self.redraw(image, joints, goal)))

@@ -17,7 +17,7 @@ Three steps, none of which changes the latent model:
    calibrate-symmetries``), on the
    checkpoint the three steps wrote: the confidence of the estimate that the estimator
    averages over its test-time symmetries, from the filters' mean confidence and how
-   well they agree (``SlacConfidence.symmetry_confidence``).
+   well they agree (``reacher_perception.slac.confidence.symmetry_confidence``).
 """
 
 from __future__ import annotations
